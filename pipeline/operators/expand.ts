@@ -1,0 +1,145 @@
+/**
+ * `expand`: one input becomes many outputs (an archive into its entries, a video into its frames),
+ * pulled from the iterable the function returns only as credit allows. Inputs are expanded one
+ * at a time, in order; an input is released when its iterable is exhausted. Unsubscribing calls
+ * the current iterator's `return()`.
+ */
+import { Observable } from 'rxjs';
+import type { Leased } from '../credit.ts';
+import { named, type Stage, type StageOptions } from '../stage.ts';
+import { Outlet, closeIterator, defaultDescribe, openIterator, type AnyIterator } from './internal.ts';
+
+interface Job<In, Out> extends AnyIterator<Out> {
+  readonly item: Leased<In>;
+  readonly index: number;
+  pending: boolean;
+}
+
+/**
+ * @example
+ * expand('zip-entries', (zip: ZipFile) => zip.entries())
+ * @param name stage name in telemetry and errors.
+ * @param project returns the outputs of one input as an iterable or async iterable.
+ * @returns a stage producing each input's outputs against credit.
+ */
+export function expand<In, Out>(
+  name: string,
+  project: (value: In, index: number) => Iterable<Out> | AsyncIterable<Out>,
+  options: StageOptions<In> = {},
+): Stage<In, Out> {
+  const describe = options.describe ?? defaultDescribe;
+
+  return named(name, (upstream: Observable<Leased<In>>) =>
+    new Observable<Leased<Out>>((subscriber) => {
+      const queue: Array<{ item: Leased<In>; index: number }> = [];
+      let received = 0;
+      let job: Job<In, Out> | undefined;
+      let upstreamDone = false;
+      let stopped = false;
+
+      const endJob = (current: Job<In, Out>): void => {
+        if (job !== current) return;
+        job = undefined;
+        current.item.release();
+      };
+      /** Applies the error policy; true when the run goes on. */
+      const jobFailed = (current: Job<In, Out>, err: unknown): boolean => {
+        if (!outlet.failed(err, describe(current.item.value, current.index))) {
+          stopped = true;
+          return false;
+        }
+        endJob(current);
+        return true;
+      };
+
+      const outlet: Outlet<Out> = new Outlet<Out>(name, subscriber, options, () => {
+        while (!stopped) {
+          if (!job) {
+            const next = queue.shift();
+            if (!next) break;
+            try {
+              job = { ...next, ...openIterator(project(next.item.value, next.index)), pending: false };
+            } catch (err) {
+              if (!outlet.failed(err, describe(next.item.value, next.index))) {
+                stopped = true;
+                return;
+              }
+              next.item.release();
+              continue;
+            }
+          }
+          const current = job;
+          if (current.pending) return;
+          if (!outlet.gate.tryAcquire()) return;
+          if (current.isAsync) {
+            current.pending = true;
+            (current.iterator as AsyncIterator<Out>).next().then(
+              (r) => {
+                current.pending = false;
+                if (stopped) return;
+                if (r.done) {
+                  endJob(current);
+                  outlet.gate.refund();
+                } else {
+                  outlet.emit(r.value);
+                }
+                outlet.pump.run();
+              },
+              (err: unknown) => {
+                current.pending = false;
+                if (stopped) return;
+                const goesOn = jobFailed(current, err);
+                outlet.gate.refund();
+                if (goesOn) outlet.pump.run();
+              },
+            );
+            return;
+          }
+          let r: IteratorResult<Out>;
+          try {
+            r = (current.iterator as Iterator<Out>).next();
+          } catch (err) {
+            const goesOn = jobFailed(current, err);
+            outlet.gate.refund();
+            if (!goesOn) return;
+            continue;
+          }
+          if (r.done) {
+            endJob(current);
+            outlet.gate.refund();
+          } else {
+            outlet.emit(r.value);
+          }
+        }
+        if (!stopped && upstreamDone && !job && queue.length === 0) {
+          stopped = true;
+          outlet.complete();
+        }
+      });
+
+      const upstreamSubscription = upstream.subscribe({
+        next: (item) => {
+          queue.push({ item, index: received++ });
+          outlet.pump.run();
+        },
+        error: (err: unknown) => {
+          stopped = true;
+          subscriber.error(err);
+        },
+        complete: () => {
+          upstreamDone = true;
+          outlet.pump.run();
+        },
+      });
+
+      return () => {
+        stopped = true;
+        upstreamSubscription.unsubscribe();
+        const current = job;
+        job = undefined;
+        outlet.meter.finish();
+        closeIterator(current);
+      };
+    }),
+  );
+}

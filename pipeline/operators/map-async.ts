@@ -1,0 +1,123 @@
+/**
+ * `mapAsync`: the bounded counterpart of `mergeMap`. Each input is turned into at most one output
+ * by a function returning a Promise or Observable; up to `concurrency` run at once. A job starts
+ * only when the output edge has credit for its result, and its input is released once the result
+ * was emitted (or dropped), so items queued here are still counted on the upstream edge and the
+ * upstream stops producing when they reach its capacity.
+ *
+ * An inner that completes without a value drops the element (a filter). Results leave in
+ * completion order, as with `mergeMap`.
+ */
+import { Observable, from, type ObservableInput, type Subscription } from 'rxjs';
+import type { Leased } from '../credit.ts';
+import { named, type Stage, type StageOptions } from '../stage.ts';
+import { Outlet, checkPositiveInteger, defaultDescribe } from './internal.ts';
+
+export interface MapAsyncOptions<In> extends StageOptions<In> {
+  /** Most elements processed at once. Default 1. */
+  readonly concurrency?: number;
+}
+
+/**
+ * @example
+ * mapAsync('fetch-meta', (url: string) => fetchJson(url), { concurrency: 4 })
+ * @param name stage name in telemetry and errors.
+ * @param project returns a Promise or Observable yielding at most one value for the element.
+ * @returns a stage with at most `capacity` results in flight downstream.
+ */
+export function mapAsync<In, Out>(
+  name: string,
+  project: (value: In, index: number) => ObservableInput<Out>,
+  options: MapAsyncOptions<In> = {},
+): Stage<In, Out> {
+  const concurrency = options.concurrency ?? 1;
+  checkPositiveInteger(name, 'concurrency', concurrency);
+  const describe = options.describe ?? defaultDescribe;
+
+  return named(name, (upstream: Observable<Leased<In>>) =>
+    new Observable<Leased<Out>>((subscriber) => {
+      const queue: Array<{ item: Leased<In>; index: number }> = [];
+      const inners = new Set<Subscription>();
+      let received = 0;
+      let active = 0;
+      let upstreamDone = false;
+      let stopped = false;
+
+      const outlet: Outlet<Out> = new Outlet<Out>(name, subscriber, options, () => {
+        while (!stopped && queue.length > 0 && active < concurrency) {
+          if (!outlet.gate.tryAcquire()) return;
+          start(queue.shift()!);
+        }
+        if (!stopped && upstreamDone && queue.length === 0 && active === 0) {
+          stopped = true;
+          outlet.complete();
+        }
+      });
+
+      function start({ item, index }: { item: Leased<In>; index: number }): void {
+        active += 1;
+        let emitted = false;
+        let settled = false;
+        let inner: Subscription | undefined;
+
+        const settle = (): void => {
+          if (settled) return;
+          settled = true;
+          if (inner) inners.delete(inner);
+          active -= 1;
+          if (!emitted) outlet.gate.refund();
+          item.release();
+          outlet.pump.run();
+        };
+        const onError = (err: unknown): void => {
+          if (settled || stopped) return;
+          if (outlet.failed(err, describe(item.value, index))) return settle();
+          stopped = true;
+        };
+
+        let results: Observable<Out>;
+        try {
+          results = from(project(item.value, index));
+        } catch (err) {
+          onError(err);
+          return;
+        }
+        inner = results.subscribe({
+          next: (value) => {
+            if (settled || stopped) return;
+            if (emitted) return onError(new Error('the function returned more than one value for one element'));
+            emitted = true;
+            outlet.emit(value);
+          },
+          error: onError,
+          complete: settle,
+        });
+        if (settled) inner.unsubscribe();
+        else inners.add(inner);
+      }
+
+      const upstreamSubscription = upstream.subscribe({
+        next: (item) => {
+          queue.push({ item, index: received++ });
+          outlet.pump.run();
+        },
+        error: (err: unknown) => {
+          stopped = true;
+          subscriber.error(err);
+        },
+        complete: () => {
+          upstreamDone = true;
+          outlet.pump.run();
+        },
+      });
+
+      return () => {
+        stopped = true;
+        upstreamSubscription.unsubscribe();
+        for (const inner of inners) inner.unsubscribe();
+        inners.clear();
+        outlet.meter.finish();
+      };
+    }),
+  );
+}

@@ -1,0 +1,154 @@
+/**
+ * Telemetry per stage: items and bytes (total and per second), the output edge's queue depth,
+ * high-water mark and time blocked waiting for credit, and errors skipped.
+ *
+ * Stages create a {@link StageMeter} when they are subscribed. A run collects the meters of its
+ * graph by subscribing inside {@link collectTelemetry}: RxJS subscribes a whole chain synchronously,
+ * so every stage registers with the run that started it, and stages stay plain operators that need
+ * no context argument. A stage subscribed outside any run still meters itself; nobody reads it.
+ *
+ * Must not know about video, tensors or datasets.
+ */
+import { Observable, Subject, interval, map, startWith } from 'rxjs';
+import type { EdgeState } from './credit.ts';
+
+export interface StageStats {
+  readonly stage: string;
+  readonly items: number;
+  readonly bytes: number;
+  readonly itemsPerSec: number;
+  readonly bytesPerSec: number;
+  /** Items on the stage's output edge right now (emitted, not yet released downstream). */
+  readonly inFlight: number;
+  readonly capacity: number;
+  readonly highWater: number;
+  readonly blockedMs: number;
+  readonly skipped: number;
+  readonly elapsedMs: number;
+  readonly done: boolean;
+}
+
+export interface TelemetryEvent {
+  readonly stage: string;
+  readonly kind: 'skipped' | 'info';
+  readonly message: string;
+}
+
+/** Size in bytes of an item, when it has one (typed arrays, buffers, Arrow batches). */
+export function byteSize(value: unknown): number {
+  if (value === null || typeof value !== 'object') return 0;
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return value.byteLength;
+  const v = value as { byteLength?: unknown; data?: { byteLength?: unknown } };
+  if (typeof v.byteLength === 'number') return v.byteLength;
+  if (typeof v.data?.byteLength === 'number') return v.data.byteLength;
+  return 0;
+}
+
+export class StageMeter {
+  items = 0;
+  bytes = 0;
+  skipped = 0;
+  done = false;
+  private readonly started = performance.now();
+  private ended: number | undefined;
+
+  constructor(
+    readonly stage: string,
+    readonly edge: EdgeState,
+    private readonly events?: Subject<TelemetryEvent>,
+  ) {}
+
+  emitted(value: unknown, sizeOf: (v: unknown) => number = byteSize): void {
+    this.items += 1;
+    this.bytes += sizeOf(value);
+  }
+
+  skip(message: string): void {
+    this.skipped += 1;
+    this.events?.next({ stage: this.stage, kind: 'skipped', message });
+  }
+
+  info(message: string): void {
+    this.events?.next({ stage: this.stage, kind: 'info', message });
+  }
+
+  finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.ended = performance.now();
+  }
+
+  stats(): StageStats {
+    const elapsedMs = (this.ended ?? performance.now()) - this.started;
+    const seconds = Math.max(elapsedMs / 1000, 1e-9);
+    return {
+      stage: this.stage,
+      items: this.items,
+      bytes: this.bytes,
+      itemsPerSec: this.items / seconds,
+      bytesPerSec: this.bytes / seconds,
+      inFlight: this.edge.inFlight,
+      capacity: this.edge.capacity,
+      highWater: this.edge.highWater,
+      blockedMs: this.edge.blockedMs,
+      skipped: this.skipped,
+      elapsedMs,
+      done: this.done,
+    };
+  }
+}
+
+/** The meters of one run, in subscription order (sink first, source last), and its events. */
+export class Telemetry {
+  private readonly meters: StageMeter[] = [];
+  private readonly eventSubject = new Subject<TelemetryEvent>();
+  /** Skipped elements and stage notes, as they happen. */
+  readonly events$: Observable<TelemetryEvent> = this.eventSubject.asObservable();
+
+  meter(stage: string, edge: EdgeState): StageMeter {
+    const taken = this.meters.filter((m) => m.stage === stage || m.stage.startsWith(`${stage}#`)).length;
+    const meter = new StageMeter(taken === 0 ? stage : `${stage}#${taken + 1}`, edge, this.eventSubject);
+    this.meters.push(meter);
+    return meter;
+  }
+
+  /** Stats of every stage, source first. */
+  snapshot(): StageStats[] {
+    return this.meters.map((m) => m.stats()).reverse();
+  }
+
+  /** A snapshot now and then every `periodMs`. */
+  stats$(periodMs: number): Observable<StageStats[]> {
+    return interval(periodMs).pipe(
+      startWith(0),
+      map(() => this.snapshot()),
+    );
+  }
+
+  close(): void {
+    this.eventSubject.complete();
+  }
+}
+
+let active: Telemetry | undefined;
+
+/** Runs `subscribe` (a synchronous subscription of a graph) so that its stages meter into `telemetry`. */
+export function collectTelemetry<T>(telemetry: Telemetry, subscribe: () => T): T {
+  const previous = active;
+  active = telemetry;
+  try {
+    return subscribe();
+  } finally {
+    active = previous;
+  }
+}
+
+/** The meter a stage uses for the subscription being set up now. */
+export function stageMeter(stage: string, edge: EdgeState): StageMeter {
+  return active ? active.meter(stage, edge) : new StageMeter(stage, edge);
+}
+
+/** The graph, such that whoever subscribes to it collects its stages' meters into `telemetry`. */
+export function metered<T>(telemetry: Telemetry, graph: Observable<T>): Observable<T> {
+  return new Observable<T>((subscriber) => collectTelemetry(telemetry, () => graph.subscribe(subscriber)));
+}
