@@ -141,6 +141,8 @@ describe('backpressure', () => {
           probe(edges[1]!),
           mapAsync('parallel', (x: number) => sleep(Math.random() * 2).then(() => x), { concurrency: 4, capacity: CAPACITY }),
           probe(edges[2]!),
+        )
+        .pipe(
           expand(
             'async-expand',
             async function* (x: number) {
