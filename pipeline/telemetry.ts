@@ -3,12 +3,14 @@
  * high-water mark and time blocked waiting for credit, and errors skipped.
  *
  * Stages create a {@link StageMeter} when they are subscribed. A run collects the meters of its
- * graph by subscribing inside {@link collectTelemetry}: RxJS subscribes a whole chain synchronously,
- * so every stage registers with the run that started it, and stages stay plain operators that need
- * no context argument. A stage subscribed outside any run still meters itself; nobody reads it.
+ * graph by subscribing inside {@link collectTelemetry}, whose context (an AsyncLocalStorage) also
+ * follows the asynchronous continuations of that subscription, so a part of the graph subscribed
+ * later (the second half of a `concat`) registers with the same run. Stages stay plain operators
+ * that need no context argument; one subscribed outside any run meters itself and nobody reads it.
  *
  * Must not know about video, tensors or datasets.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Observable, Subject, interval, map, startWith } from 'rxjs';
 import type { EdgeState } from './credit.ts';
 
@@ -34,14 +36,19 @@ export interface TelemetryEvent {
   readonly message: string;
 }
 
-/** Size in bytes of an item, when it has one (typed arrays, buffers, Arrow batches). */
+/**
+ * Size in bytes of an item: a typed array or buffer, anything with a `byteLength` (Arrow batches
+ * through their `data`), or a plain object holding typed arrays (a clip's frames and mask).
+ */
 export function byteSize(value: unknown): number {
   if (value === null || typeof value !== 'object') return 0;
   if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return value.byteLength;
   const v = value as { byteLength?: unknown; data?: { byteLength?: unknown } };
   if (typeof v.byteLength === 'number') return v.byteLength;
   if (typeof v.data?.byteLength === 'number') return v.data.byteLength;
-  return 0;
+  let sum = 0;
+  for (const field of Object.values(value)) if (ArrayBuffer.isView(field)) sum += field.byteLength;
+  return sum;
 }
 
 export class StageMeter {
@@ -130,22 +137,16 @@ export class Telemetry {
   }
 }
 
-let active: Telemetry | undefined;
+const active = new AsyncLocalStorage<Telemetry>();
 
-/** Runs `subscribe` (a synchronous subscription of a graph) so that its stages meter into `telemetry`. */
+/** Runs `subscribe` (the subscription of a graph) so that its stages meter into `telemetry`. */
 export function collectTelemetry<T>(telemetry: Telemetry, subscribe: () => T): T {
-  const previous = active;
-  active = telemetry;
-  try {
-    return subscribe();
-  } finally {
-    active = previous;
-  }
+  return active.run(telemetry, subscribe);
 }
 
 /** The meter a stage uses for the subscription being set up now. */
 export function stageMeter(stage: string, edge: EdgeState): StageMeter {
-  return active ? active.meter(stage, edge) : new StageMeter(stage, edge);
+  return active.getStore()?.meter(stage, edge) ?? new StageMeter(stage, edge);
 }
 
 /** The graph, such that whoever subscribes to it collects its stages' meters into `telemetry`. */

@@ -1,0 +1,102 @@
+/**
+ * The `st-inpaint` command (yargs). The interface is stable (see the design): `graphs`, `run`, and
+ * the commands later issues add. Exit codes: 0 done, 1 the run failed, 2 a wrong argument (with a
+ * one-line reason naming it), 130 interrupted.
+ */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import yargs, { type Argv, type Options } from 'yargs';
+import { CancelledError, UsageError, oneLine } from '../pipeline/errors.ts';
+import { loadGraphFile, loadGraphs, type GraphDefinition, type ParamSpec } from '../pipeline/graph.ts';
+import { runGraph } from '../pipeline/runner.ts';
+
+export const GRAPHS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'graphs');
+
+const looksLikePath = (s: string): boolean => /[\\/]/.test(s) || /\.(ts|js|mjs)$/.test(s);
+
+/** A graph by registry name or by the path of a user's graph file. */
+export async function findGraph(nameOrPath: string, graphsDir = GRAPHS_DIR): Promise<GraphDefinition> {
+  if (looksLikePath(nameOrPath)) return loadGraphFile(nameOrPath);
+  const graphs = await loadGraphs(graphsDir);
+  const graph = graphs.get(nameOrPath);
+  if (!graph) throw new UsageError(`unknown graph "${nameOrPath}" (known: ${[...graphs.keys()].join(', ')}; see "st-inpaint graphs")`);
+  return graph;
+}
+
+function yargsOption(spec: ParamSpec): Options {
+  const base = { describe: spec.describe, default: spec.default, group: 'Graph options:' };
+  if (spec.type === 'string' && spec.choices) return { ...base, type: 'string', choices: [...spec.choices] };
+  return { ...base, type: spec.type };
+}
+
+interface Io {
+  readonly out: (line: string) => void;
+  readonly err: (line: string) => void;
+}
+
+const stdio: Io = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+};
+
+/** Runs the command line; resolves to the exit code. */
+export async function main(argv: readonly string[], io: Io = stdio): Promise<number> {
+  // `run <graph>` takes the graph's parameters as options, so the graph is loaded before parsing.
+  let graph: GraphDefinition | undefined;
+  const runAt = argv.indexOf('run');
+  const graphArg = runAt >= 0 ? argv[runAt + 1] : undefined;
+  let exitCode = 0;
+  const fail = (code: number, message: string): void => {
+    exitCode = code;
+    io.err(`st-inpaint: ${message}`);
+  };
+
+  try {
+    if (graphArg && !graphArg.startsWith('-')) graph = await findGraph(graphArg);
+
+    const cli: Argv = yargs([...argv])
+      .scriptName('st-inpaint')
+      .usage('$0 <command> [options]\n\nUnsupervised spatiotemporal inpainting as a streaming dataflow.')
+      .command('graphs', 'List the named graphs, one line each', {}, async () => {
+        const graphs = await loadGraphs(GRAPHS_DIR);
+        const width = Math.max(...[...graphs.keys()].map((n) => n.length));
+        for (const g of graphs.values()) io.out(`${g.name.padEnd(width)}  ${g.description}`);
+      })
+      .command(
+        'run <graph>',
+        'Run a named graph (or a graph file) and write runs/<graph>/<run-id>/',
+        (y) => {
+          y.positional('graph', { type: 'string', describe: 'a name from "st-inpaint graphs", or the path of a graph file' }).option('out', {
+            type: 'string',
+            default: 'runs',
+            describe: 'folder that holds the runs',
+          });
+          for (const [key, spec] of Object.entries(graph?.params ?? {})) y.option(key, yargsOption(spec));
+          if (graph) y.epilogue(`${graph.name}: ${graph.description}`);
+          return y;
+        },
+        async (args) => {
+          if (!graph) throw new UsageError(`unknown graph "${String(args.graph)}"`);
+          const given = Object.fromEntries(Object.keys(graph.params).map((k) => [k, args[k]]));
+          const result = await runGraph(graph, given, { runsDir: args.out as string, log: io.err });
+          io.out(`${graph.name}: ${result.records} records in ${(result.elapsedMs / 1000).toFixed(1)} s; run folder ${result.runDir}`);
+        },
+      )
+      .demandCommand(1, 'name a command: graphs, run')
+      .strict()
+      .help()
+      .alias('help', 'h')
+      .version(false)
+      .wrap(Math.min(110, process.stdout.columns || 100))
+      .fail((message, err) => {
+        if (err) throw err;
+        throw new UsageError(message.split('\n')[0]!);
+      });
+    await cli.parseAsync();
+  } catch (err) {
+    if (err instanceof UsageError) fail(2, err.message);
+    else if (err instanceof CancelledError) fail(130, `${err.reason}; the graph was torn down`);
+    else fail(1, oneLine(err));
+  }
+  return exitCode;
+}

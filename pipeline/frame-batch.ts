@@ -1,0 +1,201 @@
+/**
+ * Frame batches: clips travelling between stages as Apache Arrow record batches, one row per clip.
+ *
+ * | column    | type                                   | meaning                                 |
+ * |-----------|----------------------------------------|-----------------------------------------|
+ * | `clip`    | Utf8                                   | clip id                                 |
+ * | `frames`  | FixedSizeList<Uint8 or Float32>[T·H·W·C] | pixels, frame-major, channels last      |
+ * | `mask`    | FixedSizeList<Uint8>[T·H·W]            | 1 = visible, 0 = occluded               |
+ * | `seed`    | Uint64                                 | seed the clip's occlusion was drawn with |
+ * | `process` | Utf8                                   | occlusion process name (`none` if clean)  |
+ *
+ * Shape (T, H, W, C), value type and value range travel in the schema metadata. All rows' pixels
+ * are one contiguous buffer ({@link framesOf}), so a batch becomes a tensor without copying. The
+ * same schema is used for Arrow IPC files and streams. Must not know about any dataset.
+ */
+import * as arrow from 'apache-arrow';
+
+export type PixelType = 'uint8' | 'float32';
+export type Pixels = Uint8Array | Float32Array;
+
+export interface ClipShape {
+  readonly frames: number;
+  readonly height: number;
+  readonly width: number;
+  readonly channels: number;
+}
+
+/** What every clip of a batch has in common; stored in the schema metadata. */
+export interface FrameBatchSpec {
+  readonly shape: ClipShape;
+  readonly pixelType: PixelType;
+  /** Values run over [lo, hi]: [0, 255] for uint8 pixels, [-1, 1] inside the model. */
+  readonly range: readonly [number, number];
+}
+
+/** One clip as stages see it. Decoded clips hold views into the batch's buffers (no copy). */
+export interface Clip {
+  readonly id: string;
+  /** T·H·W·C values, frame-major, channels last. */
+  readonly frames: Pixels;
+  /** T·H·W values, 1 = visible; absent means fully visible. */
+  readonly mask?: Uint8Array;
+  readonly seed?: bigint;
+  readonly process?: string;
+}
+
+const META = { shape: 'st-inpaint.shape', pixelType: 'st-inpaint.pixel-type', range: 'st-inpaint.range' } as const;
+
+export function pixelsPerClip({ frames, height, width, channels }: ClipShape): number {
+  return frames * height * width * channels;
+}
+
+export function maskPerClip({ frames, height, width }: ClipShape): number {
+  return frames * height * width;
+}
+
+function checkSpec(spec: FrameBatchSpec): void {
+  const { shape, pixelType, range } = spec;
+  for (const [k, v] of Object.entries(shape)) {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`frame batch: shape.${k} must be an integer ≥ 1, got ${String(v)}`);
+  }
+  if (pixelType !== 'uint8' && pixelType !== 'float32') throw new RangeError(`frame batch: pixelType must be uint8 or float32, got ${String(pixelType)}`);
+  if (!(range[0] < range[1])) throw new RangeError(`frame batch: range must be [lo, hi] with lo < hi, got [${range.join(', ')}]`);
+}
+
+function pixelArrowType(pixelType: PixelType): arrow.Uint8 | arrow.Float32 {
+  return pixelType === 'uint8' ? new arrow.Uint8() : new arrow.Float32();
+}
+
+export function frameBatchSchema(spec: FrameBatchSpec): arrow.Schema {
+  checkSpec(spec);
+  const { shape } = spec;
+  const metadata = new Map([
+    [META.shape, JSON.stringify([shape.frames, shape.height, shape.width, shape.channels])],
+    [META.pixelType, spec.pixelType],
+    [META.range, JSON.stringify(spec.range)],
+  ]);
+  return new arrow.Schema(
+    [
+      new arrow.Field('clip', new arrow.Utf8(), false),
+      new arrow.Field('frames', new arrow.FixedSizeList(pixelsPerClip(shape), new arrow.Field('pixel', pixelArrowType(spec.pixelType), false)), false),
+      new arrow.Field('mask', new arrow.FixedSizeList(maskPerClip(shape), new arrow.Field('visible', new arrow.Uint8(), false)), false),
+      new arrow.Field('seed', new arrow.Uint64(), false),
+      new arrow.Field('process', new arrow.Utf8(), false),
+    ],
+    metadata,
+  );
+}
+
+/** Reads the spec back from a schema; a schema that is not a frame batch gets an error saying what is missing. */
+export function frameBatchSpec(schema: arrow.Schema): FrameBatchSpec {
+  const get = (key: string): string => {
+    const v = schema.metadata.get(key);
+    if (v === undefined) throw new Error(`not an st-inpaint frame batch: schema metadata lacks "${key}"`);
+    return v;
+  };
+  const [frames, height, width, channels] = JSON.parse(get(META.shape)) as number[];
+  const spec: FrameBatchSpec = {
+    shape: { frames: frames!, height: height!, width: width!, channels: channels! },
+    pixelType: get(META.pixelType) as PixelType,
+    range: JSON.parse(get(META.range)) as [number, number],
+  };
+  checkSpec(spec);
+  for (const name of ['clip', 'frames', 'mask', 'seed', 'process']) {
+    if (!schema.fields.some((f) => f.name === name)) throw new Error(`not an st-inpaint frame batch: no column "${name}"`);
+  }
+  return spec;
+}
+
+/**
+ * Copies clips into one record batch (the only copy on the way to a tensor).
+ * @throws RangeError naming the clip when a clip's pixel or mask count or pixel type does not fit the spec.
+ */
+export function encodeFrameBatch(spec: FrameBatchSpec, clips: readonly Clip[]): arrow.RecordBatch {
+  const schema = frameBatchSchema(spec);
+  const rows = clips.length;
+  const n = pixelsPerClip(spec.shape);
+  const m = maskPerClip(spec.shape);
+  const pixels = spec.pixelType === 'uint8' ? new Uint8Array(rows * n) : new Float32Array(rows * n);
+  const masks = new Uint8Array(rows * m).fill(1);
+  const seeds = new BigUint64Array(rows);
+  clips.forEach((clip, i) => {
+    const expectedType = spec.pixelType === 'uint8' ? Uint8Array : Float32Array;
+    if (!(clip.frames instanceof expectedType)) throw new RangeError(`clip "${clip.id}": pixels are ${clip.frames.constructor.name}, the batch holds ${spec.pixelType}`);
+    if (clip.frames.length !== n) throw new RangeError(`clip "${clip.id}": ${clip.frames.length} pixel values, expected ${n} (T·H·W·C)`);
+    (pixels as Pixels).set(clip.frames as never, i * n);
+    if (clip.mask) {
+      if (clip.mask.length !== m) throw new RangeError(`clip "${clip.id}": ${clip.mask.length} mask values, expected ${m} (T·H·W)`);
+      masks.set(clip.mask, i * m);
+    }
+    seeds[i] = clip.seed ?? 0n;
+  });
+  const [framesField, maskField] = [schema.fields[1]!, schema.fields[2]!];
+  const children = [
+    arrow.vectorFromArray(clips.map((c) => c.id), new arrow.Utf8()).data[0]!,
+    arrow.makeData({
+      type: framesField.type as arrow.FixedSizeList,
+      length: rows,
+      nullCount: 0,
+      child:
+        spec.pixelType === 'uint8'
+          ? arrow.makeData({ type: new arrow.Uint8(), length: rows * n, data: pixels as Uint8Array })
+          : arrow.makeData({ type: new arrow.Float32(), length: rows * n, data: pixels as Float32Array }),
+    }),
+    arrow.makeData({
+      type: maskField.type as arrow.FixedSizeList,
+      length: rows,
+      nullCount: 0,
+      child: arrow.makeData({ type: new arrow.Uint8(), length: rows * m, data: masks }),
+    }),
+    arrow.makeData({ type: new arrow.Uint64(), length: rows, nullCount: 0, data: seeds }),
+    arrow.vectorFromArray(clips.map((c) => c.process ?? 'none'), new arrow.Utf8()).data[0]!,
+  ];
+  return new arrow.RecordBatch(schema, arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows, nullCount: 0, children }));
+}
+
+/** The values buffer of a FixedSizeList column, as one view over all rows (no copy). */
+function listValues<V extends Pixels>(batch: arrow.RecordBatch, column: string, perRow: number): V {
+  const data = batch.getChild(column)?.data;
+  if (!data || data.length !== 1) throw new Error(`frame batch: column "${column}" must be one contiguous chunk`);
+  const list = data[0]!;
+  const child = list.children[0]!;
+  // A sliced list keeps its row offset; the child's values are the whole, unsliced buffer.
+  const start = list.offset * perRow + child.offset;
+  return (child.values as V).subarray(start, start + batch.numRows * perRow) as V;
+}
+
+/** All pixels of the batch, B·T·H·W·C values in one view over the batch's buffer. */
+export function framesOf(batch: arrow.RecordBatch): Pixels {
+  const spec = frameBatchSpec(batch.schema);
+  return listValues<Pixels>(batch, 'frames', pixelsPerClip(spec.shape));
+}
+
+/** All masks of the batch, B·T·H·W values in one view over the batch's buffer. */
+export function masksOf(batch: arrow.RecordBatch): Uint8Array {
+  const spec = frameBatchSpec(batch.schema);
+  return listValues<Uint8Array>(batch, 'mask', maskPerClip(spec.shape));
+}
+
+/** The batch's clips as views into its buffers (no pixel is copied). */
+export function decodeFrameBatch(batch: arrow.RecordBatch): { spec: FrameBatchSpec; clips: Clip[] } {
+  const spec = frameBatchSpec(batch.schema);
+  const n = pixelsPerClip(spec.shape);
+  const m = maskPerClip(spec.shape);
+  const pixels = framesOf(batch);
+  const masks = masksOf(batch);
+  const ids = batch.getChild('clip')!;
+  const seeds = batch.getChild('seed')!;
+  const processes = batch.getChild('process')!;
+  const clips: Clip[] = [];
+  for (let i = 0; i < batch.numRows; i++) {
+    clips.push({
+      id: ids.get(i) as string,
+      frames: pixels.subarray(i * n, (i + 1) * n),
+      mask: masks.subarray(i * m, (i + 1) * m),
+      seed: seeds.get(i) as bigint,
+      process: processes.get(i) as string,
+    });
+  }
+  return { spec, clips };
+}

@@ -1,0 +1,109 @@
+/**
+ * Graph definitions: a name, a one-line description, typed parameters with defaults (which become
+ * command-line options) and the composition itself. A graph file under `graphs/` default-exports
+ * one; the registry finds them there, or loads a user's graph file by path.
+ *
+ * Must not know about video, GANs or datasets.
+ */
+import { readdir } from 'node:fs/promises';
+import { basename, extname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Observable } from 'rxjs';
+import { UsageError } from './errors.ts';
+
+export type ParamSpec =
+  | { readonly type: 'number'; readonly default: number; readonly describe: string; readonly min?: number; readonly max?: number; readonly integer?: boolean }
+  | { readonly type: 'string'; readonly default: string; readonly describe: string; readonly choices?: readonly string[] }
+  | { readonly type: 'boolean'; readonly default: boolean; readonly describe: string };
+
+export type ParamSpecs = Readonly<Record<string, ParamSpec>>;
+
+export type ParamValues<P extends ParamSpecs> = { -readonly [K in keyof P]: P[K]['default'] };
+
+/** What a running graph may use besides its parameters. */
+export interface RunContext {
+  /** The run's own folder, `runs/<graph>/<run-id>/`; exists when `build` is called. */
+  readonly runDir: string;
+  readonly runId: string;
+  /** A line for the user (shown above the progress display, kept in the metrics file). */
+  log(message: string): void;
+}
+
+export interface GraphDefinition<P extends ParamSpecs = ParamSpecs> {
+  readonly name: string;
+  readonly description: string;
+  readonly params: P;
+  /** Composes the graph; the run subscribes to the result and ends when it completes. */
+  build(params: ParamValues<P>, context: RunContext): Observable<unknown>;
+}
+
+const NAME = /^[a-z][a-z0-9-]*$/;
+
+export function defineGraph<P extends ParamSpecs>(definition: GraphDefinition<P>): GraphDefinition<P> {
+  if (!NAME.test(definition.name)) throw new Error(`graph name "${definition.name}" must be lower-case words joined by "-"`);
+  if (definition.description.includes('\n')) throw new Error(`graph "${definition.name}": the description must be one line`);
+  for (const [key, spec] of Object.entries(definition.params)) checkParam(definition.name, key, spec, spec.default);
+  return definition;
+}
+
+function checkParam(graph: string, key: string, spec: ParamSpec, value: unknown): void {
+  const bad = (why: string): never => {
+    throw new UsageError(`graph "${graph}": --${key} ${why}, got ${JSON.stringify(value)}`);
+  };
+  if (spec.type === 'number') {
+    if (typeof value !== 'number' || !Number.isFinite(value)) bad('must be a number');
+    const v = value as number;
+    if (spec.integer && !Number.isInteger(v)) bad('must be an integer');
+    if (spec.min !== undefined && v < spec.min) bad(`must be ≥ ${spec.min}`);
+    if (spec.max !== undefined && v > spec.max) bad(`must be ≤ ${spec.max}`);
+  } else if (spec.type === 'string') {
+    if (typeof value !== 'string') bad('must be a string');
+    if (spec.choices && !spec.choices.includes(value as string)) bad(`must be one of ${spec.choices.join(', ')}`);
+  } else if (typeof value !== 'boolean') bad('must be true or false');
+}
+
+/** Fills defaults and checks every value; an unknown key or a value out of range is a UsageError. */
+export function resolveParams<P extends ParamSpecs>(graph: GraphDefinition<P>, given: Readonly<Record<string, unknown>>): ParamValues<P> {
+  const values: Record<string, unknown> = {};
+  for (const key of Object.keys(given)) {
+    if (!(key in graph.params)) throw new UsageError(`graph "${graph.name}" has no option --${key}`);
+  }
+  for (const [key, spec] of Object.entries(graph.params)) {
+    const value = given[key] ?? spec.default;
+    checkParam(graph.name, key, spec, value);
+    values[key] = value;
+  }
+  return values as ParamValues<P>;
+}
+
+function isGraph(value: unknown): value is GraphDefinition {
+  const g = value as Partial<GraphDefinition> | undefined;
+  return typeof g?.name === 'string' && typeof g.description === 'string' && typeof g.build === 'function' && typeof g.params === 'object';
+}
+
+/** Loads the graph default-exported by a file. */
+export async function loadGraphFile(path: string): Promise<GraphDefinition> {
+  let module: { default?: unknown };
+  try {
+    module = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(resolve(path))) throw new UsageError(`no graph file "${path}"`);
+    throw err;
+  }
+  if (!isGraph(module.default)) throw new UsageError(`"${path}" does not default-export a graph (defineGraph({...}))`);
+  return module.default;
+}
+
+/** Every graph under `dir` (files `*.ts` or `*.js` not starting with `_`), by name. */
+export async function loadGraphs(dir: string): Promise<Map<string, GraphDefinition>> {
+  const files = (await readdir(dir)).filter((f) => /\.(ts|js)$/.test(f) && !f.startsWith('_') && !f.endsWith('.d.ts')).sort();
+  const graphs = new Map<string, GraphDefinition>();
+  for (const file of files) {
+    const graph = await loadGraphFile(join(dir, file));
+    const stem = basename(file, extname(file));
+    if (graph.name !== stem) throw new Error(`graphs/${file} defines graph "${graph.name}": the file must be named after its graph`);
+    graphs.set(graph.name, graph);
+  }
+  return graphs;
+}

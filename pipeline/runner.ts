@@ -1,0 +1,102 @@
+/**
+ * Running a graph: makes the run folder `runs/<graph>/<run-id>/`, subscribes with telemetry,
+ * shows progress, records telemetry and the graph's records in `metrics.jsonl`, and tears the whole
+ * graph down on SIGINT/SIGTERM or an abort signal (every stage releases what it holds: child
+ * processes are killed, files closed, temporary files removed), rejecting with a CancelledError.
+ */
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { CancelledError } from './errors.ts';
+import { resolveParams, type GraphDefinition, type RunContext } from './graph.ts';
+import { formatStats, showProgress, type ProgressOptions } from './progress.ts';
+import { Telemetry, metered, type StageStats } from './telemetry.ts';
+
+export interface RunOptions {
+  /** Root of the runs folder. Default `runs`. */
+  readonly runsDir?: string;
+  readonly runId?: string;
+  /** Stop the run when this signal aborts. */
+  readonly signal?: AbortSignal;
+  /** Tear down on SIGINT and SIGTERM of this process. Default true. */
+  readonly handleSignals?: boolean;
+  /** Progress display; `false` for none. */
+  readonly progress?: ProgressOptions | false;
+  /** Where the run's notes go. Default stderr. */
+  readonly log?: (line: string) => void;
+}
+
+export interface RunResult {
+  readonly runDir: string;
+  readonly records: number;
+  readonly stats: StageStats[];
+  readonly elapsedMs: number;
+}
+
+export function newRunId(date = new Date()): string {
+  return date.toISOString().replace(/[:.]/g, '-').replace('Z', '');
+}
+
+export async function runGraph(graph: GraphDefinition, given: Readonly<Record<string, unknown>>, options: RunOptions = {}): Promise<RunResult> {
+  const params = resolveParams(graph, given);
+  const runId = options.runId ?? newRunId();
+  const runDir = join(options.runsDir ?? 'runs', graph.name, runId);
+  mkdirSync(runDir, { recursive: true });
+  const metricsFile = join(runDir, 'metrics.jsonl');
+  const record = (entry: object): void => appendFileSync(metricsFile, `${JSON.stringify(entry, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`);
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const context: RunContext = {
+    runDir,
+    runId,
+    log: (message) => {
+      record({ type: 'log', message });
+      log(message);
+    },
+  };
+  record({ type: 'run', graph: graph.name, runId, params });
+
+  const telemetry = new Telemetry();
+  const started = performance.now();
+  let records = 0;
+  const progress = options.progress === false ? undefined : showProgress(telemetry, options.progress);
+  const events = telemetry.events$.subscribe((e) => record({ type: 'event', ...e }));
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const subscription = metered(telemetry, graph.build(params, context)).subscribe({
+        next: (value) => {
+          records += 1;
+          if (value !== null && typeof value === 'object' && !ArrayBuffer.isView(value)) record({ type: 'record', ...value });
+        },
+        error: reject,
+        complete: resolve,
+      });
+      const cancel = (reason: string): void => {
+        subscription.unsubscribe();
+        reject(new CancelledError(reason));
+      };
+      const onSignal = (signal: NodeJS.Signals): void => cancel(`interrupted by ${signal}`);
+      if (options.handleSignals !== false) {
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        subscription.add(() => {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        });
+      }
+      if (options.signal) {
+        if (options.signal.aborted) cancel(String(options.signal.reason ?? 'aborted'));
+        const onAbort = (): void => cancel(String(options.signal?.reason ?? 'aborted'));
+        options.signal.addEventListener('abort', onAbort, { once: true });
+        subscription.add(() => options.signal?.removeEventListener('abort', onAbort));
+      }
+    });
+  } finally {
+    progress?.unsubscribe();
+    events.unsubscribe();
+    telemetry.close();
+    record({ type: 'telemetry', elapsedMs: performance.now() - started, stages: telemetry.snapshot() });
+  }
+  const stats = telemetry.snapshot();
+  if (options.progress !== false) for (const row of formatStats(stats)) log(row);
+  return { runDir, records, stats, elapsedMs: performance.now() - started };
+}
