@@ -12,7 +12,7 @@ import { runGraph } from '../pipeline/runner.ts';
 
 export const GRAPHS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'graphs');
 
-const looksLikePath = (s: string): boolean => /[\\/]/.test(s) || /\.(ts|js|mjs)$/.test(s);
+const looksLikePath = (s: string): boolean => /[\\/]/.test(s) || /\.(ts|mts|js|mjs)$/.test(s);
 
 /** A graph by registry name or by the path of a user's graph file. */
 export async function findGraph(nameOrPath: string, graphsDir = GRAPHS_DIR): Promise<GraphDefinition> {

@@ -5,6 +5,7 @@
  *
  * Must not know about video, GANs or datasets.
  */
+import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -83,14 +84,8 @@ function isGraph(value: unknown): value is GraphDefinition {
 
 /** Loads the graph default-exported by a file. */
 export async function loadGraphFile(path: string): Promise<GraphDefinition> {
-  let module: { default?: unknown };
-  try {
-    module = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown };
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(resolve(path))) throw new UsageError(`no graph file "${path}"`);
-    throw err;
-  }
+  if (!existsSync(path)) throw new UsageError(`no graph file "${path}"`);
+  const module = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown };
   if (!isGraph(module.default)) throw new UsageError(`"${path}" does not default-export a graph (defineGraph({...}))`);
   return module.default;
 }

@@ -25,6 +25,16 @@ export interface ByteStream {
   readonly ref?: ElementRef;
 }
 
+function isByteStream(o: Readable | ByteStream): o is ByteStream {
+  return 'stream' in o && typeof (o as ByteStream).stream?.read === 'function';
+}
+
+function release(opened: ByteStream): void {
+  opened.stream.removeAllListeners('readable');
+  opened.close?.();
+  opened.stream.destroy();
+}
+
 export interface ReadableOptions extends Omit<StageOptions<never>, 'onError' | 'describe'> {
   /** Fixed chunk size in bytes; default: whatever the stream yields. */
   readonly chunkBytes?: number;
@@ -34,10 +44,11 @@ export interface ReadableOptions extends Omit<StageOptions<never>, 'onError' | '
  * @example
  * fromReadable('read-file', () => fs.createReadStream(path), { chunkBytes: 64 * 64 * 3 })
  * @param name stage name in telemetry and errors.
- * @param open called on subscription; returns the stream, or a {@link ByteStream}.
+ * @param open called on subscription; returns the stream or a {@link ByteStream}, or a promise of
+ *   one (an HTTP response); a stream that arrives after unsubscribing is destroyed at once.
  * @returns a source of Buffers that reads only against credit.
  */
-export function fromReadable(name: string, open: () => Readable | ByteStream, options: ReadableOptions = {}): Source<Buffer> {
+export function fromReadable(name: string, open: () => Readable | ByteStream | Promise<Readable | ByteStream>, options: ReadableOptions = {}): Source<Buffer> {
   const { chunkBytes } = options;
   if (chunkBytes !== undefined) checkPositiveInteger(name, 'chunkBytes', chunkBytes);
 
@@ -75,31 +86,37 @@ export function fromReadable(name: string, open: () => Readable | ByteStream, op
         );
       }
 
+      let closed = false;
+      const attach = (o: Readable | ByteStream): void => {
+        opened = isByteStream(o) ? o : { stream: o };
+        const { stream } = opened;
+        if (closed) return release(opened);
+        stream.on('readable', outlet.pump.run);
+        stream.on('end', () => {
+          ended = true;
+          outlet.pump.run();
+        });
+        stream.on('error', (err) => {
+          if (finished) return;
+          finished = true;
+          outlet.fail(err, where());
+        });
+        outlet.pump.run();
+      };
+
       try {
         const o = open();
-        opened = 'stream' in o && typeof (o as ByteStream).stream?.read === 'function' ? (o as ByteStream) : { stream: o as Readable };
+        if (o instanceof Promise) o.then(attach, (err: unknown) => closed || outlet.fail(err, {}));
+        else attach(o);
       } catch (err) {
         outlet.fail(err, {});
-        return;
       }
-      const { stream } = opened;
-      stream.on('readable', outlet.pump.run);
-      stream.on('end', () => {
-        ended = true;
-        outlet.pump.run();
-      });
-      stream.on('error', (err) => {
-        if (finished) return;
-        finished = true;
-        outlet.fail(err, where());
-      });
 
       return () => {
+        closed = true;
         finished = true;
         outlet.meter.finish();
-        stream.off('readable', outlet.pump.run);
-        opened?.close?.();
-        stream.destroy();
+        if (opened) release(opened);
       };
     }),
   );
