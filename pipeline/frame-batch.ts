@@ -107,6 +107,11 @@ export function frameBatchSpec(schema: arrow.Schema): FrameBatchSpec {
   return spec;
 }
 
+function uninitialised<A extends Uint8Array | Float32Array>(Kind: { new (buffer: ArrayBuffer, offset: number, length: number): A; BYTES_PER_ELEMENT: number }, length: number): A {
+  const bytes = Buffer.allocUnsafeSlow(length * Kind.BYTES_PER_ELEMENT);
+  return new Kind(bytes.buffer as ArrayBuffer, bytes.byteOffset, length);
+}
+
 /**
  * Copies clips into one record batch (the only copy on the way to a tensor).
  * @throws RangeError naming the clip when a clip's pixel or mask count or pixel type does not fit the spec.
@@ -116,8 +121,10 @@ export function encodeFrameBatch(spec: FrameBatchSpec, clips: readonly Clip[]): 
   const rows = clips.length;
   const n = pixelsPerClip(spec.shape);
   const m = maskPerClip(spec.shape);
-  const pixels = spec.pixelType === 'uint8' ? new Uint8Array(rows * n) : new Float32Array(rows * n);
-  const masks = new Uint8Array(rows * m).fill(1);
+  // Uninitialised memory: every pixel is written below (each clip's length is checked), so zeroing
+  // it first would be a wasted pass over the largest buffer of the pipeline.
+  const pixels = spec.pixelType === 'uint8' ? uninitialised(Uint8Array, rows * n) : uninitialised(Float32Array, rows * n);
+  const masks = uninitialised(Uint8Array, rows * m).fill(1);
   const seeds = new BigUint64Array(rows);
   clips.forEach((clip, i) => {
     const expectedType = spec.pixelType === 'uint8' ? Uint8Array : Float32Array;

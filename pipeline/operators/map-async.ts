@@ -30,6 +30,15 @@ export function mapAsync<In, Out>(
   project: (value: In, index: number) => ObservableInput<Out>,
   options: MapAsyncOptions<In> = {},
 ): Stage<In, Out> {
+  return mapCore(name, { async: project }, options);
+}
+
+/** The shared core of `map` and `mapAsync`: a synchronous function skips the inner subscription. */
+export function mapCore<In, Out>(
+  name: string,
+  project: { readonly async: (value: In, index: number) => ObservableInput<Out> } | { readonly sync: (value: In, index: number) => Out },
+  options: MapAsyncOptions<In>,
+): Stage<In, Out> {
   const concurrency = options.concurrency ?? 1;
   checkPositiveInteger(name, 'concurrency', concurrency);
   const describe = options.describe ?? defaultDescribe;
@@ -75,9 +84,22 @@ export function mapAsync<In, Out>(
           stopped = true;
         };
 
+        if ('sync' in project) {
+          let value: Out;
+          try {
+            value = project.sync(item.value, index);
+          } catch (err) {
+            onError(err);
+            return;
+          }
+          emitted = true;
+          outlet.emit(value);
+          settle();
+          return;
+        }
         let results: Observable<Out>;
         try {
-          results = from(project(item.value, index));
+          results = from(project.async(item.value, index));
         } catch (err) {
           onError(err);
           return;

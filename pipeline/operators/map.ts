@@ -2,7 +2,7 @@
  * `map`: a synchronous one-to-one stage; the bounded, metered, error-policed form of RxJS `map`.
  */
 import type { Stage, StageOptions } from '../stage.ts';
-import { mapAsync } from './map-async.ts';
+import { mapCore } from './map-async.ts';
 
 /**
  * @example
@@ -12,5 +12,5 @@ import { mapAsync } from './map-async.ts';
  * @returns a stage that emits one result per input.
  */
 export function map<In, Out>(name: string, project: (value: In, index: number) => Out, options: StageOptions<In> = {}): Stage<In, Out> {
-  return mapAsync(name, (value: In, index: number) => [project(value, index)], options);
+  return mapCore(name, { sync: project }, options);
 }

@@ -1,0 +1,15 @@
+/**
+ * Benchmarks: `npm run bench -- <name> [--json]`. Each prints measured figures and ratios; with
+ * `--json` the last line is one JSON object. Never part of `npm test`.
+ */
+import { pipelineBench } from './pipeline.ts';
+
+const benches: Record<string, (json: boolean) => Promise<void>> = { pipeline: pipelineBench };
+
+const [name, ...rest] = process.argv.slice(2);
+const bench = name ? benches[name] : undefined;
+if (!bench) {
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--json]\n`);
+  process.exit(2);
+}
+await bench(rest.includes('--json'));
