@@ -1,0 +1,20 @@
+/** The framework's public surface: what graphs, stages and users import. */
+export { CreditGate, Pump, type EdgeState, type Leased } from './credit.ts';
+export { CancelledError, StageError, UsageError, describeElement, oneLine, type ElementRef, type ErrorPolicy } from './errors.ts';
+export { DEFAULT_CAPACITY, named, namedSource, type Source, type Stage, type StageOptions } from './stage.ts';
+export { source, type SourceOptions } from './operators/source.ts';
+export { fromReadable, type ByteStream, type ReadableOptions } from './operators/from-readable.ts';
+export { fromProcess, type ProcessOptions } from './operators/from-process.ts';
+export { map } from './operators/map.ts';
+export { mapAsync, type MapAsyncOptions } from './operators/map-async.ts';
+export { expand } from './operators/expand.ts';
+export { batch, type BatchOptions } from './operators/batch.ts';
+export { unwrap } from './operators/unwrap.ts';
+export { Telemetry, StageMeter, byteSize, collectTelemetry, metered, type StageStats, type TelemetryEvent } from './telemetry.ts';
+export { formatLine, formatStats, showProgress, type ProgressOptions } from './progress.ts';
+export * from './frame-batch.ts';
+export { framesTensor, maskTensor } from './tensor.ts';
+export { readArrow, writeArrow, type ArrowFormat, type ReadArrowOptions, type WriteArrowOptions } from './arrow-io.ts';
+export { openAtomicFile, temporaryPathFor, type AtomicFile } from './files.ts';
+export { defineGraph, loadGraphFile, loadGraphs, resolveParams, type GraphDefinition, type ParamSpec, type ParamSpecs, type ParamValues, type RunContext } from './graph.ts';
+export { newRunId, runGraph, type RunOptions, type RunResult } from './runner.ts';
