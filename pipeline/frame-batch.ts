@@ -173,14 +173,12 @@ function listValues<V extends Pixels>(batch: arrow.RecordBatch, column: string, 
 }
 
 /** All pixels of the batch, B·T·H·W·C values in one view over the batch's buffer. */
-export function framesOf(batch: arrow.RecordBatch): Pixels {
-  const spec = frameBatchSpec(batch.schema);
+export function framesOf(batch: arrow.RecordBatch, spec: FrameBatchSpec = frameBatchSpec(batch.schema)): Pixels {
   return listValues<Pixels>(batch, 'frames', pixelsPerClip(spec.shape));
 }
 
 /** All masks of the batch, B·T·H·W values in one view over the batch's buffer. */
-export function masksOf(batch: arrow.RecordBatch): Uint8Array {
-  const spec = frameBatchSpec(batch.schema);
+export function masksOf(batch: arrow.RecordBatch, spec: FrameBatchSpec = frameBatchSpec(batch.schema)): Uint8Array {
   return listValues<Uint8Array>(batch, 'mask', maskPerClip(spec.shape));
 }
 
@@ -189,8 +187,8 @@ export function decodeFrameBatch(batch: arrow.RecordBatch): { spec: FrameBatchSp
   const spec = frameBatchSpec(batch.schema);
   const n = pixelsPerClip(spec.shape);
   const m = maskPerClip(spec.shape);
-  const pixels = framesOf(batch);
-  const masks = masksOf(batch);
+  const pixels = framesOf(batch, spec);
+  const masks = masksOf(batch, spec);
   const ids = batch.getChild('clip')!;
   const seeds = batch.getChild('seed')!;
   const processes = batch.getChild('process')!;

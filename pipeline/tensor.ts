@@ -12,9 +12,10 @@ import { frameBatchSpec, framesOf, masksOf } from './frame-batch.ts';
 
 /** Pixels as a float32 tensor [B, T, H, W, C] in the model's range [-1, 1]. */
 export function framesTensor(batch: RecordBatch): tf.Tensor5D {
-  const { shape, pixelType, range } = frameBatchSpec(batch.schema);
+  const spec = frameBatchSpec(batch.schema);
+  const { shape, pixelType, range } = spec;
   const dims: [number, number, number, number, number] = [batch.numRows, shape.frames, shape.height, shape.width, shape.channels];
-  const pixels = framesOf(batch);
+  const pixels = framesOf(batch, spec);
   if (pixelType === 'float32' && range[0] === -1 && range[1] === 1) return tf.tensor5d(pixels as Float32Array, dims, 'float32');
   const [lo, hi] = range;
   const scale = 2 / (hi - lo);
@@ -25,6 +26,7 @@ export function framesTensor(batch: RecordBatch): tf.Tensor5D {
 
 /** Masks as a float32 tensor [B, T, H, W, 1], 1 = visible. */
 export function maskTensor(batch: RecordBatch): tf.Tensor5D {
-  const { shape } = frameBatchSpec(batch.schema);
-  return tf.tensor5d(Float32Array.from(masksOf(batch)), [batch.numRows, shape.frames, shape.height, shape.width, 1], 'float32');
+  const spec = frameBatchSpec(batch.schema);
+  const { shape } = spec;
+  return tf.tensor5d(Float32Array.from(masksOf(batch, spec)), [batch.numRows, shape.frames, shape.height, shape.width, 1], 'float32');
 }
