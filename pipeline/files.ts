@@ -45,9 +45,10 @@ export async function openAtomicFile(path: string): Promise<AtomicFile> {
     },
     async commit() {
       if (failure) throw failure;
+      // Listen before ending: 'close' follows 'finish' and must not be missed in between.
+      const closed = once(stream, 'close');
       stream.end();
-      await once(stream, 'finish');
-      await once(stream, 'close');
+      await closed;
       await rename(temporaryPath, path);
       committed = true;
     },
