@@ -68,20 +68,12 @@ export function batch<In, Out>(name: string, size: number, combine: (values: In[
         }
       });
 
-      const upstreamSubscription = upstream.subscribe({
-        next: (item) => {
-          queue.push(item);
-          outlet.pump.run();
-        },
-        error: (err: unknown) => {
-          stopped = true;
-          subscriber.error(err);
-        },
-        complete: () => {
-          upstreamDone = true;
-          outlet.pump.run();
-        },
-      });
+      const upstreamSubscription = outlet.subscribeInput(
+        upstream,
+        (item) => queue.push(item),
+        () => (upstreamDone = true),
+        () => (stopped = true),
+      );
 
       return () => {
         stopped = true;

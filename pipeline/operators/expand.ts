@@ -117,20 +117,12 @@ export function expand<In, Out>(
         }
       });
 
-      const upstreamSubscription = upstream.subscribe({
-        next: (item) => {
-          queue.push({ item, index: received++ });
-          outlet.pump.run();
-        },
-        error: (err: unknown) => {
-          stopped = true;
-          subscriber.error(err);
-        },
-        complete: () => {
-          upstreamDone = true;
-          outlet.pump.run();
-        },
-      });
+      const upstreamSubscription = outlet.subscribeInput(
+        upstream,
+        (item) => queue.push({ item, index: received++ }),
+        () => (upstreamDone = true),
+        () => (stopped = true),
+      );
 
       return () => {
         stopped = true;

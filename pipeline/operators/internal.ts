@@ -3,7 +3,7 @@
  * policy) and option validation. Operators own their input side; everything about emitting lives
  * here once.
  */
-import type { Subscriber } from 'rxjs';
+import type { Observable, Subscriber, Subscription } from 'rxjs';
 import { CreditGate, Pump, type Leased } from '../credit.ts';
 import { ERROR_POLICIES, StageError, type ElementRef, type ErrorPolicy } from '../errors.ts';
 import { DEFAULT_CAPACITY, type StageOptions } from '../stage.ts';
@@ -63,6 +63,28 @@ export class Outlet<Out> {
   complete(): void {
     this.meter.finish();
     this.subscriber.complete();
+  }
+
+  /**
+   * Feeds the stage from its input: `onItem` takes each item (queues it), `onEnd` notes that the
+   * input completed, and the pump runs after either. An input error ends the stage unchanged,
+   * after `onError` (the stage marks itself stopped).
+   */
+  subscribeInput<In>(upstream: Observable<Leased<In>>, onItem: (item: Leased<In>) => void, onEnd: () => void, onError: () => void): Subscription {
+    return upstream.subscribe({
+      next: (item) => {
+        onItem(item);
+        this.pump.run();
+      },
+      error: (err: unknown) => {
+        onError();
+        this.subscriber.error(err);
+      },
+      complete: () => {
+        onEnd();
+        this.pump.run();
+      },
+    });
   }
 
   /** Stops the run with a StageError (kept as is when the cause already is one). */

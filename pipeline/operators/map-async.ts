@@ -118,20 +118,12 @@ export function mapCore<In, Out>(
         else inners.add(inner);
       }
 
-      const upstreamSubscription = upstream.subscribe({
-        next: (item) => {
-          queue.push({ item, index: received++ });
-          outlet.pump.run();
-        },
-        error: (err: unknown) => {
-          stopped = true;
-          subscriber.error(err);
-        },
-        complete: () => {
-          upstreamDone = true;
-          outlet.pump.run();
-        },
-      });
+      const upstreamSubscription = outlet.subscribeInput(
+        upstream,
+        (item) => queue.push({ item, index: received++ }),
+        () => (upstreamDone = true),
+        () => (stopped = true),
+      );
 
       return () => {
         stopped = true;
