@@ -126,8 +126,8 @@ export function encodeFrameBatch(spec: FrameBatchSpec, clips: readonly Clip[]): 
   const pixels = spec.pixelType === 'uint8' ? uninitialised(Uint8Array, rows * n) : uninitialised(Float32Array, rows * n);
   const masks = uninitialised(Uint8Array, rows * m).fill(1);
   const seeds = new BigUint64Array(rows);
+  const expectedType = spec.pixelType === 'uint8' ? Uint8Array : Float32Array;
   clips.forEach((clip, i) => {
-    const expectedType = spec.pixelType === 'uint8' ? Uint8Array : Float32Array;
     if (!(clip.frames instanceof expectedType)) throw new RangeError(`clip "${clip.id}": pixels are ${clip.frames.constructor.name}, the batch holds ${spec.pixelType}`);
     if (clip.frames.length !== n) throw new RangeError(`clip "${clip.id}": ${clip.frames.length} pixel values, expected ${n} (T·H·W·C)`);
     (pixels as Pixels).set(clip.frames as never, i * n);
