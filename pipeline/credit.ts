@@ -91,14 +91,19 @@ export class CreditGate implements EdgeState {
     this.inFlightCount -= 1;
   }
 
-  /** Wraps a value emitted under an acquired credit; its release gives the credit back once. */
-  lease<T>(value: T): Leased<T> {
+  /**
+   * Wraps a value emitted under an acquired credit; its release gives the credit back once.
+   * `onRelease` runs first, before the producer is woken (a buffer pool takes its buffer back, so
+   * the producer finds it free).
+   */
+  lease<T>(value: T, onRelease?: () => void): Leased<T> {
     let released = false;
     return {
       value,
       release: () => {
         if (released) return;
         released = true;
+        onRelease?.();
         this.giveBack();
       },
     };

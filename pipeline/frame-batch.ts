@@ -112,19 +112,75 @@ function uninitialised<A extends Uint8Array | Float32Array>(Kind: { new (buffer:
   return new Kind(bytes.buffer as ArrayBuffer, bytes.byteOffset, length);
 }
 
+interface BatchBuffers {
+  readonly pixels: Pixels;
+  readonly masks: Uint8Array;
+}
+
+/**
+ * Reuses the pixel and mask buffers of frame batches once their consumer is done with them, so a
+ * steady stream of batches touches the same few megabytes instead of fresh pages for every batch
+ * (allocation and page faults cost about as much as the copy itself; `bench/pipeline.ts`).
+ *
+ * @example
+ * const pool = new FrameBatchPool();
+ * batch('batch-clips', 8, (clips) => encodeFrameBatch(spec, clips, pool), { recycle: (b) => pool.recycle(b) })
+ */
+export class FrameBatchPool {
+  private readonly free = new Map<string, BatchBuffers[]>();
+  private readonly owned = new WeakMap<arrow.RecordBatch, { key: string; buffers: BatchBuffers }>();
+
+  /** @param maxFree buffers kept per batch size; more recycled than that are left to the GC. */
+  constructor(private readonly maxFree = 8) {}
+
+  /** @internal Buffers for `rows` clips: recycled ones when there are, else new uninitialised ones. */
+  take(spec: FrameBatchSpec, rows: number): { key: string; buffers: BatchBuffers } {
+    const key = `${spec.pixelType}:${rows * pixelsPerClip(spec.shape)}:${rows * maskPerClip(spec.shape)}`;
+    const buffers = this.free.get(key)?.pop() ?? allocate(spec, rows);
+    return { key, buffers };
+  }
+
+  /** @internal Notes that `batch` was built on buffers from `take`. */
+  adopt(batch: arrow.RecordBatch, taken: { key: string; buffers: BatchBuffers }): void {
+    this.owned.set(batch, taken);
+  }
+
+  /**
+   * Returns a batch's buffers to the pool. The batch and every view taken from it must no longer
+   * be in use. A batch this pool did not make, or one recycled already, is ignored.
+   */
+  recycle(batch: arrow.RecordBatch): void {
+    const taken = this.owned.get(batch);
+    if (!taken) return;
+    this.owned.delete(batch);
+    let list = this.free.get(taken.key);
+    if (!list) this.free.set(taken.key, (list = []));
+    if (list.length < this.maxFree) list.push(taken.buffers);
+  }
+}
+
+function allocate(spec: FrameBatchSpec, rows: number): BatchBuffers {
+  const n = rows * pixelsPerClip(spec.shape);
+  // Uninitialised memory: every pixel is written by encodeFrameBatch (each clip's length is
+  // checked), so zeroing it first would be a wasted pass over the largest buffer of the pipeline.
+  return {
+    pixels: spec.pixelType === 'uint8' ? uninitialised(Uint8Array, n) : uninitialised(Float32Array, n),
+    masks: uninitialised(Uint8Array, rows * maskPerClip(spec.shape)),
+  };
+}
+
 /**
  * Copies clips into one record batch (the only copy on the way to a tensor).
+ * @param pool where to take the batch's buffers from (and later give them back); default: new ones.
  * @throws RangeError naming the clip when a clip's pixel or mask count or pixel type does not fit the spec.
  */
-export function encodeFrameBatch(spec: FrameBatchSpec, clips: readonly Clip[]): arrow.RecordBatch {
+export function encodeFrameBatch(spec: FrameBatchSpec, clips: readonly Clip[], pool?: FrameBatchPool): arrow.RecordBatch {
   const schema = frameBatchSchema(spec);
   const rows = clips.length;
   const n = pixelsPerClip(spec.shape);
   const m = maskPerClip(spec.shape);
-  // Uninitialised memory: every pixel is written below (each clip's length is checked), so zeroing
-  // it first would be a wasted pass over the largest buffer of the pipeline.
-  const pixels = spec.pixelType === 'uint8' ? uninitialised(Uint8Array, rows * n) : uninitialised(Float32Array, rows * n);
-  const masks = uninitialised(Uint8Array, rows * m).fill(1);
+  const taken = pool?.take(spec, rows);
+  const { pixels, masks } = taken?.buffers ?? allocate(spec, rows);
   const seeds = new BigUint64Array(rows);
   const expectedType = spec.pixelType === 'uint8' ? Uint8Array : Float32Array;
   clips.forEach((clip, i) => {
@@ -134,6 +190,8 @@ export function encodeFrameBatch(spec: FrameBatchSpec, clips: readonly Clip[]): 
     if (clip.mask) {
       if (clip.mask.length !== m) throw new RangeError(`clip "${clip.id}": ${clip.mask.length} mask values, expected ${m} (T·H·W)`);
       masks.set(clip.mask, i * m);
+    } else {
+      masks.fill(1, i * m, (i + 1) * m);
     }
     seeds[i] = clip.seed ?? 0n;
   });
@@ -158,7 +216,9 @@ export function encodeFrameBatch(spec: FrameBatchSpec, clips: readonly Clip[]): 
     arrow.makeData({ type: new arrow.Uint64(), length: rows, nullCount: 0, data: seeds }),
     arrow.vectorFromArray(clips.map((c) => c.process ?? 'none'), new arrow.Utf8()).data[0]!,
   ];
-  return new arrow.RecordBatch(schema, arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows, nullCount: 0, children }));
+  const batch = new arrow.RecordBatch(schema, arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows, nullCount: 0, children }));
+  if (taken) pool!.adopt(batch, taken);
+  return batch;
 }
 
 /** The values buffer of a FixedSizeList column, as one view over all rows (no copy). */

@@ -10,9 +10,15 @@ import type { Leased } from '../credit.ts';
 import { named, type Stage, type StageOptions } from '../stage.ts';
 import { Outlet, checkPositiveInteger } from './internal.ts';
 
-export interface BatchOptions<In> extends StageOptions<In> {
+export interface BatchOptions<In, Out = unknown> extends StageOptions<In> {
   /** Drop a final group smaller than `size` instead of emitting it. Default false. */
   readonly dropPartial?: boolean;
+  /**
+   * Called with an output once downstream has released it (and, through `expand`, every view taken
+   * from it): `combine` may then reuse its buffers. Only for consumers that keep nothing of an item
+   * after releasing it, which is the credit protocol's contract. Default: none.
+   */
+  readonly recycle?: (out: Out) => void;
 }
 
 /**
@@ -23,7 +29,7 @@ export interface BatchOptions<In> extends StageOptions<In> {
  * @param combine builds one output from a group; a throw is handled by the `onError` policy.
  * @returns a stage emitting one output per `size` inputs.
  */
-export function batch<In, Out>(name: string, size: number, combine: (values: In[]) => Out, options: BatchOptions<In> = {}): Stage<In, Out> {
+export function batch<In, Out>(name: string, size: number, combine: (values: In[]) => Out, options: BatchOptions<In, Out> = {}): Stage<In, Out> {
   checkPositiveInteger(name, 'size', size);
 
   return named(name, (upstream: Observable<Leased<In>>) =>
@@ -60,7 +66,8 @@ export function batch<In, Out>(name: string, size: number, combine: (values: In[
             outlet.gate.refund();
             continue;
           }
-          outlet.emit(out);
+          const recycle = options.recycle;
+          outlet.emit(out, recycle && (() => recycle(out)));
         }
         if (!stopped && upstreamDone && queue.length === 0 && (group.length === 0 || options.dropPartial)) {
           stopped = true;

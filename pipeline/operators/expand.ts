@@ -1,8 +1,10 @@
 /**
  * `expand`: one input becomes many outputs (an archive into its entries, a video into its frames),
  * pulled from the iterable the function returns only as credit allows. Inputs are expanded one
- * at a time, in order; an input is released when its iterable is exhausted. Unsubscribing calls
- * the current iterator's `return()`.
+ * at a time, in order. An input is released once its iterable is exhausted and every output taken
+ * from it has been released, so an input whose outputs are views into it (clips of a frame batch)
+ * stays counted on its edge while any view is in use. Unsubscribing calls the current iterator's
+ * `return()`.
  */
 import { Observable } from 'rxjs';
 import type { Leased } from '../credit.ts';
@@ -13,6 +15,9 @@ interface Job<In, Out> extends AnyIterator<Out> {
   readonly item: Leased<In>;
   readonly index: number;
   pending: boolean;
+  /** Outputs emitted and not yet released. */
+  outstanding: number;
+  exhausted: boolean;
 }
 
 /**
@@ -37,10 +42,22 @@ export function expand<In, Out>(
       let upstreamDone = false;
       let stopped = false;
 
+      /** The input goes back once nothing more comes from it and nothing taken from it is held. */
+      const settle = (current: Job<In, Out>): void => {
+        if (current.exhausted && current.outstanding === 0) current.item.release();
+      };
       const endJob = (current: Job<In, Out>): void => {
         if (job !== current) return;
         job = undefined;
-        current.item.release();
+        current.exhausted = true;
+        settle(current);
+      };
+      const emitFrom = (current: Job<In, Out>, value: Out): void => {
+        current.outstanding += 1;
+        outlet.emit(value, () => {
+          current.outstanding -= 1;
+          settle(current);
+        });
       };
       /** Applies the error policy; true when the run goes on. */
       const jobFailed = (current: Job<In, Out>, err: unknown): boolean => {
@@ -58,7 +75,7 @@ export function expand<In, Out>(
             const next = queue.shift();
             if (!next) break;
             try {
-              job = { ...next, ...openIterator(project(next.item.value, next.index)), pending: false };
+              job = { ...next, ...openIterator(project(next.item.value, next.index)), pending: false, outstanding: 0, exhausted: false };
             } catch (err) {
               if (!outlet.failed(err, describe(next.item.value, next.index))) {
                 stopped = true;
@@ -81,7 +98,7 @@ export function expand<In, Out>(
                   endJob(current);
                   outlet.gate.refund();
                 } else {
-                  outlet.emit(r.value);
+                  emitFrom(current, r.value);
                 }
                 outlet.pump.run();
               },
@@ -108,7 +125,7 @@ export function expand<In, Out>(
             endJob(current);
             outlet.gate.refund();
           } else {
-            outlet.emit(r.value);
+            emitFrom(current, r.value);
           }
         }
         if (!stopped && upstreamDone && !job && queue.length === 0) {

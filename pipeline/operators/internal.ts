@@ -54,10 +54,10 @@ export class Outlet<Out> {
     return this.subscriber.closed;
   }
 
-  /** Emits a value under a credit already taken with `gate.tryAcquire()`. */
-  emit(value: Out): void {
+  /** Emits a value under a credit already taken with `gate.tryAcquire()`; `onRelease` as in `CreditGate.lease`. */
+  emit(value: Out, onRelease?: () => void): void {
     this.meter.emitted(value, this.sizeOf);
-    this.subscriber.next(this.gate.lease(value));
+    this.subscriber.next(this.gate.lease(value, onRelease));
   }
 
   complete(): void {

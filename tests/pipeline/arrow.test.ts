@@ -12,9 +12,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Schema, Field, Utf8, tableFromIPC, tableToIPC, Table } from 'apache-arrow';
 import { firstValueFrom, lastValueFrom, toArray, throwError, concat, of } from 'rxjs';
 import { readArrow, writeArrow } from '../../pipeline/arrow-io.ts';
-import { decodeFrameBatch, encodeFrameBatch, frameBatchSpec, framesOf, type Clip, type FrameBatchSpec } from '../../pipeline/frame-batch.ts';
+import { FrameBatchPool, decodeFrameBatch, encodeFrameBatch, frameBatchSpec, framesOf, type Clip, type FrameBatchSpec } from '../../pipeline/frame-batch.ts';
 import { source } from '../../pipeline/operators/source.ts';
 import { unwrap } from '../../pipeline/operators/unwrap.ts';
+import { batch } from '../../pipeline/operators/batch.ts';
+import { expand } from '../../pipeline/operators/expand.ts';
+import type { Leased } from '../../pipeline/credit.ts';
 import { framesTensor, maskTensor } from '../../pipeline/tensor.ts';
 import { leased } from './helpers.ts';
 
@@ -74,6 +77,43 @@ describe('frame batch codec', () => {
     const decoded = decodeFrameBatch(batch).clips;
     assert.equal(decoded[1]!.frames.buffer, all.buffer);
     assert.equal(decoded[1]!.frames.byteOffset, all.byteOffset + 5 * 6 * 7 * 3);
+  });
+
+  it('recycles batch buffers through a pool only once every clip view is released', async () => {
+    const pool = new FrameBatchPool();
+    const input = clips(u8, 12, 3);
+    // Clips without masks must come out all-visible even in a recycled buffer that held masks.
+    input[9] = { ...input[9]!, mask: undefined };
+    const held: Array<Leased<Clip>> = [];
+    const buffers = new Set<ArrayBufferLike>();
+    const out: Clip[] = [];
+    await new Promise<void>((resolve, reject) =>
+      source('clips', () => input, { capacity: 2 })
+        .pipe(
+          batch('encode', 3, (group: Clip[]) => encodeFrameBatch(u8, group, pool), { capacity: 2, recycle: (b) => pool.recycle(b) }),
+          expand('decode', (b) => decodeFrameBatch(b).clips, { capacity: 6 }),
+        )
+        .subscribe({
+          next: (item) => {
+            buffers.add(item.value.frames.buffer);
+            // Copy what we check, then hold the first batch's views for a while: its buffer must not
+            // be handed out again while they are held.
+            out.push({ ...item.value, frames: item.value.frames.slice(), mask: item.value.mask!.slice() });
+            if (held.length < 3 && out.length <= 3) held.push(item);
+            else item.release();
+            if (out.length === 6) for (const h of held.splice(0)) h.release();
+          },
+          error: reject,
+          complete: resolve,
+        }),
+    );
+    assertSameClips(out.slice(0, 9), input.slice(0, 9));
+    assert.deepEqual(Array.from(out[9]!.frames), Array.from(input[9]!.frames));
+    assert.ok(out[9]!.mask!.every((v) => v === 1), 'a clip without a mask is all visible');
+    assertSameClips(out.slice(10), input.slice(10));
+    // Four batches on at most three buffers: while batch 1's views were held, batch 2 needed a new
+    // one; after that, released buffers came back.
+    assert.ok(buffers.size >= 2 && buffers.size < 4, `${buffers.size} distinct buffers`);
   });
 
   it('refuses a clip of the wrong size or type, naming it', () => {

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { NEVER, Observable, finalize, map as rxMap, timer } from 'rxjs';
+import { NEVER, Observable, finalize, map as rxMap, of, timer } from 'rxjs';
 import { StageError } from '../../pipeline/errors.ts';
 import { batch } from '../../pipeline/operators/batch.ts';
 import { expand } from '../../pipeline/operators/expand.ts';
@@ -200,6 +200,20 @@ describe('expand', () => {
     });
     assert.ok(produced <= 4, `produced ${produced}`);
     assert.deepEqual(released, []);
+  });
+
+  it('holds its input until every output taken from it is released, in any order', () => {
+    const released: string[] = [];
+    const held: Array<{ value: number; release(): void }> = [];
+    leased(of('ab'), released)
+      .pipe(expand('chars', (s: string) => [...s].map((c) => c.charCodeAt(0)), { capacity: 4 }))
+      .subscribe((item) => held.push(item));
+    assert.deepEqual(held.map((h) => h.value), [97, 98]);
+    assert.deepEqual(released, [], 'exhausted, but both outputs are still held');
+    held[1]!.release();
+    assert.deepEqual(released, []);
+    held[0]!.release();
+    assert.deepEqual(released, ['ab']);
   });
 
   it('skip policy: an input whose expansion throws is dropped after what it yielded', () => {
