@@ -9,6 +9,9 @@ import yargs, { type Argv, type Options } from 'yargs';
 import { CancelledError, UsageError, oneLine } from '../pipeline/errors.ts';
 import { loadGraphFile, loadGraphs, type GraphDefinition, type ParamSpec } from '../pipeline/graph.ts';
 import { runGraph } from '../pipeline/runner.ts';
+import { DATASETS } from '../datasets/index.ts';
+import { OCCLUSIONS } from '../stages/occlusion/index.ts';
+import { peek, previewOcclusion, type Io } from './commands.ts';
 
 export const GRAPHS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'graphs');
 
@@ -29,10 +32,11 @@ function yargsOption(spec: ParamSpec): Options {
   return { ...base, type: spec.type };
 }
 
-interface Io {
-  readonly out: (line: string) => void;
-  readonly err: (line: string) => void;
-}
+const occlusionArgs = {
+  occlusion: { type: 'string', describe: `occlude the clips: ${[...OCCLUSIONS.keys()].join(', ')}` },
+  'occlusion-option': { type: 'string', array: true, describe: 'an option of the occlusion process, key=value (repeatable)' },
+  seed: { type: 'number', default: 0, describe: 'run seed: with the clip id it fixes each clip\'s mask' },
+} as const satisfies Record<string, Options>;
 
 const stdio: Io = {
   out: (line) => process.stdout.write(`${line}\n`),
@@ -82,7 +86,43 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
           io.out(`${graph.name}: ${result.records} records in ${(result.elapsedMs / 1000).toFixed(1)} s; run folder ${result.runDir}`);
         },
       )
-      .demandCommand(1, 'name a command: graphs, run')
+      .command(
+        'peek <dataset>',
+        'Stream the first clips of a dataset and print one line (or JSON object) per clip',
+        (y) =>
+          y
+            .positional('dataset', { type: 'string', demandOption: true, describe: `a dataset: ${[...DATASETS.keys()].join(', ')}` })
+            .option('source', { type: 'string', describe: 'URL or path of the raw data (not needed for the embedded synthetic set)' })
+            .option('clips', { type: 'number', default: 5, describe: 'how many clips' })
+            .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' })
+            .option('dataset-option', { type: 'string', array: true, describe: 'a dataset option, key=value (repeatable)' })
+            .options(occlusionArgs),
+        async (args) => {
+          await peek(
+            { dataset: args.dataset, source: args.source, clips: args.clips, json: args.json, seed: args.seed, datasetOptions: args['dataset-option'], occlusion: args.occlusion, occlusionOptions: args['occlusion-option'] },
+            io,
+          );
+        },
+      )
+      .command(
+        'preview-occlusion <occlusion>',
+        'Draw a PNG strip (clean / mask / observed) of a synthetic clip under an occlusion process',
+        (y) =>
+          y
+            .positional('occlusion', { type: 'string', demandOption: true, describe: `a process: ${[...OCCLUSIONS.keys()].join(', ')}` })
+            .option('out', { type: 'string', demandOption: true, describe: 'the PNG file to write' })
+            .option('seed', occlusionArgs.seed)
+            .option('clip', { type: 'number', default: 0, describe: 'index of the synthetic clip' })
+            .option('occlusion-option', occlusionArgs['occlusion-option'])
+            .option('dataset-option', { type: 'string', array: true, describe: 'a synthetic-set option, key=value (size, frames, channels, shapes, seed)' }),
+        async (args) => {
+          await previewOcclusion(
+            { occlusion: args.occlusion, out: args.out, seed: args.seed, clip: args.clip, datasetOptions: args['dataset-option'], occlusionOptions: args['occlusion-option'] },
+            io,
+          );
+        },
+      )
+      .demandCommand(1, 'name a command: graphs, run, peek, preview-occlusion')
       .strict()
       .help()
       .alias('help', 'h')

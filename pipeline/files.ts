@@ -59,3 +59,14 @@ export async function openAtomicFile(path: string): Promise<AtomicFile> {
     },
   };
 }
+
+/** Writes a whole file under a temporary name and renames it into place: readers never see half of it. */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const file = await openAtomicFile(path);
+  try {
+    await file.write(typeof data === 'string' ? Buffer.from(data) : data);
+    await file.commit();
+  } finally {
+    file.abort();
+  }
+}

@@ -19,7 +19,16 @@ export type ParamSpec =
 
 export type ParamSpecs = Readonly<Record<string, ParamSpec>>;
 
-export type ParamValues<P extends ParamSpecs> = { -readonly [K in keyof P]: P[K]['default'] };
+/** The value type of one parameter: number, boolean, or string (the union of its choices when it has them). */
+export type ParamValue<S extends ParamSpec> = S extends { readonly type: 'number' }
+  ? number
+  : S extends { readonly type: 'boolean' }
+    ? boolean
+    : S extends { readonly choices: ReadonlyArray<infer C> }
+      ? C
+      : string;
+
+export type ParamValues<P extends ParamSpecs> = { -readonly [K in keyof P]: ParamValue<P[K]> };
 
 /** What a running graph may use besides its parameters. */
 export interface RunContext {
@@ -43,13 +52,13 @@ const NAME = /^[a-z][a-z0-9-]*$/;
 export function defineGraph<P extends ParamSpecs>(definition: GraphDefinition<P>): GraphDefinition<P> {
   if (!NAME.test(definition.name)) throw new Error(`graph name "${definition.name}" must be lower-case words joined by "-"`);
   if (definition.description.includes('\n')) throw new Error(`graph "${definition.name}": the description must be one line`);
-  for (const [key, spec] of Object.entries(definition.params)) checkParam(definition.name, key, spec, spec.default);
+  for (const [key, spec] of Object.entries(definition.params)) checkParam(`graph "${definition.name}"`, key, spec, spec.default);
   return definition;
 }
 
-function checkParam(graph: string, key: string, spec: ParamSpec, value: unknown): void {
+function checkParam(owner: string, key: string, spec: ParamSpec, value: unknown): void {
   const bad = (why: string): never => {
-    throw new UsageError(`graph "${graph}": --${key} ${why}, got ${JSON.stringify(value)}`);
+    throw new UsageError(`${owner}: --${key} ${why}, got ${JSON.stringify(value)}`);
   };
   if (spec.type === 'number') {
     if (typeof value !== 'number' || !Number.isFinite(value)) bad('must be a number');
@@ -63,18 +72,42 @@ function checkParam(graph: string, key: string, spec: ParamSpec, value: unknown)
   } else if (typeof value !== 'boolean') bad('must be true or false');
 }
 
-/** Fills defaults and checks every value; an unknown key or a value out of range is a UsageError. */
-export function resolveParams<P extends ParamSpecs>(graph: GraphDefinition<P>, given: Readonly<Record<string, unknown>>): ParamValues<P> {
+/**
+ * Fills defaults and checks every value against its spec. `owner` starts each message, as in
+ * `graph "kth-raindrops": --steps must be ≥ 1, got 0`.
+ * @throws UsageError for an unknown key or a value out of range.
+ */
+export function resolveOptions<P extends ParamSpecs>(owner: string, specs: P, given: Readonly<Record<string, unknown>>): ParamValues<P> {
   const values: Record<string, unknown> = {};
   for (const key of Object.keys(given)) {
-    if (!(key in graph.params)) throw new UsageError(`graph "${graph.name}" has no option --${key}`);
+    if (!(key in specs)) throw new UsageError(`${owner} has no option --${key} (it has ${Object.keys(specs).map((k) => `--${k}`).join(', ') || 'none'})`);
   }
-  for (const [key, spec] of Object.entries(graph.params)) {
+  for (const [key, spec] of Object.entries(specs)) {
     const value = given[key] ?? spec.default;
-    checkParam(graph.name, key, spec, value);
+    checkParam(owner, key, spec, value);
     values[key] = value;
   }
   return values as ParamValues<P>;
+}
+
+/** Parses `key=value` strings (command-line lists such as `--occlusion-option drops=10`) by the specs' types. */
+export function parseOptionPairs(owner: string, specs: ParamSpecs, pairs: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`${owner}: option "${pair}" must be written key=value`);
+    const key = pair.slice(0, eq);
+    const raw = pair.slice(eq + 1);
+    const spec = specs[key];
+    if (!spec) throw new UsageError(`${owner} has no option ${key} (it has ${Object.keys(specs).join(', ') || 'none'})`);
+    out[key] = spec.type === 'number' ? (raw.trim() === '' ? NaN : Number(raw)) : spec.type === 'boolean' ? raw === 'true' ? true : raw === 'false' ? false : raw : raw;
+  }
+  return out;
+}
+
+/** Fills defaults and checks every value; an unknown key or a value out of range is a UsageError. */
+export function resolveParams<P extends ParamSpecs>(graph: GraphDefinition<P>, given: Readonly<Record<string, unknown>>): ParamValues<P> {
+  return resolveOptions(`graph "${graph.name}"`, graph.params, given);
 }
 
 function isGraph(value: unknown): value is GraphDefinition {

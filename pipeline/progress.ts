@@ -19,9 +19,19 @@ function human(n: number, unit = ''): string {
   return `${n.toFixed(n < 10 && i === 0 ? (Number.isInteger(n) ? 0 : 1) : digits)}${prefixes[i]}${unit}`;
 }
 
-/** Rows of a fixed-width table: stage, items, items/s, bytes/s, queue, high water, blocked, skipped. */
+function formatMeasures(s: StageStats): string {
+  return Object.entries(s.measures ?? {})
+    .map(([k, m]) => `${k} ${m.mean.toFixed(3)} ± ${m.std.toFixed(3)}`)
+    .join(', ');
+}
+
+/**
+ * Rows of a fixed-width table: stage, items, items/s, bytes/s, queue, high water, blocked, skipped,
+ * and the stage's own measurements (mean ± std) when any stage has some.
+ */
 export function formatStats(stats: readonly StageStats[]): string[] {
-  const header = ['stage', 'items', 'items/s', 'bytes/s', 'queue', 'high', 'blocked', 'skipped'];
+  const measured = stats.some((s) => s.measures);
+  const header = ['stage', 'items', 'items/s', 'bytes/s', 'queue', 'high', 'blocked', 'skipped', ...(measured ? ['measured'] : [])];
   const rows = stats.map((s) => [
     s.stage,
     human(s.items),
@@ -31,15 +41,18 @@ export function formatStats(stats: readonly StageStats[]): string[] {
     String(s.highWater),
     `${s.elapsedMs > 0 ? Math.round((100 * s.blockedMs) / s.elapsedMs) : 0}%`,
     String(s.skipped),
+    ...(measured ? [formatMeasures(s)] : []),
   ]);
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
-  const line = (r: string[]): string => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
+  const last = header.length - 1;
+  const line = (r: string[]): string =>
+    r.map((cell, c) => (c === 0 || (measured && c === last) ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd();
   return [line(header), ...rows.map(line)];
 }
 
 /** One line for logs: `[12s] source 1.2k it 98/s 4.1MB/s q 3/4 | ...`. */
 export function formatLine(stats: readonly StageStats[], elapsedMs: number): string {
-  const parts = stats.map((s) => `${s.stage} ${human(s.items)} it ${human(s.itemsPerSec)}/s${s.bytes ? ` ${human(s.bytesPerSec, 'B')}/s` : ''} q ${s.inFlight}/${s.capacity}${s.skipped ? ` skipped ${s.skipped}` : ''}`);
+  const parts = stats.map((s) => `${s.stage} ${human(s.items)} it ${human(s.itemsPerSec)}/s${s.bytes ? ` ${human(s.bytesPerSec, 'B')}/s` : ''} q ${s.inFlight}/${s.capacity}${s.skipped ? ` skipped ${s.skipped}` : ''}${s.measures ? ` ${formatMeasures(s)}` : ''}`);
   return `[${Math.round(elapsedMs / 1000)}s] ${parts.join(' | ')}`;
 }
 

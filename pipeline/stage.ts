@@ -38,6 +38,11 @@ export interface StageOptions<In = unknown> {
   readonly describe?: (value: In, index: number) => ElementRef;
   /** Bytes of an output item for telemetry; default: `byteLength` when it has one. */
   readonly sizeOf?: (value: unknown) => number;
+  /**
+   * Named quantities of each output item, summarised in telemetry as mean ± std over items (an
+   * occlusion stage's occluded fraction). Default: none.
+   */
+  readonly measure?: (value: never) => Readonly<Record<string, number>>;
 }
 
 export function named<In, Out>(name: string, op: OperatorFunction<Leased<In>, Leased<Out>>): Stage<In, Out> {

@@ -28,6 +28,33 @@ export interface StageStats {
   readonly skipped: number;
   readonly elapsedMs: number;
   readonly done: boolean;
+  /** The stage's own measurements of its outputs (`StageOptions.measure`), by name. */
+  readonly measures?: Readonly<Record<string, Summary>>;
+}
+
+/** Mean and (population) standard deviation of a quantity over `count` items. */
+export interface Summary {
+  readonly count: number;
+  readonly mean: number;
+  readonly std: number;
+}
+
+/** Welford's running mean and variance: one pass, constant memory, numerically stable. */
+export class RunningSummary {
+  private n = 0;
+  private mu = 0;
+  private m2 = 0;
+
+  add(x: number): void {
+    this.n += 1;
+    const d = x - this.mu;
+    this.mu += d / this.n;
+    this.m2 += d * (x - this.mu);
+  }
+
+  get summary(): Summary {
+    return { count: this.n, mean: this.mu, std: this.n > 0 ? Math.sqrt(this.m2 / this.n) : 0 };
+  }
 }
 
 export interface TelemetryEvent {
@@ -65,9 +92,21 @@ export class StageMeter {
     private readonly events?: Subject<TelemetryEvent>,
   ) {}
 
+  private measured: Map<string, RunningSummary> | undefined;
+
   emitted(value: unknown, sizeOf: (v: unknown) => number = byteSize): void {
     this.items += 1;
     this.bytes += sizeOf(value);
+  }
+
+  /** Adds one item's measurements to the stage's running summaries. */
+  measure(values: Readonly<Record<string, number>>): void {
+    this.measured ??= new Map();
+    for (const [key, x] of Object.entries(values)) {
+      let summary = this.measured.get(key);
+      if (!summary) this.measured.set(key, (summary = new RunningSummary()));
+      summary.add(x);
+    }
   }
 
   skip(message: string): void {
@@ -101,6 +140,7 @@ export class StageMeter {
       skipped: this.skipped,
       elapsedMs,
       done: this.done,
+      ...(this.measured && { measures: Object.fromEntries([...this.measured].map(([k, r]) => [k, r.summary])) }),
     };
   }
 }

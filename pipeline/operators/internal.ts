@@ -32,6 +32,7 @@ export class Outlet<Out> {
   readonly pump: Pump;
   readonly policy: ErrorPolicy;
   private readonly sizeOf: ((value: unknown) => number) | undefined;
+  private readonly measure: ((value: Out) => Readonly<Record<string, number>>) | undefined;
 
   constructor(
     readonly stage: string,
@@ -45,6 +46,7 @@ export class Outlet<Out> {
     }
     this.policy = policy;
     this.sizeOf = options.sizeOf;
+    this.measure = options.measure as ((value: Out) => Readonly<Record<string, number>>) | undefined;
     this.pump = new Pump(loop);
     this.gate = new CreditGate(options.capacity ?? DEFAULT_CAPACITY, this.pump.run);
     this.meter = stageMeter(stage, this.gate);
@@ -57,6 +59,7 @@ export class Outlet<Out> {
   /** Emits a value under a credit already taken with `gate.tryAcquire()`; `onRelease` as in `CreditGate.lease`. */
   emit(value: Out, onRelease?: () => void): void {
     this.meter.emitted(value, this.sizeOf);
+    if (this.measure) this.meter.measure(this.measure(value));
     this.subscriber.next(this.gate.lease(value, onRelease));
   }
 

@@ -1,0 +1,107 @@
+/**
+ * Commands that look at data: `peek` (the first clips of a dataset, as JSON lines or a table) and
+ * `preview-occlusion` (a PNG strip of the synthetic set under a process).
+ */
+import { lastValueFrom, take, tap } from 'rxjs';
+import { findDataset } from '../datasets/index.ts';
+import { checkSyntheticOptions, syntheticClip, syntheticOptions, syntheticSpec } from '../datasets/synthetic.ts';
+import { UsageError } from '../pipeline/errors.ts';
+import type { Clip } from '../pipeline/frame-batch.ts';
+import { parseOptionPairs } from '../pipeline/graph.ts';
+import { unwrap } from '../pipeline/operators/unwrap.ts';
+import { applyMask, chooseOcclusion, clipRandom, fillValue, occludedFraction, type OcclusionChoice } from '../stages/occlusion/index.ts';
+import { occlude } from '../stages/occlusion/occlude.ts';
+import { maskRow, writeStrip } from '../stages/sinks/png-strip.ts';
+
+export interface Io {
+  readonly out: (line: string) => void;
+  readonly err: (line: string) => void;
+}
+
+/** `--occlusion NAME` with its `--occlusion-option k=v` list, checked. */
+export function occlusionFromArgs(name: string | undefined, pairs: readonly string[] = []): OcclusionChoice | undefined {
+  if (!name) {
+    if (pairs.length > 0) throw new UsageError('--occlusion-option needs --occlusion NAME');
+    return undefined;
+  }
+  const probe = chooseOcclusion(name);
+  return chooseOcclusion(name, parseOptionPairs(`occlusion "${name}"`, probe.process.options, pairs));
+}
+
+/** Mean and population std of pixel values scaled to [0, 1]. */
+export function pixelStats(clip: Clip, range: readonly [number, number]): { mean: number; std: number } {
+  const [lo, hi] = range;
+  let sum = 0;
+  let sq = 0;
+  for (let i = 0; i < clip.frames.length; i++) {
+    const v = (clip.frames[i]! - lo) / (hi - lo);
+    sum += v;
+    sq += v * v;
+  }
+  const n = clip.frames.length;
+  const mean = sum / n;
+  return { mean, std: Math.sqrt(Math.max(0, sq / n - mean * mean)) };
+}
+
+export interface PeekArgs {
+  readonly dataset: string;
+  readonly source?: string;
+  readonly clips: number;
+  readonly json: boolean;
+  readonly seed: number;
+  readonly datasetOptions?: readonly string[];
+  readonly occlusion?: string;
+  readonly occlusionOptions?: readonly string[];
+}
+
+export async function peek(args: PeekArgs, io: Io): Promise<void> {
+  const dataset = findDataset(args.dataset);
+  if (dataset.needsSource && !args.source) throw new UsageError(`dataset "${dataset.name}" needs --source (a URL or a path)`);
+  if (!Number.isInteger(args.clips) || args.clips < 1) throw new UsageError(`--clips must be an integer ≥ 1, got ${args.clips}`);
+  const given = parseOptionPairs(`dataset "${dataset.name}"`, dataset.options, args.datasetOptions ?? []);
+  const occlusion = occlusionFromArgs(args.occlusion, args.occlusionOptions);
+  const { spec, clips } = dataset.open(given, args.source);
+  const { frames, height, width, channels } = spec.shape;
+  const observed = occlusion ? clips.pipe(occlude(occlusion, { seed: args.seed, spec })) : clips;
+  if (!args.json) io.out(['id', 'split', 'T×H×W×C', 'mean', 'std', ...(occlusion ? ['occluded'] : [])].join('\t'));
+  await lastValueFrom(
+    observed.pipe(
+      unwrap(),
+      take(args.clips),
+      tap((clip) => {
+        const { mean, std } = pixelStats(clip, spec.range);
+        const split = (clip as Clip & { split?: string }).split ?? 'all';
+        const occluded = occlusion ? occludedFraction(clip.mask!) : undefined;
+        if (args.json) {
+          io.out(JSON.stringify({ id: clip.id, split, frames, height, width, channels, mean, std, ...(occluded !== undefined && { occluded }) }));
+        } else {
+          io.out([clip.id, split, `${frames}×${height}×${width}×${channels}`, mean.toFixed(4), std.toFixed(4), ...(occluded !== undefined ? [occluded.toFixed(4)] : [])].join('\t'));
+        }
+      }),
+    ),
+    { defaultValue: undefined },
+  );
+}
+
+export interface PreviewArgs {
+  readonly occlusion: string;
+  readonly out: string;
+  readonly seed: number;
+  readonly clip: number;
+  readonly datasetOptions?: readonly string[];
+  readonly occlusionOptions?: readonly string[];
+}
+
+/** Draws clean / mask / observed rows of one synthetic clip under a process. */
+export async function previewOcclusion(args: PreviewArgs, io: Io): Promise<void> {
+  if (!args.out.toLowerCase().endsWith('.png')) throw new UsageError(`--out must name a .png file, got ${args.out}`);
+  const o = checkSyntheticOptions({ size: 64, frames: 24, channels: 3, ...parseOptionPairs('dataset "synthetic"', syntheticOptions, args.datasetOptions ?? []) });
+  const choice = occlusionFromArgs(args.occlusion, args.occlusionOptions)!;
+  const spec = syntheticSpec(o);
+  const clean = syntheticClip(o, args.clip);
+  const drawer = await choice.process.prepare(choice.options, spec.shape);
+  const mask = drawer.draw(clipRandom(args.seed, clean.id, choice.process.name, choice.options));
+  const observed = applyMask(clean.frames, mask, spec.shape.channels, fillValue(choice.process, spec.range));
+  await writeStrip(args.out, [{ pixels: clean.frames, range: spec.range }, maskRow(mask), { pixels: observed, range: spec.range }], spec.shape);
+  io.out(`${args.out}: clip ${clean.id} under ${choice.process.name} (${(100 * occludedFraction(mask)).toFixed(1)} % hidden); rows: clean, mask (white = hidden), observed`);
+}

@@ -1,0 +1,45 @@
+/**
+ * The datasets by name: where their clips come from and how they are shaped. Each dataset file
+ * under `datasets/` describes one; commands (`peek`, `export`) and graphs find them here.
+ */
+import { UsageError } from '../pipeline/errors.ts';
+import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
+import type { ParamSpecs } from '../pipeline/graph.ts';
+import type { Source } from '../pipeline/stage.ts';
+import { checkSyntheticOptions, syntheticOptions, syntheticSource, syntheticSpec, type DatasetClip } from './synthetic.ts';
+
+export type { DatasetClip, Split } from './synthetic.ts';
+
+export interface Dataset {
+  readonly name: string;
+  readonly description: string;
+  /** Options given as `--dataset-option key=value` on the command line. */
+  readonly options: ParamSpecs;
+  /** Whether `--source` must be given (an embedded dataset has none). */
+  readonly needsSource: boolean;
+  /** Checks the options and opens the clips, preprocessed, with their splits. */
+  open(given: Readonly<Record<string, unknown>>, source?: string): { spec: FrameBatchSpec; clips: Source<DatasetClip> };
+}
+
+const synthetic: Dataset = {
+  name: 'synthetic',
+  description: 'embedded: moving, rotating textured shapes over a drifting background (no download)',
+  options: syntheticOptions,
+  needsSource: false,
+  open(given) {
+    const o = checkSyntheticOptions(given);
+    return { spec: syntheticSpec(o), clips: syntheticSource(o) };
+  },
+};
+
+export const DATASETS: ReadonlyMap<string, Dataset> = new Map([[synthetic.name, synthetic]]);
+
+/** Planned datasets (issue 3), named so that asking for one says so rather than "unknown". */
+const PLANNED = ['kth', 'bair', 'faceforensics', 'sst'];
+
+export function findDataset(name: string): Dataset {
+  const dataset = DATASETS.get(name);
+  if (dataset) return dataset;
+  if (PLANNED.includes(name)) throw new UsageError(`dataset "${name}" is not available in this version yet (available: ${[...DATASETS.keys()].join(', ')})`);
+  throw new UsageError(`unknown dataset "${name}" (known: ${[...DATASETS.keys()].join(', ')})`);
+}

@@ -1,0 +1,42 @@
+/**
+ * `occlude`: the stage that turns clean clips into observed ones under an occlusion process,
+ * y = x·m + c·(1 − m), writing the mask beside the pixels. The mask of a clip is a pure function
+ * of (run seed, clip id, process, options), so re-running a graph observes the same data. The
+ * stage's telemetry summarises the occluded fraction over clips (mean ± std), like the occlusion
+ * rate column of the paper's SST table.
+ */
+import type { Clip, FrameBatchSpec } from '../../pipeline/frame-batch.ts';
+import { mapAsync } from '../../pipeline/operators/map-async.ts';
+import type { Stage, StageOptions } from '../../pipeline/stage.ts';
+import type { OcclusionChoice } from './index.ts';
+import { applyMask, clipRandom, fillValue, occludedFraction, type MaskDrawer } from './process.ts';
+
+export interface OccludeOptions extends StageOptions<Clip> {
+  /** The run's seed; with the clip id, process and options it determines each clip's mask. */
+  readonly seed: number;
+  /** Shape and value range of the clips (the fill value c is the top or bottom of the range). */
+  readonly spec: FrameBatchSpec;
+}
+
+/**
+ * @example
+ * source.pipe(occlude(chooseOcclusion('raindrops', { drops: 20 }), { seed: 1, spec }))
+ * @returns a stage emitting each clip observed: new pixels, its mask (AND-ed with a mask it already
+ *   had), the process name and the run seed.
+ */
+export function occlude({ process, options }: OcclusionChoice, stage: OccludeOptions): Stage<Clip, Clip> {
+  const { shape, range } = stage.spec;
+  const c = fillValue(process, range);
+  let drawer: Promise<MaskDrawer> | undefined;
+  return mapAsync(
+    `occlude-${process.name}`,
+    async (clip: Clip): Promise<Clip> => {
+      drawer ??= Promise.resolve(process.prepare(options, shape));
+      const mask = (await drawer).draw(clipRandom(stage.seed, clip.id, process.name, options));
+      const frames = applyMask(clip.frames, mask, shape.channels, c);
+      if (clip.mask) for (let i = 0; i < mask.length; i++) mask[i]! &= clip.mask[i]!;
+      return { ...clip, frames, mask, seed: BigInt(stage.seed), process: clip.process && clip.process !== 'none' ? `${clip.process}+${process.name}` : process.name };
+    },
+    { concurrency: 1, ...stage, measure: (clip: Clip) => ({ occluded: occludedFraction(clip.mask!) }) },
+  );
+}
