@@ -5,6 +5,9 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
+import sharp from 'sharp';
+import { checkSyntheticOptions, syntheticClip } from '../../datasets/synthetic.ts';
+import { chooseOcclusion, clipRandom } from '../../stages/occlusion/index.ts';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'st-cli-'));
@@ -69,4 +72,67 @@ describe('st-inpaint', () => {
     assert.equal(byStage.verify?.items, 5);
     for (const s of telemetry.stages) assert.ok(s.highWater <= s.capacity, s.stage);
   });
+
+  it('peek: one JSON object per clip whose statistics match the clips, with the occluded fraction', async () => {
+    const r = cli('peek', 'synthetic', '--clips', '4', '--json', '--occlusion', 'remove-pixel', '--occlusion-option', 'p=0.3', '--seed', '9', '--dataset-option', 'size=16', '--dataset-option', 'frames=5');
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(lines.length, 4);
+    const o = checkSyntheticOptions({ size: 16, frames: 5 });
+    const choice = chooseOcclusion('remove-pixel', { p: 0.3 });
+    const drawer = await choice.process.prepare(choice.options, { frames: 5, height: 16, width: 16 });
+    lines.forEach((line, i) => {
+      const clip = syntheticClip(o, i);
+      const mask = drawer.draw(clipRandom(9, clip.id, 'remove-pixel', choice.options));
+      const y = Array.from(clip.frames, (v, p) => (mask[p] ? v : 0) / 255);
+      const mean = y.reduce((a, b) => a + b) / y.length;
+      const std = Math.sqrt(y.reduce((a, b) => a + (b - mean) ** 2, 0) / y.length);
+      assert.deepEqual(Object.keys(line), ['id', 'split', 'frames', 'height', 'width', 'channels', 'mean', 'std', 'occluded']);
+      assert.equal(line.id, clip.id);
+      assert.equal(line.split, clip.split);
+      assert.deepEqual([line.frames, line.height, line.width, line.channels], [5, 16, 16, 1]);
+      assert.ok(Math.abs((line.mean as number) - mean) < 1e-9 && Math.abs((line.std as number) - std) < 1e-9);
+      assert.equal(line.occluded, mask.filter((v) => v === 0).length / mask.length);
+    });
+  });
+
+  it('peek and preview-occlusion: bad names and options exit 2 with one line naming them', () => {
+    for (const [args, message] of [
+      [['peek', 'synthetic', '--occlusion', 'raindrops', '--occlusion-option', 'width=0'], /^st-inpaint: occlusion "raindrops": --width must be ≥ 1, got 0$/],
+      [['peek', 'synthetic', '--occlusion', 'remove-pixel', '--occlusion-option', 'p=1.5'], /^st-inpaint: occlusion "remove-pixel": --p must be ≤ 1, got 1.5$/],
+      [['peek', 'mnist'], /^st-inpaint: unknown dataset "mnist" \(known: synthetic\)$/],
+      [['peek', 'synthetic', '--occlusion', 'fog'], /^st-inpaint: unknown occlusion "fog"/],
+      [['preview-occlusion', 'raindrops', '--out', 'x.jpg'], /^st-inpaint: --out must name a \.png file, got x\.jpg$/],
+    ] as const) {
+      const r = cli(...args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr.trim(), message);
+    }
+  });
+
+  it('preview-occlusion: a PNG of clean, mask and observed rows, hidden pixels white', async () => {
+    const out = join(dir, 'preview.png');
+    const r = cli('preview-occlusion', 'moving-vertical-bar', '--out', out, '--dataset-option', 'size=16', '--dataset-option', 'frames=4');
+    assert.equal(r.code, 0, r.stderr);
+    const { data, info } = await sharp(out).raw().toBuffer({ resolveWithObject: true });
+    // 4 frames of 16 px with 1 px gaps, 3 rows, enlarged 6× (96 px / 16 px).
+    assert.deepEqual([info.width, info.height], [6 * (4 * 17 - 1), 6 * (3 * 17 - 1)]);
+    const pixel = (row: number, t: number, y: number, x: number): number[] => {
+      const at = ((6 * (row * 17 + y)) * info.width + 6 * (t * 17 + x)) * info.channels;
+      return [data[at]!, data[at + 1]!, data[at + 2]!];
+    };
+    let hidden = 0;
+    for (let t = 0; t < 4; t++) {
+      for (let y = 0; y < 16; y++) {
+        for (let x = 0; x < 16; x++) {
+          if (pixel(1, t, y, x)[0] === 255) {
+            hidden += 1;
+            assert.deepEqual(pixel(2, t, y, x), [255, 255, 255], 'a hidden pixel is white in the observed row');
+          } else assert.deepEqual(pixel(2, t, y, x), pixel(0, t, y, x), 'a visible pixel is the clean one');
+        }
+      }
+    }
+    assert.ok(hidden > 0);
+  });
 });
+
