@@ -11,7 +11,7 @@ import { loadGraphFile, loadGraphs, type GraphDefinition, type ParamSpec } from 
 import { runGraph } from '../pipeline/runner.ts';
 import { DATASETS } from '../datasets/index.ts';
 import { OCCLUSIONS } from '../stages/occlusion/index.ts';
-import { peek, previewOcclusion, type Io } from './commands.ts';
+import { exportDataset, peek, previewOcclusion, type Io } from './commands.ts';
 
 export const GRAPHS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'graphs');
 
@@ -122,7 +122,36 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
           );
         },
       )
-      .demandCommand(1, 'name a command: graphs, run, peek, preview-occlusion')
+      .command(
+        'export <dataset>',
+        'Write a dataset\'s preprocessed clips (clean, and observed with masks) as Arrow IPC shards and a manifest',
+        (y) =>
+          y
+            .positional('dataset', { type: 'string', demandOption: true, describe: `a dataset: ${[...DATASETS.keys()].join(', ')}` })
+            .option('source', { type: 'string', describe: 'URL or path of the raw data (not needed for the embedded synthetic set)' })
+            .option('out', { type: 'string', demandOption: true, describe: 'folder to write (must not hold an export yet)' })
+            .option('shard-clips', { type: 'number', default: 64, describe: 'clips per shard file' })
+            .option('runs', { type: 'string', default: 'runs', describe: 'folder for the run\'s metrics' })
+            .option('dataset-option', { type: 'string', array: true, describe: 'a dataset option, key=value (repeatable)' })
+            .options(occlusionArgs),
+        async (args) => {
+          await exportDataset(
+            {
+              dataset: args.dataset,
+              source: args.source,
+              out: args.out,
+              seed: args.seed,
+              shardClips: args['shard-clips'],
+              runs: args.runs,
+              datasetOptions: args['dataset-option'],
+              occlusion: args.occlusion,
+              occlusionOptions: args['occlusion-option'],
+            },
+            io,
+          );
+        },
+      )
+      .demandCommand(1, 'name a command: graphs, run, peek, preview-occlusion, export')
       .strict()
       .help()
       .alias('help', 'h')

@@ -4,7 +4,8 @@
  */
 import { UsageError } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
-import type { ParamSpecs } from '../pipeline/graph.ts';
+import { resolveOptions, type ParamSpecs } from '../pipeline/graph.ts';
+import { readShards } from '../stages/sinks/shards.ts';
 import type { Source } from '../pipeline/stage.ts';
 import { checkSyntheticOptions, syntheticOptions, syntheticSource, syntheticSpec, type DatasetClip } from './synthetic.ts';
 
@@ -32,7 +33,22 @@ const synthetic: Dataset = {
   },
 };
 
-export const DATASETS: ReadonlyMap<string, Dataset> = new Map([[synthetic.name, synthetic]]);
+const shards: Dataset = {
+  name: 'shards',
+  description: 'a folder written by "st-inpaint export" (--source DIR): clean or observed clips with their masks',
+  options: {
+    set: { type: 'string', default: 'clean', describe: 'which set: clean, or the occlusion the export used' },
+    split: { type: 'string', default: 'all', choices: ['all', 'train', 'val', 'test'], describe: 'which split' },
+  },
+  needsSource: true,
+  open(given, source) {
+    const o = resolveOptions('dataset "shards"', this.options, given);
+    const { spec, clips } = readShards(source!, o.set as string, o.split as string);
+    return { spec, clips: clips as Source<DatasetClip> };
+  },
+};
+
+export const DATASETS: ReadonlyMap<string, Dataset> = new Map([synthetic, shards].map((d) => [d.name, d]));
 
 /** Planned datasets (issue 3), named so that asking for one says so rather than "unknown". */
 const PLANNED = ['kth', 'bair', 'faceforensics', 'sst'];

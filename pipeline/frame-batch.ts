@@ -42,6 +42,11 @@ export interface Clip {
   readonly mask?: Uint8Array;
   readonly seed?: bigint;
   readonly process?: string;
+  /**
+   * The clean pixels of an observed clip, where they are known (synthetic occlusion of clean
+   * data), for measurement only: never a training input, and not a column of frame batches.
+   */
+  readonly truth?: Pixels;
 }
 
 const META = { shape: 'st-inpaint.shape', pixelType: 'st-inpaint.pixel-type', range: 'st-inpaint.range' } as const;

@@ -22,7 +22,7 @@ export interface OccludeOptions extends StageOptions<Clip> {
  * @example
  * source.pipe(occlude(chooseOcclusion('raindrops', { drops: 20 }), { seed: 1, spec }))
  * @returns a stage emitting each clip observed: new pixels, its mask (AND-ed with a mask it already
- *   had), the process name and the run seed.
+ *   had), the process name, the run seed, and the clean pixels as `truth` (for measurement only).
  */
 export function occlude({ process, options }: OcclusionChoice, stage: OccludeOptions): Stage<Clip, Clip> {
   const { shape, range } = stage.spec;
@@ -35,7 +35,7 @@ export function occlude({ process, options }: OcclusionChoice, stage: OccludeOpt
       const mask = (await drawer).draw(clipRandom(stage.seed, clip.id, process.name, options));
       const frames = applyMask(clip.frames, mask, shape.channels, c);
       if (clip.mask) for (let i = 0; i < mask.length; i++) mask[i]! &= clip.mask[i]!;
-      return { ...clip, frames, mask, seed: BigInt(stage.seed), process: clip.process && clip.process !== 'none' ? `${clip.process}+${process.name}` : process.name };
+      return { ...clip, frames, mask, truth: clip.truth ?? clip.frames, seed: BigInt(stage.seed), process: clip.process && clip.process !== 'none' ? `${clip.process}+${process.name}` : process.name };
     },
     { concurrency: 1, ...stage, measure: (clip: Clip) => ({ occluded: occludedFraction(clip.mask!) }) },
   );
