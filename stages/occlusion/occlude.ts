@@ -7,7 +7,8 @@
  */
 import type { Clip, FrameBatchSpec } from '../../pipeline/frame-batch.ts';
 import { mapAsync } from '../../pipeline/operators/map-async.ts';
-import type { Stage, StageOptions } from '../../pipeline/stage.ts';
+import { defer } from 'rxjs';
+import { named, type Stage, type StageOptions } from '../../pipeline/stage.ts';
 import type { OcclusionChoice } from './index.ts';
 import { applyMask, clipRandom, fillValue, occludedFraction, type MaskDrawer } from './process.ts';
 
@@ -27,16 +28,25 @@ export interface OccludeOptions extends StageOptions<Clip> {
 export function occlude({ process, options }: OcclusionChoice, stage: OccludeOptions): Stage<Clip, Clip> {
   const { shape, range } = stage.spec;
   const c = fillValue(process, range);
-  let drawer: Promise<MaskDrawer> | undefined;
-  return mapAsync(
-    `occlude-${process.name}`,
-    async (clip: Clip): Promise<Clip> => {
-      drawer ??= Promise.resolve(process.prepare(options, shape));
-      const mask = (await drawer).draw(clipRandom(stage.seed, clip.id, process.name, options));
-      const frames = applyMask(clip.frames, mask, shape.channels, c);
-      if (clip.mask) for (let i = 0; i < mask.length; i++) mask[i]! &= clip.mask[i]!;
-      return { ...clip, frames, mask, truth: clip.truth ?? clip.frames, seed: BigInt(stage.seed), process: clip.process && clip.process !== 'none' ? `${clip.process}+${process.name}` : process.name };
-    },
-    { concurrency: 1, ...stage, measure: (clip: Clip) => ({ occluded: occludedFraction(clip.mask!) }) },
+  const name = `occlude-${process.name}`;
+  // The drawer (which may have read mask files) belongs to one subscription, like all stage state.
+  return named(name, (upstream) =>
+    defer(() => {
+      let drawer: Promise<MaskDrawer> | undefined;
+      return upstream.pipe(
+        mapAsync(
+          name,
+          async (clip: Clip): Promise<Clip> => {
+            drawer ??= Promise.resolve(process.prepare(options, shape));
+            const mask = (await drawer).draw(clipRandom(stage.seed, clip.id, process.name, options));
+            const frames = applyMask(clip.frames, mask, shape.channels, c);
+            if (clip.mask) for (let i = 0; i < mask.length; i++) mask[i]! &= clip.mask[i]!;
+            const processName = clip.process && clip.process !== 'none' ? `${clip.process}+${process.name}` : process.name;
+            return { ...clip, frames, mask, truth: clip.truth ?? clip.frames, seed: BigInt(stage.seed), process: processName };
+          },
+          { concurrency: 1, ...stage, measure: (clip: Clip) => ({ occluded: occludedFraction(clip.mask!) }) },
+        ),
+      );
+    }),
   );
 }
