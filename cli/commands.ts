@@ -1,10 +1,10 @@
 /**
- * Commands that look at data: `peek` (the first clips of a dataset, as JSON lines or a table) and
- * `preview-occlusion` (a PNG strip of the synthetic set under a process).
+ * Commands that look at data: `peek` (the first clips of a dataset, as JSON lines or a table),
+ * `preview-occlusion` (a PNG strip of the synthetic set under a process) and `export` (Arrow shards).
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { lastValueFrom, take, tap } from 'rxjs';
+import { firstValueFrom, lastValueFrom, take, tap } from 'rxjs';
 import { findDataset } from '../datasets/index.ts';
 import { checkSyntheticOptions, syntheticClip, syntheticOptions, syntheticSpec } from '../datasets/synthetic.ts';
 import { UsageError } from '../pipeline/errors.ts';
@@ -13,8 +13,10 @@ import { defineGraph, parseOptionPairs } from '../pipeline/graph.ts';
 import { map } from '../pipeline/operators/map.ts';
 import { runGraph } from '../pipeline/runner.ts';
 import { MANIFEST, readManifest, writeShards, type ExportRow } from '../stages/sinks/shards.ts';
+import { source } from '../pipeline/operators/source.ts';
 import { unwrap } from '../pipeline/operators/unwrap.ts';
-import { applyMask, chooseOcclusion, clipRandom, fillValue, occludedFraction, type OcclusionChoice } from '../stages/occlusion/index.ts';
+import { RunningSummary } from '../pipeline/telemetry.ts';
+import { findOcclusion, occludedFraction, occlusionOptions, type OcclusionChoice } from '../stages/occlusion/index.ts';
 import { occlude } from '../stages/occlusion/occlude.ts';
 import { maskRow, writeStrip } from '../stages/sinks/png-strip.ts';
 
@@ -29,45 +31,47 @@ export function occlusionFromArgs(name: string | undefined, pairs: readonly stri
     if (pairs.length > 0) throw new UsageError('--occlusion-option needs --occlusion NAME');
     return undefined;
   }
-  const probe = chooseOcclusion(name);
-  return chooseOcclusion(name, parseOptionPairs(`occlusion "${name}"`, probe.process.options, pairs));
+  const process = findOcclusion(name);
+  return { process, options: occlusionOptions(process, parseOptionPairs(`occlusion "${name}"`, process.options, pairs)) };
 }
 
 /** Mean and population std of pixel values scaled to [0, 1]. */
 export function pixelStats(clip: Clip, range: readonly [number, number]): { mean: number; std: number } {
   const [lo, hi] = range;
-  let sum = 0;
-  let sq = 0;
-  for (let i = 0; i < clip.frames.length; i++) {
-    const v = (clip.frames[i]! - lo) / (hi - lo);
-    sum += v;
-    sq += v * v;
-  }
-  const n = clip.frames.length;
-  const mean = sum / n;
-  return { mean, std: Math.sqrt(Math.max(0, sq / n - mean * mean)) };
+  const running = new RunningSummary();
+  for (let i = 0; i < clip.frames.length; i++) running.add((clip.frames[i]! - lo) / (hi - lo));
+  return running.summary;
 }
 
-export interface PeekArgs {
+/** What `peek` and `export` share: a dataset opened with its options, observed under an optional occlusion. */
+interface DatasetArgs {
   readonly dataset: string;
   readonly source?: string;
-  readonly clips: number;
-  readonly json: boolean;
   readonly seed: number;
   readonly datasetOptions?: readonly string[];
   readonly occlusion?: string;
   readonly occlusionOptions?: readonly string[];
 }
 
-export async function peek(args: PeekArgs, io: Io): Promise<void> {
+function openObserved(args: DatasetArgs) {
   const dataset = findDataset(args.dataset);
   if (dataset.needsSource && !args.source) throw new UsageError(`dataset "${dataset.name}" needs --source (a URL or a path)`);
-  if (!Number.isInteger(args.clips) || args.clips < 1) throw new UsageError(`--clips must be an integer ≥ 1, got ${args.clips}`);
   const given = parseOptionPairs(`dataset "${dataset.name}"`, dataset.options, args.datasetOptions ?? []);
   const occlusion = occlusionFromArgs(args.occlusion, args.occlusionOptions);
   const { spec, clips } = dataset.open(given, args.source);
-  const { frames, height, width, channels } = spec.shape;
   const observed = occlusion ? clips.pipe(occlude(occlusion, { seed: args.seed, spec })) : clips;
+  return { dataset, given, occlusion, spec, observed };
+}
+
+export interface PeekArgs extends DatasetArgs {
+  readonly clips: number;
+  readonly json: boolean;
+}
+
+export async function peek(args: PeekArgs, io: Io): Promise<void> {
+  if (!Number.isInteger(args.clips) || args.clips < 1) throw new UsageError(`--clips must be an integer ≥ 1, got ${args.clips}`);
+  const { spec, observed } = openObserved(args);
+  const { frames, height, width, channels } = spec.shape;
   if (!args.json) io.out(['id', 'split', 'T×H×W×C', 'mean', 'std', 'occluded'].join('\t'));
   await lastValueFrom(
     observed.pipe(
@@ -103,42 +107,30 @@ export async function previewOcclusion(args: PreviewArgs, io: Io): Promise<void>
   const o = checkSyntheticOptions({ size: 64, frames: 24, channels: 3, ...parseOptionPairs('dataset "synthetic"', syntheticOptions, args.datasetOptions ?? []) });
   const choice = occlusionFromArgs(args.occlusion, args.occlusionOptions)!;
   const spec = syntheticSpec(o);
-  const clean = syntheticClip(o, args.clip);
-  const drawer = await choice.process.prepare(choice.options, spec.shape);
-  const mask = drawer.draw(clipRandom(args.seed, clean.id, choice.process.name, choice.options));
-  const observed = applyMask(clean.frames, mask, spec.shape.channels, fillValue(choice.process, spec.range));
-  await writeStrip(args.out, [{ pixels: clean.frames, range: spec.range }, maskRow(mask), { pixels: observed, range: spec.range }], spec.shape);
-  io.out(`${args.out}: clip ${clean.id} under ${choice.process.name} (${(100 * occludedFraction(mask)).toFixed(1)} % hidden); rows: clean, mask (white = hidden), observed`);
+  const clip = syntheticClip(o, args.clip);
+  const observed = await firstValueFrom(source('clip', () => [clip]).pipe(occlude(choice, { seed: args.seed, spec }), unwrap()));
+  const mask = observed.mask!;
+  await writeStrip(args.out, [{ pixels: clip.frames, range: spec.range }, maskRow(mask), { pixels: observed.frames, range: spec.range }], spec.shape);
+  io.out(`${args.out}: clip ${clip.id} under ${choice.process.name} (${(100 * occludedFraction(mask)).toFixed(1)} % hidden); rows: clean, mask (white = hidden), observed`);
 }
 
-export interface ExportArgs {
-  readonly dataset: string;
-  readonly source?: string;
+export interface ExportArgs extends DatasetArgs {
   readonly out: string;
-  readonly seed: number;
   readonly shardClips: number;
   readonly runs: string;
-  readonly datasetOptions?: readonly string[];
-  readonly occlusion?: string;
-  readonly occlusionOptions?: readonly string[];
 }
 
 /** Writes a dataset's preprocessed clips (and their observed versions) as Arrow shards, with progress. */
 export async function exportDataset(args: ExportArgs, io: Io): Promise<void> {
-  const dataset = findDataset(args.dataset);
-  if (dataset.needsSource && !args.source) throw new UsageError(`dataset "${dataset.name}" needs --source (a URL or a path)`);
   if (!Number.isInteger(args.shardClips) || args.shardClips < 1) throw new UsageError(`--shard-clips must be an integer ≥ 1, got ${args.shardClips}`);
   if (existsSync(join(args.out, MANIFEST))) throw new UsageError(`--out ${args.out} already holds an export (${MANIFEST}); choose another folder or remove it`);
-  const given = parseOptionPairs(`dataset "${dataset.name}"`, dataset.options, args.datasetOptions ?? []);
-  const occlusion = occlusionFromArgs(args.occlusion, args.occlusionOptions);
-  const { spec, clips } = dataset.open(given, args.source);
+  const { dataset, given, occlusion, spec, observed } = openObserved(args);
   const provenance = { dataset: dataset.name, source: args.source ?? null, datasetOptions: given, occlusion: occlusion ? { name: occlusion.process.name, options: occlusion.options } : null, seed: args.seed };
   const graph = defineGraph({
     name: 'export',
     description: `export ${dataset.name} to ${args.out}`,
     params: {},
     build: () => {
-      const observed = occlusion ? clips.pipe(occlude(occlusion, { seed: args.seed, spec })) : clips;
       const rows = observed.pipe(
         map('rows', (clip: Clip & { split?: string }): ExportRow => {
           const split = clip.split ?? 'all';

@@ -38,6 +38,20 @@ const occlusionArgs = {
   seed: { type: 'number', default: 0, describe: 'run seed: with the clip id it fixes each clip\'s mask' },
 } as const satisfies Record<string, Options>;
 
+/** `<dataset>` with `--source` and `--dataset-option`, as `peek` and `export` take them. */
+function datasetArgs<T>(y: Argv<T>) {
+  return y
+    .positional('dataset', { type: 'string', demandOption: true, describe: `a dataset: ${[...DATASETS.keys()].join(', ')}` })
+    .option('source', { type: 'string', describe: 'URL or path of the raw data (not needed for the embedded synthetic set)' })
+    .option('dataset-option', { type: 'string', array: true, describe: 'a dataset option, key=value (repeatable)' })
+    .options(occlusionArgs);
+}
+
+/** The parsed arguments `datasetArgs` declares, as the command functions take them. */
+function datasetValues(args: { dataset: string; source?: string; seed: number; 'dataset-option'?: string[]; occlusion?: string; 'occlusion-option'?: string[] }) {
+  return { dataset: args.dataset, source: args.source, seed: args.seed, datasetOptions: args['dataset-option'], occlusion: args.occlusion, occlusionOptions: args['occlusion-option'] };
+}
+
 const stdio: Io = {
   out: (line) => process.stdout.write(`${line}\n`),
   err: (line) => process.stderr.write(`${line}\n`),
@@ -90,18 +104,11 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         'peek <dataset>',
         'Stream the first clips of a dataset and print one line (or JSON object) per clip',
         (y) =>
-          y
-            .positional('dataset', { type: 'string', demandOption: true, describe: `a dataset: ${[...DATASETS.keys()].join(', ')}` })
-            .option('source', { type: 'string', describe: 'URL or path of the raw data (not needed for the embedded synthetic set)' })
+          datasetArgs(y)
             .option('clips', { type: 'number', default: 5, describe: 'how many clips' })
-            .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' })
-            .option('dataset-option', { type: 'string', array: true, describe: 'a dataset option, key=value (repeatable)' })
-            .options(occlusionArgs),
+            .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' }),
         async (args) => {
-          await peek(
-            { dataset: args.dataset, source: args.source, clips: args.clips, json: args.json, seed: args.seed, datasetOptions: args['dataset-option'], occlusion: args.occlusion, occlusionOptions: args['occlusion-option'] },
-            io,
-          );
+          await peek({ ...datasetValues(args), clips: args.clips, json: args.json }, io);
         },
       )
       .command(
@@ -126,29 +133,12 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         'export <dataset>',
         'Write a dataset\'s preprocessed clips (clean, and observed with masks) as Arrow IPC shards and a manifest',
         (y) =>
-          y
-            .positional('dataset', { type: 'string', demandOption: true, describe: `a dataset: ${[...DATASETS.keys()].join(', ')}` })
-            .option('source', { type: 'string', describe: 'URL or path of the raw data (not needed for the embedded synthetic set)' })
+          datasetArgs(y)
             .option('out', { type: 'string', demandOption: true, describe: 'folder to write (must not hold an export yet)' })
             .option('shard-clips', { type: 'number', default: 64, describe: 'clips per shard file' })
-            .option('runs', { type: 'string', default: 'runs', describe: 'folder for the run\'s metrics' })
-            .option('dataset-option', { type: 'string', array: true, describe: 'a dataset option, key=value (repeatable)' })
-            .options(occlusionArgs),
+            .option('runs', { type: 'string', default: 'runs', describe: 'folder for the run\'s metrics' }),
         async (args) => {
-          await exportDataset(
-            {
-              dataset: args.dataset,
-              source: args.source,
-              out: args.out,
-              seed: args.seed,
-              shardClips: args['shard-clips'],
-              runs: args.runs,
-              datasetOptions: args['dataset-option'],
-              occlusion: args.occlusion,
-              occlusionOptions: args['occlusion-option'],
-            },
-            io,
-          );
+          await exportDataset({ ...datasetValues(args), out: args.out, shardClips: args['shard-clips'], runs: args.runs }, io);
         },
       )
       .demandCommand(1, 'name a command: graphs, run, peek, preview-occlusion, export')
