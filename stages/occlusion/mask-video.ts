@@ -5,11 +5,13 @@
  * consecutive mask frames from a random start (the mask sequence loops when it is shorter than T).
  * Images are read with sharp; a video needs `ffmpeg` on PATH.
  */
-import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import sharp from 'sharp';
-import { UsageError } from '../../pipeline/errors.ts';
+import { lastValueFrom, toArray } from 'rxjs';
+import { UsageError, oneLine } from '../../pipeline/errors.ts';
+import { fromProcess } from '../../pipeline/operators/from-process.ts';
+import { unwrap } from '../../pipeline/operators/unwrap.ts';
 import { defineOcclusion, type MaskShape } from './process.ts';
 
 const IMAGE = new Set(['.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff']);
@@ -32,26 +34,21 @@ async function imageFrames(dir: string, { height: H, width: W }: MaskShape): Pro
   );
 }
 
-/** Grey levels of every frame of a video, resized to H×W by ffmpeg. */
-function videoFrames(path: string, { height: H, width: W }: MaskShape): Promise<Uint8Array[]> {
-  return new Promise((resolve, reject) => {
-    const args = ['-v', 'error', '-i', path, '-vf', `scale=${W}:${H}:flags=neighbor`, '-fps_mode', 'passthrough', '-f', 'rawvideo', '-pix_fmt', 'gray', '-'];
-    const child = spawn('ffmpeg', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const chunks: Buffer[] = [];
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => chunks.push(c));
-    child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
-    child.on('error', (err: NodeJS.ErrnoException) =>
-      reject(new UsageError(err.code === 'ENOENT' ? `occlusion "mask-video": ${path} is a video and ffmpeg is not on PATH; install ffmpeg or give a folder of mask images` : `occlusion "mask-video": ${path}: ${err.message}`)),
-    );
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new UsageError(`occlusion "mask-video": ffmpeg cannot read ${path}: ${stderr.trim().split('\n').pop() ?? `exit ${code}`}`));
-      const all = Buffer.concat(chunks);
-      const frames = Math.floor(all.length / (H * W));
-      if (frames === 0) return reject(new UsageError(`occlusion "mask-video": ${path} has no frames`));
-      resolve(Array.from({ length: frames }, (_, i) => new Uint8Array(all.buffer, all.byteOffset + i * H * W, H * W)));
-    });
-  });
+/** Grey levels of every frame of a video, resized to H×W by ffmpeg (through the pipeline's `fromProcess`). */
+async function videoFrames(path: string, { height: H, width: W }: MaskShape): Promise<Uint8Array[]> {
+  const args = ['-v', 'error', '-i', path, '-vf', `scale=${W}:${H}:flags=neighbor`, '-fps_mode', 'passthrough', '-f', 'rawvideo', '-pix_fmt', 'gray', '-'];
+  let chunks: Buffer[];
+  try {
+    chunks = await lastValueFrom(fromProcess('mask-video', 'ffmpeg', args, { chunkBytes: H * W }).pipe(unwrap(), toArray()));
+  } catch (err) {
+    const message = oneLine(err);
+    if (message.includes('ENOENT')) throw new UsageError(`occlusion "mask-video": ${path} is a video and ffmpeg is not on PATH; install ffmpeg or give a folder of mask images`);
+    throw new UsageError(`occlusion "mask-video": ffmpeg cannot read ${path}: ${message}`);
+  }
+  // A short last chunk is a truncated frame, not a mask.
+  const frames = chunks.filter((c) => c.length === H * W);
+  if (frames.length === 0) throw new UsageError(`occlusion "mask-video": ${path} has no frames`);
+  return frames.map((c) => new Uint8Array(c.buffer, c.byteOffset, H * W));
 }
 
 export const maskVideo = defineOcclusion({
