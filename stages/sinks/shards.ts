@@ -22,7 +22,7 @@ import { expand } from '../../pipeline/operators/expand.ts';
 import { mapAsync } from '../../pipeline/operators/map-async.ts';
 import { source } from '../../pipeline/operators/source.ts';
 import { unwrap } from '../../pipeline/operators/unwrap.ts';
-import type { Leased, Source } from '../../pipeline/stage.ts';
+import { namedSource, type Leased, type Source } from '../../pipeline/stage.ts';
 
 export const MANIFEST = 'manifest.json';
 
@@ -133,5 +133,5 @@ export function readShards(dir: string, set = 'clean', split = 'all'): { spec: F
     const reader = await RecordBatchReader.from(readFileSync(join(dir, shard.file)));
     for (const batch of reader) for (const clip of decodeFrameBatch(batch).clips) yield { ...clip, split: shard.split };
   }, { describe: (shard) => ({ file: join(dir, shard.file) }) });
-  return { spec: manifest.spec, clips: Object.assign(source('shards', () => files).pipe(shardClips), { stageName: 'read-shards' }) };
+  return { spec: manifest.spec, clips: namedSource('read-shards', source('shards', () => files).pipe(shardClips)) };
 }
