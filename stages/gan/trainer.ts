@@ -1,0 +1,294 @@
+/**
+ * One training iteration of the unsupervised inpainting GAN (method.md §2, §4) and everything a
+ * run must carry from one iteration to the next: the three networks, their spectral-norm vectors
+ * and batch-norm statistics, both Adam optimisers, the fresh-mask generator, the step count, the
+ * learning-rate schedule and the data position. `snapshot()` / `restore()` turn all of it into a
+ * checkpoint and back, so a resumed run repeats an uninterrupted one.
+ *
+ * Per iteration, as the official code: x̂ = φ(y)·(1−m) + y·m; fresh masks m̂; ŷ = x̂·m̂ + c·(1−m̂);
+ * one G step on the hinge loss relu(1 − D_s(ŷ)) + relu(1 − D_f(ŷ)); then two D steps on the same
+ * ŷ (detached) with relu(1 − D(y)) + relu(1 + D(ŷ)) for each discriminator. D_s sees frame
+ * differences for time-dependent occlusions. Adam 1e-4, β = (0, 0.999); the learning rate is
+ * multiplied by 0.99 every 50 iterations.
+ *
+ * The clean clips are never an input here.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { CheckpointContent, NamedArray } from '../../pipeline/checkpoint.ts';
+import type { RandomState } from '../random.ts';
+import type { MaskSampler } from '../occlusion/process.ts';
+import { Adam } from './adam.ts';
+import { FrameDiscriminator, Generator, SequenceDiscriminator, type GanConfig, type Network } from './networks.ts';
+
+export interface TrainerOptions {
+  readonly config: GanConfig;
+  /** Seeds the weights' initialisation. */
+  readonly seed: number;
+  /** The occlusion's fill value c in the model's range [−1, 1]. */
+  readonly fill: number;
+  /** Whether D_s sees frame differences (Raindrops, Moving-Vertical-Bar, Cloud) or raw frames. */
+  readonly timeDependent: boolean;
+  /** Draws the fresh masks m̂; its state is part of the checkpoint. */
+  readonly sampler: MaskSampler;
+  /** Default 1e-4. */
+  readonly learningRate?: number;
+  /** Multiply the learning rate by `decay` every `decayEvery` iterations. Defaults 0.99 and 50. */
+  readonly decay?: number;
+  readonly decayEvery?: number;
+  /** D steps per G step. Default 2. */
+  readonly discriminatorSteps?: number;
+}
+
+/** What one iteration reports. Losses are the values before the iteration's updates. */
+export interface StepRecord {
+  readonly step: number;
+  readonly lossG: number;
+  /** Discriminator loss (D_s + D_f) of the last D step. */
+  readonly lossD: number;
+  /** Mean scores of the last D step, on real observations and re-occluded generations. */
+  readonly dsReal: number;
+  readonly dsFake: number;
+  readonly dfReal: number;
+  readonly dfFake: number;
+  /** Global L2 norms of the G gradient and of the last D gradient. */
+  readonly gradNormG: number;
+  readonly gradNormD: number;
+  readonly learningRate: number;
+  readonly stepMs: number;
+  readonly clipsPerSecond: number;
+  /** Clips consumed so far (the data position a resume starts from). */
+  readonly position: number;
+}
+
+/** The JSON part of a checkpoint. */
+export interface TrainerState {
+  readonly config: GanConfig;
+  readonly seed: number;
+  readonly position: number;
+  readonly learningRate: number;
+  readonly adamIterations: { readonly g: number; readonly d: number };
+  readonly sampler: RandomState;
+}
+
+/** A loss was NaN or infinite: the weights are no longer usable and must not be checkpointed. */
+export class NonFiniteLossError extends Error {
+  constructor(readonly step: number, readonly losses: Record<string, number>) {
+    super(`training diverged at step ${step}: ${Object.entries(losses).map(([k, v]) => `${k} = ${v}`).join(', ')} (the last good checkpoint is kept; try a lower learning rate)`);
+    this.name = 'NonFiniteLossError';
+  }
+}
+
+const hingeReal = (scores: tf.Tensor): tf.Scalar => tf.mean(tf.relu(tf.sub(1, scores)));
+const hingeFake = (scores: tf.Tensor): tf.Scalar => tf.mean(tf.relu(tf.add(1, scores)));
+
+export class GanTrainer {
+  readonly generator: Generator;
+  readonly frameDiscriminator: FrameDiscriminator;
+  readonly sequenceDiscriminator: SequenceDiscriminator;
+  private readonly adamG: Adam;
+  private readonly adamD: Adam;
+  private readonly discriminatorVariables: tf.Variable[];
+  /** Iterations done. */
+  step = 0;
+  /** Clips consumed. */
+  position = 0;
+  /** False once a loss was not finite: such weights are never checkpointed. */
+  healthy = true;
+  private readonly o: Required<Omit<TrainerOptions, 'sampler'>> & Pick<TrainerOptions, 'sampler'>;
+
+  constructor(options: TrainerOptions) {
+    this.o = { learningRate: 1e-4, decay: 0.99, decayEvery: 50, discriminatorSteps: 2, ...options };
+    const { config, seed } = options;
+    this.generator = new Generator(config, seed);
+    this.frameDiscriminator = new FrameDiscriminator(config, seed);
+    this.sequenceDiscriminator = new SequenceDiscriminator(config, seed);
+    this.adamG = new Adam(this.generator.params.trainable);
+    const dVars = new Map([...prefixed(this.sequenceDiscriminator), ...prefixed(this.frameDiscriminator)]);
+    this.discriminatorVariables = [...dVars.values()];
+    this.adamD = new Adam(dVars);
+  }
+
+  get config(): GanConfig {
+    return this.o.config;
+  }
+
+  /** The learning rate of the next iteration. */
+  get learningRate(): number {
+    return this.o.learningRate * this.o.decay ** Math.floor(this.step / this.o.decayEvery);
+  }
+
+  /** x̂ = φ(y)·(1−m) + y·m: visible pixels copied, holes filled. */
+  private complete(y: tf.Tensor5D, m: tf.Tensor5D, training: boolean): tf.Tensor5D {
+    const phi = this.generator.apply(y, { training });
+    return tf.add(tf.mul(phi, tf.sub(1, m)), tf.mul(y, m));
+  }
+
+  /** What D_s sees: frame differences for time-dependent processes, else the frames. */
+  private sequenceInput(x: tf.Tensor5D): tf.Tensor5D {
+    if (!this.o.timeDependent) return x;
+    const [b, t, h, w, c] = x.shape;
+    if (t < 2) throw new Error('frame differences need clips of at least 2 frames');
+    const frames = tf.reshape(x, [b, t, h * w * c]);
+    const next = tf.slice(frames, [0, 1, 0], [b, t - 1, h * w * c]);
+    const previous = tf.slice(frames, [0, 0, 0], [b, t - 1, h * w * c]);
+    return tf.reshape(tf.sub(next, previous), [b, t - 1, h, w, c]);
+  }
+
+  private frames(x: tf.Tensor5D): tf.Tensor4D {
+    const [b, t, h, w, c] = x.shape;
+    return tf.reshape(x, [b * t, h, w, c]);
+  }
+
+  /**
+   * One iteration on observed clips `y` [B, T, H, W, C] in [−1, 1] with masks `m` [B, T, H, W, 1].
+   * @throws NonFiniteLossError when a loss is NaN or infinite (and marks the trainer unhealthy).
+   */
+  trainStep(y: tf.Tensor5D, m: tf.Tensor5D): StepRecord {
+    if (!this.healthy) throw new Error('the trainer diverged earlier; restore a checkpoint first');
+    const started = performance.now();
+    const batch = y.shape[0];
+    const { frames, height, width } = this.config;
+    if (y.shape[1] !== frames || y.shape[2] !== height || y.shape[3] !== width || y.shape[4] !== this.config.channels) {
+      throw new Error(`batch of clips [${y.shape.slice(1).join(', ')}] does not fit the model's [${frames}, ${height}, ${width}, ${this.config.channels}]`);
+    }
+    const learningRate = this.learningRate;
+    const fresh = this.o.sampler.sample(batch);
+    // Tensors that must outlive the tidy of the gradient tape they are made in; disposed below.
+    const kept: tf.Tensor[] = [];
+    const keep = <T extends tf.Tensor>(t: T): T => (kept.push(t), tf.keep(t));
+    const scalars = tf.tidy(() => {
+      const mHat = tf.tensor5d(Float32Array.from(fresh), [batch, frames, height, width, 1]);
+      const fill = this.o.fill;
+      let yHat: tf.Tensor5D | undefined;
+
+      this.generator.powerIterate();
+      this.sequenceDiscriminator.powerIterate();
+      this.frameDiscriminator.powerIterate();
+      const gStep = tf.variableGrads(() => {
+        const xHat = this.complete(y, m, true);
+        const reoccluded = tf.add(tf.mul(xHat, mHat), tf.mul(fill, tf.sub(1, mHat))) as tf.Tensor5D;
+        yHat = keep(reoccluded);
+        return tf.add(hingeReal(this.sequenceDiscriminator.apply(this.sequenceInput(reoccluded))), hingeReal(this.frameDiscriminator.apply(this.frames(reoccluded))));
+      }, [...this.generator.params.trainable.values()]);
+      this.adamG.apply(gStep.grads, learningRate);
+      const gradNormG = globalNorm(gStep.grads);
+
+      const fake = yHat!;
+      const realSeq = this.sequenceInput(y);
+      const fakeSeq = this.sequenceInput(fake);
+      const realFrames = this.frames(y);
+      const fakeFrames = this.frames(fake);
+      let last: { loss: tf.Scalar; scores: tf.Scalar[]; gradNorm: tf.Scalar } | undefined;
+      for (let k = 0; k < this.o.discriminatorSteps; k++) {
+        this.sequenceDiscriminator.powerIterate();
+        this.frameDiscriminator.powerIterate();
+        let scores: tf.Scalar[] = [];
+        const dStep = tf.variableGrads(() => {
+          const sReal = this.sequenceDiscriminator.apply(realSeq);
+          const sFake = this.sequenceDiscriminator.apply(fakeSeq);
+          const fReal = this.frameDiscriminator.apply(realFrames);
+          const fFake = this.frameDiscriminator.apply(fakeFrames);
+          scores = [sReal, sFake, fReal, fFake].map((s) => keep(tf.mean(s)));
+          return tf.addN([hingeReal(sReal), hingeFake(sFake), hingeReal(fReal), hingeFake(fFake)]);
+        }, this.discriminatorVariables);
+        this.adamD.apply(dStep.grads, learningRate);
+        last = { loss: dStep.value, scores, gradNorm: globalNorm(dStep.grads) };
+      }
+      const d = last!;
+      return tf.stack([gStep.value, d.loss, ...d.scores, gradNormG, d.gradNorm]);
+    });
+    const [lossG, lossD, dsReal, dsFake, dfReal, dfFake, gradNormG, gradNormD] = Array.from(scalars.dataSync());
+    tf.dispose([scalars, ...kept]);
+    this.step += 1;
+    this.position += batch;
+    const losses = { lossG: lossG!, lossD: lossD! };
+    if (!Number.isFinite(lossG) || !Number.isFinite(lossD)) {
+      this.healthy = false;
+      throw new NonFiniteLossError(this.step, losses);
+    }
+    const stepMs = performance.now() - started;
+    return {
+      step: this.step,
+      ...losses,
+      dsReal: dsReal!,
+      dsFake: dsFake!,
+      dfReal: dfReal!,
+      dfFake: dfFake!,
+      gradNormG: gradNormG!,
+      gradNormD: gradNormD!,
+      learningRate,
+      stepMs,
+      clipsPerSecond: (1000 * batch) / stepMs,
+      position: this.position,
+    };
+  }
+
+  /** x̂ for observed clips, in inference mode (running batch-norm statistics, no state changes). */
+  inpaint(y: tf.Tensor5D, m: tf.Tensor5D): tf.Tensor5D {
+    return tf.tidy(() => this.complete(y, m, false));
+  }
+
+  private networks(): Network[] {
+    return [this.generator, this.sequenceDiscriminator, this.frameDiscriminator];
+  }
+
+  /** Everything an exact resume needs, as a checkpoint's content. */
+  snapshot(): CheckpointContent<TrainerState> {
+    const arrays = new Map<string, NamedArray>();
+    const put = (name: string, v: tf.Variable): void => void arrays.set(name, { shape: v.shape, values: v.dataSync() as Float32Array });
+    for (const net of this.networks()) {
+      for (const [name, v] of [...net.params.trainable, ...net.params.state]) put(`${net.params.network}/${name}`, v);
+    }
+    for (const [name, v] of this.adamG.state) put(`adam-g/${name}`, v);
+    for (const [name, v] of this.adamD.state) put(`adam-d/${name}`, v);
+    const state: TrainerState = {
+      config: this.config,
+      seed: this.o.seed,
+      position: this.position,
+      learningRate: this.learningRate,
+      adamIterations: { g: this.adamG.iterations, d: this.adamD.iterations },
+      sampler: this.o.sampler.state,
+    };
+    return { step: this.step, state, arrays };
+  }
+
+  /** Continues from a snapshot of a trainer with the same configuration. */
+  restore(content: CheckpointContent<TrainerState>): void {
+    const { state } = content;
+    if (JSON.stringify(state.config) !== JSON.stringify(this.config)) {
+      throw new Error(`the checkpoint's model ${JSON.stringify(state.config)} differs from this run's ${JSON.stringify(this.config)}`);
+    }
+    const set = (name: string, v: tf.Variable): void => {
+      const a = content.arrays.get(name);
+      if (!a) throw new Error(`the checkpoint lacks "${name}"`);
+      if (a.values.length !== v.size) throw new Error(`checkpoint array "${name}" has ${a.values.length} values, the model needs ${v.size}`);
+      tf.tidy(() => v.assign(tf.tensor(a.values, v.shape)));
+    };
+    for (const net of this.networks()) {
+      for (const [name, v] of [...net.params.trainable, ...net.params.state]) set(`${net.params.network}/${name}`, v);
+    }
+    for (const [name, v] of this.adamG.state) set(`adam-g/${name}`, v);
+    for (const [name, v] of this.adamD.state) set(`adam-d/${name}`, v);
+    this.adamG.iterations = state.adamIterations.g;
+    this.adamD.iterations = state.adamIterations.d;
+    this.o.sampler.state = state.sampler;
+    this.step = content.step;
+    this.position = state.position;
+    this.healthy = true;
+  }
+
+  dispose(): void {
+    for (const net of this.networks()) net.dispose();
+    this.adamG.dispose();
+    this.adamD.dispose();
+  }
+}
+
+/** A network's trainable variables keyed `<network>/<name>`. */
+function prefixed(net: Network): Array<[string, tf.Variable]> {
+  return [...net.params.trainable].map(([name, v]) => [`${net.params.network}/${name}`, v]);
+}
+
+function globalNorm(grads: tf.NamedTensorMap): tf.Scalar {
+  return tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
+}
