@@ -88,15 +88,18 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
             type: 'string',
             default: 'runs',
             describe: 'folder that holds the runs',
-          });
+          }).option('resume', { type: 'boolean', default: false, describe: 'continue the newest run of this graph from its last checkpoint (its parameters, except those given here)' });
           for (const [key, spec] of Object.entries(graph?.params ?? {})) y.option(key, yargsOption(spec));
           if (graph) y.epilogue(`${graph.name}: ${graph.description}`);
           return y;
         },
         async (args) => {
           if (!graph) throw new UsageError(`unknown graph "${String(args.graph)}"`);
-          const given = Object.fromEntries(Object.keys(graph.params).map((k) => [k, args[k]]));
-          const result = await runGraph(graph, given, { runsDir: args.out as string, log: io.err });
+          // On --resume only the options written on this command line override the earlier run's.
+          const written = (k: string): boolean => argv.some((a) => a === `--${k}` || a.startsWith(`--${k}=`) || a === `--no-${k}`);
+          const keys = Object.keys(graph.params).filter((k) => !args.resume || written(k));
+          const given = Object.fromEntries(keys.map((k) => [k, args[k]]));
+          const result = await runGraph(graph, given, { runsDir: args.out as string, log: io.err, resume: args.resume as boolean });
           io.out(`${graph.name}: ${result.records} records in ${(result.elapsedMs / 1000).toFixed(1)} s; run folder ${result.runDir}`);
         },
       )

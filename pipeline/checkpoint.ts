@@ -17,7 +17,7 @@ export interface NamedArray {
   readonly values: Float32Array;
 }
 
-export interface CheckpointContent<S = Record<string, unknown>> {
+export interface CheckpointContent<S = unknown> {
   readonly step: number;
   readonly state: S;
   readonly arrays: ReadonlyMap<string, NamedArray>;
@@ -40,7 +40,7 @@ const STEP_DIR = /^step-(\d+)$/;
  * newest `keep` checkpoints.
  * @returns the checkpoint's folder.
  */
-export function saveCheckpoint(dir: string, content: CheckpointContent, keep = 3): string {
+export function saveCheckpoint<S>(dir: string, content: CheckpointContent<S>, keep = 3): string {
   mkdirSync(dir, { recursive: true });
   const arrays: Array<{ name: string; shape: number[]; offset: number; length: number }> = [];
   let bytes = 0;

@@ -35,6 +35,8 @@ export interface RunContext {
   /** The run's own folder, `runs/<graph>/<run-id>/`; exists when `build` is called. */
   readonly runDir: string;
   readonly runId: string;
+  /** The run continues an earlier one in the same folder (`--resume`): pick up its checkpoints. */
+  readonly resume: boolean;
   /** A line for the user (shown above the progress display, kept in the metrics file). */
   log(message: string): void;
 }

@@ -4,9 +4,9 @@
  * graph down on SIGINT/SIGTERM or an abort signal (every stage releases what it holds: child
  * processes are killed, files closed, temporary files removed), rejecting with a CancelledError.
  */
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CancelledError } from './errors.ts';
+import { CancelledError, UsageError } from './errors.ts';
 import { resolveParams, type GraphDefinition, type RunContext } from './graph.ts';
 import { formatStats, showProgress, type ProgressOptions } from './progress.ts';
 import { Telemetry, metered, type StageStats } from './telemetry.ts';
@@ -15,6 +15,11 @@ export interface RunOptions {
   /** Root of the runs folder. Default `runs`. */
   readonly runsDir?: string;
   readonly runId?: string;
+  /**
+   * Continue the newest run of this graph under `runsDir` (same folder, same parameters except
+   * those in `given`); the graph finds its checkpoints through `context.resume`.
+   */
+  readonly resume?: boolean;
   /** Stop the run when this signal aborts. */
   readonly signal?: AbortSignal;
   /** Tear down on SIGINT and SIGTERM of this process. Default true. */
@@ -36,10 +41,31 @@ export function newRunId(date = new Date()): string {
   return date.toISOString().replace(/[:.]/g, '-').replace('Z', '');
 }
 
+/** The newest run of `graph` under `runsDir` and the parameters it was started with. */
+export function latestRun(runsDir: string, graph: string): { runId: string; params: Record<string, unknown> } | undefined {
+  const dir = join(runsDir, graph);
+  if (!existsSync(dir)) return undefined;
+  for (const runId of readdirSync(dir).sort().reverse()) {
+    const metrics = join(dir, runId, 'metrics.jsonl');
+    if (!existsSync(metrics)) continue;
+    const first = readFileSync(metrics, 'utf8').split('\n', 1)[0] ?? '';
+    try {
+      const entry = JSON.parse(first) as { type?: string; params?: Record<string, unknown> };
+      if (entry.type === 'run' && entry.params) return { runId, params: entry.params };
+    } catch {
+      // Not a run folder of ours; look further back.
+    }
+  }
+  return undefined;
+}
+
 export async function runGraph(graph: GraphDefinition, given: Readonly<Record<string, unknown>>, options: RunOptions = {}): Promise<RunResult> {
-  const params = resolveParams(graph, given);
-  const runId = options.runId ?? newRunId();
-  const runDir = join(options.runsDir ?? 'runs', graph.name, runId);
+  const runsDir = options.runsDir ?? 'runs';
+  const previous = options.resume ? latestRun(runsDir, graph.name) : undefined;
+  if (options.resume && !previous) throw new UsageError(`--resume: no earlier run of "${graph.name}" under ${join(runsDir, graph.name)}`);
+  const params = resolveParams(graph, { ...previous?.params, ...given });
+  const runId = previous?.runId ?? options.runId ?? newRunId();
+  const runDir = join(runsDir, graph.name, runId);
   mkdirSync(runDir, { recursive: true });
   const metricsFile = join(runDir, 'metrics.jsonl');
   const record = (entry: object): void => appendFileSync(metricsFile, `${JSON.stringify(entry, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`);
@@ -47,12 +73,14 @@ export async function runGraph(graph: GraphDefinition, given: Readonly<Record<st
   const context: RunContext = {
     runDir,
     runId,
+    resume: previous !== undefined,
     log: (message) => {
       record({ type: 'log', message });
       log(message);
     },
   };
-  record({ type: 'run', graph: graph.name, runId, params });
+  if (!previous) record({ type: 'run', graph: graph.name, runId, params });
+  else record({ type: 'resume', params });
 
   const telemetry = new Telemetry();
   const started = performance.now();

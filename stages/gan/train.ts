@@ -1,0 +1,91 @@
+/**
+ * `trainGan`: the training step as a stage over Arrow frame batches. It takes the next batch only
+ * when the previous iteration is done (one in flight, so it is the credit-giver that paces the
+ * whole graph), emits one {@link StepRecord} per iteration, and checkpoints every N iterations and
+ * when it stops for any reason but divergence: the end of the data, SIGINT, or an error elsewhere
+ * in the graph. A diverged trainer (NaN or Inf loss) is never checkpointed, so the last good
+ * checkpoint stays the newest.
+ *
+ * The trainer is made on the first batch, after the backend is chosen and, on resume, restored
+ * from the newest checkpoint.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { RecordBatch } from 'apache-arrow';
+import { defer, finalize } from 'rxjs';
+import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from '../../pipeline/checkpoint.ts';
+import { mapAsync } from '../../pipeline/operators/map-async.ts';
+import { named, type Stage } from '../../pipeline/stage.ts';
+import { framesTensor, maskTensor } from '../../pipeline/tensor.ts';
+import type { GanTrainer, StepRecord, TrainerState } from './trainer.ts';
+
+export interface TrainGanOptions {
+  /** Makes the trainer (the backend is chosen by then). Called once per subscription. */
+  readonly createTrainer: () => GanTrainer | Promise<GanTrainer>;
+  /** Folder of the run's checkpoints (`step-N/`). */
+  readonly checkpoints: string;
+  /** Checkpoint every this many iterations (and at the end). 0: only at the end. */
+  readonly checkpointEvery: number;
+  /** Restore the newest checkpoint of `checkpoints` before the first iteration. */
+  readonly resume?: boolean;
+  /** Checkpoints kept. Default 3. */
+  readonly keep?: number;
+  readonly log?: (line: string) => void;
+}
+
+/**
+ * @example
+ * batches.pipe(trainGan({ createTrainer: () => new GanTrainer(o), checkpoints: join(runDir, 'checkpoints'), checkpointEvery: 50 }))
+ * @returns a stage emitting one record per iteration, with the losses shown in the progress display.
+ */
+export function trainGan(o: TrainGanOptions): Stage<RecordBatch, StepRecord> {
+  const name = 'train-gan';
+  return named(name, (upstream) =>
+    defer(() => {
+      let trainer: Promise<GanTrainer> | undefined;
+      let ready: GanTrainer | undefined;
+      let savedStep = -1;
+      const save = (t: GanTrainer): void => {
+        if (!t.healthy || t.step === savedStep || t.step === 0) return;
+        const path = saveCheckpoint(o.checkpoints, t.snapshot(), o.keep ?? 3);
+        savedStep = t.step;
+        o.log?.(`checkpoint ${path}`);
+      };
+      const start = async (): Promise<GanTrainer> => {
+        const t = await o.createTrainer();
+        ready = t;
+        const latest = o.resume ? latestCheckpoint(o.checkpoints) : undefined;
+        if (o.resume && !latest) o.log?.(`no checkpoint under ${o.checkpoints}: starting from step 0`);
+        if (latest) {
+          t.restore(loadCheckpoint<TrainerState>(latest.path));
+          savedStep = t.step;
+          o.log?.(`resumed from ${latest.path} (step ${t.step}, ${t.position} clips seen)`);
+        }
+        return t;
+      };
+      return upstream.pipe(
+        mapAsync(
+          name,
+          async (batch: RecordBatch): Promise<StepRecord> => {
+            const t = await (trainer ??= start());
+            const y = framesTensor(batch);
+            const m = maskTensor(batch);
+            try {
+              const record = t.trainStep(y, m);
+              if (o.checkpointEvery > 0 && record.step % o.checkpointEvery === 0) save(t);
+              return record;
+            } finally {
+              tf.dispose([y, m]);
+            }
+          },
+          { concurrency: 1, capacity: 1, describe: (_, index) => ({ index }), measure: (r: StepRecord) => ({ lossG: r.lossG, lossD: r.lossD, stepMs: r.stepMs }) },
+        ),
+        finalize(() => {
+          if (ready) {
+            save(ready);
+            ready.dispose();
+          }
+        }),
+      );
+    }),
+  );
+}
