@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yargs, { type Argv, type Options } from 'yargs';
 import { CancelledError, UsageError, oneLine } from '../pipeline/errors.ts';
-import { loadGraphFile, loadGraphs, type GraphDefinition, type ParamSpec } from '../pipeline/graph.ts';
+import { loadGraphFile, loadGraphs, resolveParams, type GraphDefinition, type ParamSpec } from '../pipeline/graph.ts';
 import { runGraph } from '../pipeline/runner.ts';
 import { DATASETS } from '../datasets/index.ts';
 import { OCCLUSIONS } from '../stages/occlusion/index.ts';
@@ -61,7 +61,7 @@ const stdio: Io = {
 export async function main(argv: readonly string[], io: Io = stdio): Promise<number> {
   // `run <graph>` takes the graph's parameters as options, so the graph is loaded before parsing.
   let graph: GraphDefinition | undefined;
-  const runAt = argv.indexOf('run');
+  const runAt = argv.findIndex((a) => a === 'run' || a === 'describe');
   const graphArg = runAt >= 0 ? argv[runAt + 1] : undefined;
   let exitCode = 0;
   const fail = (code: number, message: string): void => {
@@ -101,6 +101,24 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
           const given = Object.fromEntries(keys.map((k) => [k, args[k]]));
           const result = await runGraph(graph, given, { runsDir: args.out as string, log: io.err, resume: args.resume as boolean });
           io.out(`${graph.name}: ${result.records} records in ${(result.elapsedMs / 1000).toFixed(1)} s; run folder ${result.runDir}`);
+        },
+      )
+      .command(
+        'describe <graph>',
+        'Print a graph\'s stage chain and the parameter count of each network at its settings',
+        (y) => {
+          y.positional('graph', { type: 'string', describe: 'a name from "st-inpaint graphs", or the path of a graph file' }).option('json', { type: 'boolean', default: false, describe: 'one JSON object' });
+          for (const [key, spec] of Object.entries(graph?.params ?? {})) y.option(key, yargsOption(spec));
+          return y;
+        },
+        (args) => {
+          if (!graph) throw new UsageError(`unknown graph "${String(args.graph)}"`);
+          const params = resolveParams(graph, Object.fromEntries(Object.keys(graph.params).map((k) => [k, args[k]])));
+          const description = graph.describe?.(params as never) ?? { stages: [] };
+          if (args.json) return io.out(JSON.stringify(description));
+          io.out(`${graph.name}: ${graph.description}`);
+          io.out(`stages: ${description.stages.length ? description.stages.join(' → ') : '(the graph does not describe its stages)'}`);
+          for (const [net, n] of Object.entries(description.parameters ?? {})) io.out(`${net}: ${n.toLocaleString('en-US')} parameters`);
         },
       )
       .command(
@@ -144,7 +162,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
           await exportDataset({ ...datasetValues(args), out: args.out, shardClips: args['shard-clips'], runs: args.runs }, io);
         },
       )
-      .demandCommand(1, 'name a command: graphs, run, peek, preview-occlusion, export')
+      .demandCommand(1, 'name a command: graphs, run, describe, peek, preview-occlusion, export')
       .strict()
       .help()
       .alias('help', 'h')

@@ -17,6 +17,7 @@ import { unwrap } from '../pipeline/operators/unwrap.ts';
 import { checkSyntheticOptions, syntheticClip, syntheticSpec, syntheticSplit } from '../datasets/synthetic.ts';
 import { epochOrder } from '../stages/batch/epochs.ts';
 import { trainGan } from '../stages/gan/train.ts';
+import { parameterCounts } from '../stages/gan/networks.ts';
 import { GanTrainer, type TrainerState } from '../stages/gan/trainer.ts';
 import { chooseOcclusion } from '../stages/occlusion/index.ts';
 import { occlude } from '../stages/occlusion/occlude.ts';
@@ -37,6 +38,12 @@ export default defineGraph({
     backend: { type: 'string', default: 'auto', choices: BACKENDS, describe: 'compute backend' },
     seed: { type: 'number', default: 1, integer: true, min: 0, describe: 'seed of data, masks and weights' },
     'checkpoint-every': { type: 'number', default: 20, integer: true, min: 0, describe: 'checkpoint every N steps (and at the end; 0: only at the end)' },
+  },
+  describe(p) {
+    return {
+      stages: ['synthetic-train', 'occlude-raindrops', 'batch-clips', 'train-gan'],
+      parameters: parameterCounts({ base: p.base, channels: 1, frames: p.frames, height: p.size, width: p.size, extraBlock: false }),
+    };
   },
   build(p, { runDir, log, resume }) {
     const data = checkSyntheticOptions({ clips: p.clips, frames: p.frames, size: p.size, channels: 1, seed: p.seed });

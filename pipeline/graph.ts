@@ -47,6 +47,16 @@ export interface GraphDefinition<P extends ParamSpecs = ParamSpecs> {
   readonly params: P;
   /** Composes the graph; the run subscribes to the result and ends when it completes. */
   build(params: ParamValues<P>, context: RunContext): Observable<unknown>;
+  /**
+   * What `st-inpaint describe` prints without running anything: the stage chain and, for graphs
+   * that train models, the trainable parameters of each network at these settings.
+   */
+  describe?(params: ParamValues<P>): GraphDescription;
+}
+
+export interface GraphDescription {
+  readonly stages: readonly string[];
+  readonly parameters?: Readonly<Record<string, number>>;
 }
 
 const NAME = /^[a-z][a-z0-9-]*$/;

@@ -29,6 +29,22 @@ describe('st-inpaint', () => {
     assert.match(r.stdout, /stream-check\s+Stream generated clips/);
   });
 
+  it('describe: the stage chain and parameter counts at the graph\'s settings, as text and JSON', () => {
+    const r = cli('describe', 'demo', '--json', '--base', '32', '--size', '64', '--frames', '35');
+    assert.equal(r.code, 0, r.stderr);
+    const d = JSON.parse(r.stdout) as { stages: string[]; parameters: Record<string, number> };
+    assert.deepEqual(d.stages, ['synthetic-train', 'occlude-raindrops', 'batch-clips', 'train-gan']);
+    // The demo is grey (C_img = 1) without the extra block; the paper-size counts (3 channels) are in
+    // tests/stages/gan.test.ts. Differences from those, by the first and last layers only:
+    // G: 14 803 114 − (conv 27·2·32 + shortcut 2·32 + BN 2·2 on the input, 27·32·2 + 2 at the output) = 14 799 588;
+    // D_f: 2 160 961 − 9·2·32 = 2 160 385; D_s: 6 480 385 − 27·2·32 = 6 478 657.
+    assert.deepEqual(d.parameters, { generator: 14_799_588, frameDiscriminator: 2_160_385, sequenceDiscriminator: 6_478_657 });
+    const text = cli('describe', 'demo');
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /stages: synthetic-train → occlude-raindrops → batch-clips → train-gan/);
+    assert.match(text.stdout, /generator: [\d,]+ parameters/);
+  });
+
   it('run with an unknown graph exits 2 with one line naming it', () => {
     const r = cli('run', 'no-such-graph');
     assert.equal(r.code, 2);

@@ -1,0 +1,48 @@
+/**
+ * The demo graph end to end (synthetic → raindrops → Arrow batches → GAN training), at a tiny
+ * size: step records, checkpoints on disk, and a resumed run (a second `runGraph` with `resume`)
+ * that continues the data and the losses of an uninterrupted run.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import demo from '../../graphs/demo.ts';
+import { runGraph } from '../../pipeline/runner.ts';
+
+const scratch = mkdtempSync(join(tmpdir(), 'st-inpaint-demo-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+const tiny = { batch: 2, clips: 40, frames: 4, size: 16, base: 2, backend: 'wasm', 'checkpoint-every': 2 };
+
+function steps(runDir: string): Array<Record<string, number>> {
+  return readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, number> & { type: string })
+    .filter((e) => e.type === 'step');
+}
+
+test('demo trains, checkpoints, and a resumed run repeats the uninterrupted one', async () => {
+  const quiet = { progress: false as const, handleSignals: false, log: () => {} };
+  const straight = await runGraph(demo, { ...tiny, steps: 5 }, { ...quiet, runsDir: join(scratch, 'a') });
+  const expected = steps(straight.runDir);
+  assert.deepEqual(expected.map((r) => r['step']), [1, 2, 3, 4, 5]);
+  assert.deepEqual(expected.map((r) => r['position']), [2, 4, 6, 8, 10]);
+
+  const interrupted = await runGraph(demo, { ...tiny, steps: 3 }, { ...quiet, runsDir: join(scratch, 'b') });
+  assert.deepEqual(readdirSync(join(interrupted.runDir, 'checkpoints')).sort(), ['step-2', 'step-3']);
+  const resumed = await runGraph(demo, { steps: 5 }, { ...quiet, runsDir: join(scratch, 'b'), resume: true });
+  assert.equal(resumed.runDir, interrupted.runDir);
+  const all = steps(resumed.runDir);
+  assert.deepEqual(all.map((r) => r['step']), [1, 2, 3, 4, 5]);
+  for (const [i, field] of [3, 4].flatMap((i) => ['lossG', 'lossD', 'gradNormG', 'position'].map((f) => [i, f] as const))) {
+    assert.ok(Math.abs(all[i]![field]! - expected[i]![field]!) <= 1e-5 * Math.max(1, Math.abs(expected[i]![field]!)), `step ${i + 1} ${field}: resumed ${all[i]![field]}, uninterrupted ${expected[i]![field]}`);
+  }
+  assert.deepEqual(readdirSync(join(resumed.runDir, 'checkpoints')).sort(), ['step-3', 'step-4', 'step-5']);
+});
+
+test('--resume without an earlier run is a usage error naming the folder', async () => {
+  await assert.rejects(runGraph(demo, tiny, { progress: false, handleSignals: false, runsDir: join(scratch, 'none'), resume: true }), /--resume: no earlier run of "demo" under .*none/);
+});
