@@ -44,6 +44,7 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, StepRecord> {
       let trainer: Promise<GanTrainer> | undefined;
       let ready: GanTrainer | undefined;
       let savedStep = -1;
+      let closed = false;
       const save = (t: GanTrainer): void => {
         if (!t.healthy || t.step === savedStep || t.step === 0) return;
         const path = saveCheckpoint(o.checkpoints, t.snapshot(), o.keep ?? 3);
@@ -67,6 +68,10 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, StepRecord> {
           name,
           async (batch: RecordBatch): Promise<StepRecord> => {
             const t = await (trainer ??= start());
+            // An iteration is one long synchronous block and the next batch is ready at once, so
+            // without a macrotask turn here timers and signal handlers (Ctrl-C) would never run.
+            await new Promise((resolve) => setImmediate(resolve));
+            if (closed) throw new Error('the stage was torn down'); // nobody listens any more
             const y = framesTensor(batch);
             const m = maskTensor(batch);
             try {
@@ -80,6 +85,7 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, StepRecord> {
           { concurrency: 1, capacity: 1, describe: (_, index) => ({ index }), measure: (r: StepRecord) => ({ lossG: r.lossG, lossD: r.lossD, stepMs: r.stepMs }) },
         ),
         finalize(() => {
+          closed = true;
           if (ready) {
             save(ready);
             ready.dispose();

@@ -46,3 +46,25 @@ test('demo trains, checkpoints, and a resumed run repeats the uninterrupted one'
 test('--resume without an earlier run is a usage error naming the folder', async () => {
   await assert.rejects(runGraph(demo, tiny, { progress: false, handleSignals: false, runsDir: join(scratch, 'none'), resume: true }), /--resume: no earlier run of "demo" under .*none/);
 });
+
+test('cancelling a run (SIGINT, abort) checkpoints the last finished step; a damaged checkpoint is refused by name', async () => {
+  const controller = new AbortController();
+  const runsDir = join(scratch, 'cancel');
+  let runDir = '';
+  const timer = setTimeout(() => controller.abort('test abort'), 2500);
+  await assert.rejects(
+    runGraph(demo, { ...tiny, steps: 500, 'checkpoint-every': 0 }, { progress: false, handleSignals: false, log: () => {}, runsDir, signal: controller.signal, runId: 'r' }),
+    (err: Error) => err.name === 'CancelledError',
+  );
+  clearTimeout(timer);
+  runDir = join(runsDir, 'demo', 'r');
+  const saved = readdirSync(join(runDir, 'checkpoints'));
+  const done = steps(runDir).length;
+  assert.ok(done >= 1, 'at least one step ran before the abort');
+  assert.deepEqual(saved, [`step-${done}`]);
+
+  const { loadCheckpoint } = await import('../../pipeline/checkpoint.ts');
+  const { appendFileSync } = await import('node:fs');
+  appendFileSync(join(runDir, 'checkpoints', `step-${done}`, 'tensors.bin'), 'x');
+  assert.throws(() => loadCheckpoint(join(runDir, 'checkpoints', `step-${done}`)), /checkpoint ".*step-\d+" is damaged: tensors.bin does not match its SHA-256/);
+});
