@@ -32,6 +32,12 @@ function yargsOption(spec: ParamSpec): Options {
   return { ...base, type: spec.type };
 }
 
+/** The loaded graph's parameters as options of `run` and `describe`. */
+function graphOptions<T>(y: Argv<T>, graph: GraphDefinition | undefined): Argv<T> {
+  for (const [key, spec] of Object.entries(graph?.params ?? {})) y.option(key, yargsOption(spec));
+  return y;
+}
+
 const occlusionArgs = {
   occlusion: { type: 'string', describe: `occlude the clips: ${[...OCCLUSIONS.keys()].join(', ')}` },
   'occlusion-option': { type: 'string', array: true, describe: 'an option of the occlusion process, key=value (repeatable)' },
@@ -89,7 +95,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
             default: 'runs',
             describe: 'folder that holds the runs',
           }).option('resume', { type: 'boolean', default: false, describe: 'continue the newest run of this graph from its last checkpoint (its parameters, except those given here)' });
-          for (const [key, spec] of Object.entries(graph?.params ?? {})) y.option(key, yargsOption(spec));
+          graphOptions(y, graph);
           if (graph) y.epilogue(`${graph.name}: ${graph.description}`);
           return y;
         },
@@ -108,8 +114,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         'Print a graph\'s stage chain and the parameter count of each network at its settings',
         (y) => {
           y.positional('graph', { type: 'string', describe: 'a name from "st-inpaint graphs", or the path of a graph file' }).option('json', { type: 'boolean', default: false, describe: 'one JSON object' });
-          for (const [key, spec] of Object.entries(graph?.params ?? {})) y.option(key, yargsOption(spec));
-          return y;
+          return graphOptions(y, graph);
         },
         (args) => {
           if (!graph) throw new UsageError(`unknown graph "${String(args.graph)}"`);

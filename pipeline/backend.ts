@@ -45,15 +45,14 @@ async function load(backend: Concrete): Promise<{ tfName: string; addedKernels: 
     case 'tensorflow-gpu':
     case 'tensorflow': {
       const pkg = backend === 'tensorflow-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
+      let binding: { getGpuCount?: () => number };
       try {
-        await import(pkg);
+        binding = (await import(pkg)) as typeof binding;
       } catch (err) {
         const code = (err as { code?: string }).code;
         throw new Error(code === 'ERR_MODULE_NOT_FOUND' ? `${pkg} is not installed (an optional dependency; it needs internet at install time)` : `${pkg} failed to load: ${firstLine(err)}`);
       }
-      if (backend === 'tensorflow-gpu' && !(await import(pkg).then((m: { getGpuCount?: () => number }) => (m.getGpuCount?.() ?? 1) > 0))) {
-        throw new Error('no GPU visible to TensorFlow');
-      }
+      if (backend === 'tensorflow-gpu' && (binding.getGpuCount?.() ?? 1) === 0) throw new Error('no GPU visible to TensorFlow');
       break;
     }
     case 'wasm':

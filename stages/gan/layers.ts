@@ -256,6 +256,11 @@ export class ResBlock3d {
  * softmax(θ φᵀ) g mapped back to C channels and added with a learned gain σ that starts at 0.
  * Needs even frame height and width.
  */
+/** Channels of the attention's keys (θ, φ: C/8) and values (g: C/2), at least 1 each. */
+export function attentionWidths(channels: number): { key: number; value: number } {
+  return { key: Math.max(1, Math.floor(channels / 8)), value: Math.max(1, Math.floor(channels / 2)) };
+}
+
 export class FrameAttention {
   private readonly theta: SNConv;
   private readonly phi: SNConv;
@@ -266,8 +271,7 @@ export class FrameAttention {
   private readonly value: number;
 
   constructor(params: ParamStore, name: string, channels: number) {
-    this.key = Math.max(1, Math.floor(channels / 8));
-    this.value = Math.max(1, Math.floor(channels / 2));
+    ({ key: this.key, value: this.value } = attentionWidths(channels));
     const conv = (part: string, inChannels: number, outChannels: number): SNConv => new SNConv(params, `${name}.${part}`, { dims: 2, inChannels, outChannels, kernel: 1, bias: false });
     this.theta = conv('theta', channels, this.key);
     this.phi = conv('phi', channels, this.key);

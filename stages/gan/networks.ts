@@ -7,7 +7,7 @@
  * Tensors are channels-last: clips [B, T, H, W, C], frames [N, H, W, C], values in [−1, 1].
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { BatchNorm, FrameAttention, ParamStore, ResBlock3d, SNConv, type Mode } from './layers.ts';
+import { BatchNorm, FrameAttention, ParamStore, ResBlock3d, SNConv, attentionWidths, type Mode } from './layers.ts';
 
 export interface GanConfig {
   /** Base width C of every network (paper and official code: 32). */
@@ -162,8 +162,7 @@ export function parameterCounts(config: GanConfig): { generator: number; frameDi
   let generator = 0;
   for (const [i, o] of blocks) generator += bn(i) + conv(27, i, o, false) + bn(o) + conv(27, o, o, false) + (i !== o ? conv(1, i, o, false) : 0);
   const a = 2 * config.base;
-  const key = Math.max(1, Math.floor(a / 8));
-  const value = Math.max(1, Math.floor(a / 2));
+  const { key, value } = attentionWidths(a);
   generator += conv(1, a, key, false) * 2 + conv(1, a, value, false) + conv(1, value, a, false) + 1;
   generator += bn(config.base) + conv(27, config.base, config.channels, true);
   const disc = (taps: number): number => {

@@ -82,7 +82,7 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, StepRecord> {
               tf.dispose([y, m]);
             }
           },
-          { concurrency: 1, capacity: 1, describe: (_, index) => ({ index }), measure: (r: StepRecord) => ({ lossG: r.lossG, lossD: r.lossD, stepMs: r.stepMs }) },
+          { concurrency: 1, capacity: 1, measure: (r: StepRecord) => ({ lossG: r.lossG, lossD: r.lossD, stepMs: r.stepMs }) },
         ),
         finalize(() => {
           closed = true;

@@ -15,7 +15,7 @@ import { FrameAttention, ParamStore, SNConv, conv3dBy2d } from '../../stages/gan
 import { FrameDiscriminator, Generator, PAPER_CONFIG, SequenceDiscriminator, parameterCounts, type GanConfig } from '../../stages/gan/networks.ts';
 import { GanTrainer, NonFiniteLossError, type StepRecord, type TrainerState } from '../../stages/gan/trainer.ts';
 import { chooseOcclusion } from '../../stages/occlusion/index.ts';
-import { MaskSampler, type MaskDrawer } from '../../stages/occlusion/process.ts';
+import { MaskSampler, fillValue, type MaskDrawer } from '../../stages/occlusion/process.ts';
 import { Random } from '../../stages/random.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'st-inpaint-gan-'));
@@ -168,7 +168,7 @@ test('spectral normalisation: after power iterations the normalised weight has l
 async function drawerFor(name: string, config: GanConfig): Promise<{ drawer: MaskDrawer; fill: number; timeDependent: boolean }> {
   const { process, options } = chooseOcclusion(name, {});
   const drawer = await process.prepare(options as never, { frames: config.frames, height: config.height, width: config.width });
-  return { drawer, fill: process.fill === 1 ? 1 : -1, timeDependent: process.timeDependent };
+  return { drawer, fill: fillValue(process, [-1, 1]), timeDependent: process.timeDependent };
 }
 
 async function makeTrainer(config: GanConfig, occlusion = 'raindrops'): Promise<GanTrainer> {
