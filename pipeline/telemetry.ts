@@ -74,7 +74,11 @@ export function byteSize(value: unknown): number {
   if (typeof v.byteLength === 'number') return v.byteLength;
   if (typeof v.data?.byteLength === 'number') return v.data.byteLength;
   let sum = 0;
-  for (const field of Object.values(value)) if (ArrayBuffer.isView(field)) sum += field.byteLength;
+  // for-in rather than Object.values: this runs once per item per stage and must not allocate.
+  for (const key in value) {
+    const field = (value as Record<string, unknown>)[key];
+    if (ArrayBuffer.isView(field)) sum += field.byteLength;
+  }
   return sum;
 }
 

@@ -63,43 +63,56 @@ export function mapCore<In, Out>(
         }
       });
 
+      /** Ends a job: its input's credit goes back, and its output credit too when nothing was emitted. */
+      function finished(item: Leased<In>, emitted: boolean): void {
+        active -= 1;
+        if (!emitted) outlet.gate.refund();
+        item.release();
+        outlet.pump.run();
+      }
+
+      /** Applies the error policy to a failed element; true when it was skipped and the job ends. */
+      function failedElement(err: unknown, item: Leased<In>, index: number): boolean {
+        if (outlet.failed(err, describe(item.value, index))) return true;
+        stopped = true;
+        return false;
+      }
+
+      // The synchronous path makes no closure per element (see `Lease` in credit.ts for why).
       function start({ item, index }: { item: Leased<In>; index: number }): void {
         active += 1;
-        let emitted = false;
-        let settled = false;
-        let inner: Subscription | undefined;
-
-        const settle = (): void => {
-          if (settled) return;
-          settled = true;
-          if (inner) inners.delete(inner);
-          active -= 1;
-          if (!emitted) outlet.gate.refund();
-          item.release();
-          outlet.pump.run();
-        };
-        const onError = (err: unknown): void => {
-          if (settled || stopped) return;
-          if (outlet.failed(err, describe(item.value, index))) return settle();
-          stopped = true;
-        };
-
         if ('sync' in project) {
           let value: Out;
           try {
             value = project.sync(item.value, index);
           } catch (err) {
-            onError(err);
+            if (!stopped && failedElement(err, item, index)) finished(item, false);
             return;
           }
-          emitted = true;
           outlet.emit(value);
-          settle();
+          finished(item, true);
           return;
         }
+        startAsync(project.async, item, index);
+      }
+
+      function startAsync(fn: (value: In, index: number) => ObservableInput<Out>, item: Leased<In>, index: number): void {
+        let emitted = false;
+        let settled = false;
+        let inner: Subscription | undefined;
+        const settle = (): void => {
+          if (settled) return;
+          settled = true;
+          if (inner) inners.delete(inner);
+          finished(item, emitted);
+        };
+        const onError = (err: unknown): void => {
+          if (settled || stopped) return;
+          if (failedElement(err, item, index)) settle();
+        };
         let results: Observable<Out>;
         try {
-          results = from(project.async(item.value, index));
+          results = from(fn(item.value, index));
         } catch (err) {
           onError(err);
           return;
