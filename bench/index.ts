@@ -3,8 +3,9 @@
  * `--json` the last line is one JSON object. Never part of `npm test`.
  */
 import { pipelineBench } from './pipeline.ts';
+import { trainBench } from './train.ts';
 
-const benches: Record<string, (json: boolean) => Promise<void>> = { pipeline: pipelineBench };
+const benches: Record<string, (json: boolean, args: readonly string[]) => Promise<void>> = { pipeline: pipelineBench, train: trainBench };
 
 const [name, ...rest] = process.argv.slice(2);
 const bench = name ? benches[name] : undefined;
@@ -12,4 +13,4 @@ if (!bench) {
   process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--json]\n`);
   process.exit(2);
 }
-await bench(rest.includes('--json'));
+await bench(rest.includes('--json'), rest);

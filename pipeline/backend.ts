@@ -4,7 +4,7 @@
  * bindings (`@tensorflow/tfjs-node-gpu`, `@tensorflow/tfjs-node`) are optional dependencies: they
  * download libtensorflow when installed, which fails on machines without internet, so they are
  * loaded only if present. The wasm backend gets the kernels it lacks for training
- * (`kernels/`), so the same model code trains everywhere.
+ * and faster forms of the ones that are slow there (`kernels/fast-wasm.ts`), so the same model code trains everywhere.
  *
  * Must not know about any model.
  */
@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // The umbrella package registers the gradient of every op (tfjs-core's CommonJS build has none).
 import '@tensorflow/tfjs';
 import { UsageError } from './errors.ts';
-import { registerConv2dBackpropFilter } from './kernels/conv2d-backprop-filter.ts';
+import { registerFastKernels } from './kernels/fast-wasm.ts';
 
 export const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
@@ -57,7 +57,7 @@ async function load(backend: Concrete): Promise<{ tfName: string; addedKernels: 
     }
     case 'wasm':
       await import('@tensorflow/tfjs-backend-wasm');
-      if (registerConv2dBackpropFilter('wasm')) addedKernels.push('Conv2DBackpropFilter');
+      addedKernels.push(...registerFastKernels('wasm'));
       break;
     case 'cpu':
       await import('@tensorflow/tfjs-backend-cpu');

@@ -1,0 +1,164 @@
+/**
+ * Training speed: one full iteration (a G step and two D steps) of the inpainting GAN at a fixed
+ * CPU preset, on the wasm and cpu backends. FLOPs are counted from the shapes of every
+ * convolution and matrix product the iteration actually runs (bench/kernel-meter.ts), so the
+ * GFLOP/s figure is the arithmetic of the model, not of any particular kernel strategy. The
+ * backend's own large-matMul throughput is measured in the same run as the reference.
+ *
+ *   npm run bench -- train [--json] [--iterations N] [--backends wasm,cpu] [--preset demo|small]
+ *
+ * The cpu backend is about 40× slower than wasm; it runs the `small` preset (one iteration) and
+ * its GFLOP/s is what `speedupOverCpu` divides by.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { selectBackend } from '../pipeline/backend.ts';
+import { type GanConfig } from '../stages/gan/networks.ts';
+import { GanTrainer } from '../stages/gan/trainer.ts';
+import { chooseOcclusion } from '../stages/occlusion/index.ts';
+import { MaskSampler, fillValue } from '../stages/occlusion/process.ts';
+import { Random } from '../stages/random.ts';
+import { KernelMeter } from './kernel-meter.ts';
+
+interface Preset {
+  readonly config: GanConfig;
+  readonly batch: number;
+}
+
+/** `demo`: the demo graph's model (C = 4, 32×32, 8 frames, batch 4), gray. `small`: for the cpu backend. */
+const PRESETS: Record<string, Preset> = {
+  demo: { config: { base: 4, channels: 1, frames: 8, height: 32, width: 32, extraBlock: false }, batch: 4 },
+  small: { config: { base: 2, channels: 1, frames: 4, height: 16, width: 16, extraBlock: false }, batch: 2 },
+};
+
+async function makeTrainer({ config }: Preset): Promise<GanTrainer> {
+  const { process, options } = chooseOcclusion('raindrops', {});
+  const shape = { frames: config.frames, height: config.height, width: config.width };
+  const drawer = await process.prepare(options as never, shape);
+  return new GanTrainer({
+    config,
+    seed: 1,
+    fill: fillValue(process, [-1, 1]),
+    timeDependent: process.timeDependent,
+    sampler: new MaskSampler(drawer, shape, Random.fromKey(1, 'fresh-masks')),
+  });
+}
+
+function observedBatch({ config, batch }: Preset): { y: tf.Tensor5D; m: tf.Tensor5D } {
+  return tf.tidy(() => {
+    const shape: [number, number, number, number, number] = [batch, config.frames, config.height, config.width, config.channels];
+    const m = tf.cast(tf.greater(tf.randomUniform([batch, config.frames, config.height, config.width, 1], 0, 1, 'float32', 7), 0.3), 'float32') as tf.Tensor5D;
+    const x = tf.randomUniform(shape, -1, 1, 'float32', 8);
+    return { y: tf.mul(x, m) as tf.Tensor5D, m };
+  });
+}
+
+/** The backend's large-matMul throughput, GFLOP/s (best of several 1024³ products). */
+function matmulGflops(): number {
+  const n = 1024;
+  const a = tf.randomUniform([n, n]);
+  const b = tf.randomUniform([n, n]);
+  tf.matMul(a, b).dispose();
+  let best = Infinity;
+  for (let r = 0; r < 4; r++) {
+    const t0 = performance.now();
+    const c = tf.matMul(a, b);
+    c.dataSync();
+    best = Math.min(best, performance.now() - t0);
+    c.dispose();
+  }
+  tf.dispose([a, b]);
+  return (2 * n ** 3) / (best / 1000) / 1e9;
+}
+
+interface Measured {
+  readonly backend: string;
+  readonly preset: string;
+  readonly secondsPerIteration: number;
+  readonly gflopPerIteration: number;
+  readonly gflops: number;
+  readonly matmulGflops: number;
+  readonly kernels: Array<{ kernel: string; calls: number; seconds: number; gflop: number }>;
+}
+
+async function measure(backend: string, presetName: string, iterations: number): Promise<Measured> {
+  await selectBackend(backend);
+  const preset = PRESETS[presetName]!;
+  const trainer = await makeTrainer(preset);
+  const { y, m } = observedBatch(preset);
+  try {
+    // One metered iteration (which also warms up), then timed ones without the meter.
+    const meter = new KernelMeter(tf.getBackend());
+    let flops: number;
+    try {
+      trainer.trainStep(y, m);
+      flops = meter.totalFlops;
+    } finally {
+      meter.stop();
+    }
+    const kernels = meter
+      .top(8)
+      .map((s) => ({ kernel: s.kernel, calls: s.calls, seconds: s.selfMs / 1000, gflop: s.flops / 1e9 }));
+    let best = Infinity;
+    for (let i = 0; i < iterations; i++) {
+      const t0 = performance.now();
+      trainer.trainStep(y, m);
+      best = Math.min(best, (performance.now() - t0) / 1000);
+    }
+    const seconds = iterations > 0 ? best : kernels.reduce((a, k) => a + k.seconds, 0);
+    return {
+      backend,
+      preset: presetName,
+      secondsPerIteration: seconds,
+      gflopPerIteration: flops / 1e9,
+      gflops: flops / 1e9 / seconds,
+      matmulGflops: matmulGflops(),
+      kernels,
+    };
+  } finally {
+    tf.dispose([y, m]);
+    trainer.dispose();
+  }
+}
+
+function report(r: Measured): void {
+  const c = PRESETS[r.preset]!;
+  console.log(`${r.backend}, preset ${r.preset} (C = ${c.config.base}, ${c.config.height}×${c.config.width}, ${c.config.frames} frames, batch ${c.batch}, ${c.config.channels} channel):`);
+  console.log(`  ${r.secondsPerIteration.toFixed(2)} s per iteration, ${r.gflopPerIteration.toFixed(1)} GFLOP → ${r.gflops.toFixed(1)} GFLOP/s; large matMul ${r.matmulGflops.toFixed(1)} GFLOP/s; ratio ${(r.gflops / r.matmulGflops).toFixed(2)}`);
+  console.log('  heaviest kernels (metered iteration, self time):');
+  for (const k of r.kernels) console.log(`    ${k.kernel.padEnd(24)} ${String(k.calls).padStart(5)} calls ${k.seconds.toFixed(2).padStart(7)} s ${k.gflop > 0 ? `${k.gflop.toFixed(2)} GFLOP, ${(k.gflop / k.seconds).toFixed(1)} GFLOP/s` : ''}`);
+}
+
+export async function trainBench(json: boolean, args: readonly string[] = []): Promise<void> {
+  const option = (name: string, fallback: string): string => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
+  };
+  const iterations = Number(option('iterations', '2'));
+  const preset = option('preset', 'demo');
+  if (!PRESETS[preset]) throw new Error(`--preset must be one of ${Object.keys(PRESETS).join(', ')}, got ${preset}`);
+  const backends = option('backends', 'wasm,cpu').split(',');
+  const results: Measured[] = [];
+  for (const backend of backends) {
+    const r = await measure(backend, backend === 'cpu' ? 'small' : preset, backend === 'cpu' ? 0 : iterations);
+    report(r);
+    results.push(r);
+  }
+  const wasm = results.find((r) => r.backend === 'wasm');
+  const cpu = results.find((r) => r.backend === 'cpu');
+  const speedup = wasm && cpu ? wasm.gflops / cpu.gflops : undefined;
+  if (speedup !== undefined) console.log(`wasm / cpu throughput: ${speedup.toFixed(1)}× (cpu measured on the small preset)`);
+  const main = wasm ?? results[0]!;
+  if (json) {
+    console.log(
+      JSON.stringify({
+        backend: main.backend,
+        secondsPerIteration: Number(main.secondsPerIteration.toFixed(3)),
+        gflops: Number(main.gflops.toFixed(2)),
+        matmulGflops: Number(main.matmulGflops.toFixed(2)),
+        ratioToMatmul: Number((main.gflops / main.matmulGflops).toFixed(3)),
+        speedupOverCpu: speedup === undefined ? null : Number(speedup.toFixed(1)),
+        threads: 1,
+      }),
+    );
+  }
+}
