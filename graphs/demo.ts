@@ -4,9 +4,12 @@
  * observed clips and their masks, nothing else.
  *
  * synthetic train split (epochs, seeded shuffle) → occlude raindrops → Arrow frame batches → train
+ *   → every K iterations and at the end: the model and the baselines (DINEOF, temporal
+ *     interpolation, mean fill) on held-out test clips → runs/demo/<id>/report.html
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { map as rxMap } from 'rxjs';
+import { Observable, from, mergeMap } from 'rxjs';
 import { describeSelection, selectBackend, BACKENDS } from '../pipeline/backend.ts';
 import { latestCheckpoint, readCheckpointState } from '../pipeline/checkpoint.ts';
 import { FrameBatchPool, encodeFrameBatch, type Clip } from '../pipeline/frame-batch.ts';
@@ -23,6 +26,11 @@ import { chooseOcclusion } from '../stages/occlusion/index.ts';
 import { occlude } from '../stages/occlusion/occlude.ts';
 import { MaskSampler, fillValue } from '../stages/occlusion/process.ts';
 import { Random } from '../stages/random.ts';
+import { HeldOutEvaluation, inpaintClips, toUnit, type HeldOutClip } from '../stages/eval/evaluate.ts';
+import type { MetricRow } from '../stages/eval/metrics.ts';
+import { metricsText, writeReport, type ReportInput } from '../stages/sinks/report.ts';
+import { maskRow, stripPng, writeStrip } from '../stages/sinks/png-strip.ts';
+import { applyMask, clipRandom } from '../stages/occlusion/process.ts';
 
 export default defineGraph({
   name: 'demo',
@@ -38,10 +46,12 @@ export default defineGraph({
     backend: { type: 'string', default: 'auto', choices: BACKENDS, describe: 'compute backend' },
     seed: { type: 'number', default: 1, integer: true, min: 0, describe: 'seed of data, masks and weights' },
     'checkpoint-every': { type: 'number', default: 20, integer: true, min: 0, describe: 'checkpoint every N steps (and at the end; 0: only at the end)' },
+    'eval-every': { type: 'number', default: 20, integer: true, min: 0, describe: 'score model and baselines on held-out clips every N steps (and at the end; 0: only at the end)' },
+    'eval-clips': { type: 'number', default: 16, integer: true, min: 1, describe: 'held-out test clips scored' },
   },
   describe(p) {
     return {
-      stages: ['synthetic-train', 'occlude-raindrops', 'batch-clips', 'train-gan'],
+      stages: ['synthetic-train', 'occlude-raindrops', 'batch-clips', 'train-gan', 'evaluate (held-out test split: model, dineof, interpolation, mean-fill)', 'report'],
       parameters: parameterCounts({ base: p.base, channels: 1, frames: p.frames, height: p.size, width: p.size, extraBlock: false }),
     };
   },
@@ -57,8 +67,10 @@ export default defineGraph({
     const train = Array.from({ length: data.clips }, (_, i) => i).filter((i) => syntheticSplit(data.seed, i) === 'train');
     const pool = new FrameBatchPool();
 
+    let backendLine = '';
     const createTrainer = async (): Promise<GanTrainer> => {
-      log(describeSelection(await selectBackend(p.backend)));
+      backendLine = describeSelection(await selectBackend(p.backend));
+      log(backendLine);
       const drawer = await occlusion.process.prepare(occlusion.options as never, shape);
       return new GanTrainer({
         config: { base: p.base, channels: shape.channels, frames: shape.frames, height: shape.height, width: shape.width, extraBlock: false },
@@ -70,14 +82,109 @@ export default defineGraph({
       });
     };
 
+    // Held-out clips: the test split under the same occlusion, with their clean pixels.
+    let heldOut: HeldOutEvaluation | undefined;
+    const heldOutClips = async (): Promise<HeldOutEvaluation> => {
+      if (heldOut) return heldOut;
+      const drawer = await occlusion.process.prepare(occlusion.options as never, shape);
+      const fill = fillValue(occlusion.process, spec.range);
+      const test = Array.from({ length: data.clips }, (_, i) => i).filter((i) => syntheticSplit(data.seed, i) === 'test').slice(0, p['eval-clips']);
+      const clips: HeldOutClip[] = test.map((index) => {
+        const clip = syntheticClip(data, index);
+        const mask = drawer.draw(clipRandom(p.seed, clip.id, occlusion.process.name, occlusion.options));
+        return { id: clip.id, mask, observed: toUnit(applyMask(clip.frames, mask, shape.channels, fill), spec.range), truth: toUnit(clip.frames, spec.range) };
+      });
+      log(`evaluation: ${clips.length} held-out test clips; computing the baselines once`);
+      return (heldOut = new HeldOutEvaluation(clips, shape));
+    };
+    let pictures: ReportInput['pictures'] = [];
+    const evaluate = async (trainer: GanTrainer, record: { step: number }): Promise<{ rows: MetricRow[] } | undefined> => {
+      const every = p['eval-every'];
+      if (record.step !== p.steps && (every === 0 || record.step % every !== 0)) return undefined;
+      const held = await heldOutClips();
+      const result = held.score(inpaintClips(held.clips, shape, (y, m) => trainer.inpaint(y, m)));
+      // Pictures of the first clips: observed, mask, model, baselines, truth.
+      const unit = [0, 1] as const;
+      pictures = await Promise.all(
+        held.clips.slice(0, 4).map(async (c, i) => {
+          const rows = [{ pixels: c.observed, range: unit }, maskRow(c.mask), ...[...result.outputs.values()].map((o) => ({ pixels: o[i]!, range: unit })), { pixels: c.truth, range: unit }];
+          const png = await stripPng(rows, shape);
+          return { caption: `${c.id}: observed, mask, ${[...result.outputs.keys()].join(', ')}, truth`, png };
+        }),
+      );
+      await writeStrip(join(runDir, 'previews', `step-${record.step}.png`), [{ pixels: held.clips[0]!.observed, range: unit }, { pixels: result.outputs.get('model')![0]!, range: unit }, { pixels: held.clips[0]!.truth, range: unit }], shape);
+      const model = result.rows.find((r) => r.method === 'model')!;
+      log(`evaluation at step ${record.step}: model masked MAE ${model.values.mae.mean.toFixed(4)}`);
+      return { rows: result.rows };
+    };
+
+    // The report covers the whole run: records of an earlier session of it (before --resume)
+    // come from its metrics file.
+    const started = performance.now();
+    const earlier = readRecords(join(runDir, 'metrics.jsonl'));
+    const steps = earlier.steps;
+    const evaluations = earlier.evaluations;
+    const report = async (): Promise<void> => {
+      const path = join(runDir, 'report.html');
+      await writeReport(path, {
+        title: 'st-inpaint demo: synthetic clips under raindrops',
+        runDir,
+        backend: backendLine || 'backend not started',
+        settings: { ...p },
+        steps,
+        evaluations,
+        pictures,
+        elapsedSeconds: (performance.now() - started) / 1000,
+      });
+      const last = evaluations[evaluations.length - 1];
+      if (last) log(`held-out metrics at step ${last.step}:\n${metricsText(last.rows)}`);
+      log(`report: ${path}`);
+    };
+
     return source('synthetic-train', function* () {
       for (const index of epochOrder(train, { seed: p.seed, start, count: Math.max(0, total - start) })) yield syntheticClip(data, index);
     }).pipe(
       occlude(occlusion, { seed: p.seed, spec }),
       batch('batch-clips', p.batch, (clips: Clip[]) => encodeFrameBatch(spec, clips, pool), { recycle: (b) => pool.recycle(b) }),
-      trainGan({ createTrainer, checkpoints, checkpointEvery: p['checkpoint-every'], resume, log }),
+      trainGan({ createTrainer, checkpoints, checkpointEvery: p['checkpoint-every'], resume, log, evaluate }),
       unwrap(),
-      rxMap((record) => ({ type: 'step', ...record })),
+      mergeMap(({ evaluation, ...record }) => {
+        steps.push({ step: record.step, lossG: record.lossG, lossD: record.lossD });
+        const out: object[] = [{ type: 'step', ...record }];
+        if (evaluation) {
+          const e = { step: record.step, rows: (evaluation as { rows: MetricRow[] }).rows };
+          evaluations.push(e);
+          out.push({ type: 'evaluation', ...e });
+        }
+        return from(out);
+      }),
+      (records) =>
+        new Observable<object>((subscriber) =>
+          records.subscribe({
+            next: (r) => subscriber.next(r),
+            error: (err: unknown) => subscriber.error(err),
+            // The report is written once the last record has passed, before the run ends.
+            complete: () => void report().then(() => subscriber.complete(), (err: unknown) => subscriber.error(err)),
+          }),
+        ),
     );
   },
 });
+
+/** Step and evaluation records already in a run's metrics file (an earlier session of a resumed run). */
+function readRecords(path: string): { steps: Array<{ step: number; lossG: number; lossD: number }>; evaluations: Array<{ step: number; rows: MetricRow[] }> } {
+  const steps: Array<{ step: number; lossG: number; lossD: number }> = [];
+  const evaluations: Array<{ step: number; rows: MetricRow[] }> = [];
+  if (!existsSync(path)) return { steps, evaluations };
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const r = JSON.parse(line) as { type?: string; step?: number; lossG?: number; lossD?: number; rows?: MetricRow[] };
+      if (r.type === 'step' && typeof r.step === 'number') steps.push({ step: r.step, lossG: r.lossG ?? NaN, lossD: r.lossD ?? NaN });
+      if (r.type === 'evaluation' && typeof r.step === 'number' && r.rows) evaluations.push({ step: r.step, rows: r.rows });
+    } catch {
+      // A torn last line of a crashed session: the records before it still count.
+    }
+  }
+  return { steps, evaluations };
+}

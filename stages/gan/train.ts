@@ -30,14 +30,21 @@ export interface TrainGanOptions {
   /** Checkpoints kept. Default 3. */
   readonly keep?: number;
   readonly log?: (line: string) => void;
+  /**
+   * Called after every iteration with the trainer (for example to score it on held-out clips
+   * every K steps); what it returns, unless undefined, rides on that step's record as `evaluation`.
+   */
+  readonly evaluate?: (trainer: GanTrainer, record: StepRecord) => unknown;
 }
+
+export type TrainRecord = StepRecord & { readonly evaluation?: unknown };
 
 /**
  * @example
  * batches.pipe(trainGan({ createTrainer: () => new GanTrainer(o), checkpoints: join(runDir, 'checkpoints'), checkpointEvery: 50 }))
  * @returns a stage emitting one record per iteration, with the losses shown in the progress display.
  */
-export function trainGan(o: TrainGanOptions): Stage<RecordBatch, StepRecord> {
+export function trainGan(o: TrainGanOptions): Stage<RecordBatch, TrainRecord> {
   const name = 'train-gan';
   return named(name, (upstream) =>
     defer(() => {
@@ -66,7 +73,7 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, StepRecord> {
       return upstream.pipe(
         mapAsync(
           name,
-          async (batch: RecordBatch): Promise<StepRecord> => {
+          async (batch: RecordBatch): Promise<TrainRecord> => {
             const t = await (trainer ??= start());
             // An iteration is one long synchronous block and the next batch is ready at once, so
             // without a macrotask turn here timers and signal handlers (Ctrl-C) would never run.
@@ -74,13 +81,15 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, StepRecord> {
             if (closed) throw new Error('the stage was torn down'); // nobody listens any more
             const y = framesTensor(batch);
             const m = maskTensor(batch);
+            let record: StepRecord;
             try {
-              const record = t.trainStep(y, m);
+              record = t.trainStep(y, m);
               if (o.checkpointEvery > 0 && record.step % o.checkpointEvery === 0) save(t);
-              return record;
             } finally {
               tf.dispose([y, m]);
             }
+            const evaluation = o.evaluate ? await o.evaluate(t, record) : undefined;
+            return evaluation === undefined ? record : { ...record, evaluation };
           },
           { concurrency: 1, capacity: 1, measure: (r: StepRecord) => ({ lossG: r.lossG, lossD: r.lossD, stepMs: r.stepMs }) },
         ),

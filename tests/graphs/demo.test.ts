@@ -14,15 +14,17 @@ import { runGraph } from '../../pipeline/runner.ts';
 const scratch = mkdtempSync(join(tmpdir(), 'st-inpaint-demo-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
-const tiny = { batch: 2, clips: 40, frames: 4, size: 16, base: 2, backend: 'wasm', 'checkpoint-every': 2 };
+const tiny = { batch: 2, clips: 40, frames: 4, size: 16, base: 2, backend: 'wasm', 'checkpoint-every': 2, 'eval-every': 2, 'eval-clips': 3 };
 
-function steps(runDir: string): Array<Record<string, number>> {
+function records(runDir: string, type: string): Array<Record<string, number>> {
   return readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as Record<string, number> & { type: string })
-    .filter((e) => e.type === 'step');
+    .filter((e) => e.type === type);
 }
+const steps = (runDir: string): Array<Record<string, number>> => records(runDir, 'step');
+const evaluatedAt = (runDir: string): number[] => records(runDir, 'evaluation').map((e) => e['step']!);
 
 test('demo trains, checkpoints, and a resumed run repeats the uninterrupted one', async () => {
   const quiet = { progress: false as const, handleSignals: false, log: () => {} };
@@ -30,6 +32,14 @@ test('demo trains, checkpoints, and a resumed run repeats the uninterrupted one'
   const expected = steps(straight.runDir);
   assert.deepEqual(expected.map((r) => r['step']), [1, 2, 3, 4, 5]);
   assert.deepEqual(expected.map((r) => r['position']), [2, 4, 6, 8, 10]);
+  // Held-out evaluation every 2 steps and at the end, the model beside the three baselines.
+  assert.deepEqual(evaluatedAt(straight.runDir), [2, 4, 5]);
+  const rows = (records(straight.runDir, 'evaluation')[0] as unknown as { rows: Array<{ method: string; clips: number; values: { mae: { mean: number } } }> }).rows;
+  assert.deepEqual(rows.map((r) => r.method), ['model', 'dineof', 'interpolation', 'mean-fill']);
+  for (const r of rows) assert.ok(r.clips > 0 && r.values.mae.mean > 0 && r.values.mae.mean < 1);
+  const html = readFileSync(join(straight.runDir, 'report.html'), 'utf8');
+  assert.match(html, /<div id="metrics"><table>/);
+  assert.equal(html.match(/<img /g)?.length, Math.min(4, rows[0]!.clips));
 
   const interrupted = await runGraph(demo, { ...tiny, steps: 3 }, { ...quiet, runsDir: join(scratch, 'b') });
   assert.deepEqual(readdirSync(join(interrupted.runDir, 'checkpoints')).sort(), ['step-2', 'step-3']);
@@ -41,6 +51,9 @@ test('demo trains, checkpoints, and a resumed run repeats the uninterrupted one'
     assert.ok(Math.abs(all[i]![field]! - expected[i]![field]!) <= 1e-5 * Math.max(1, Math.abs(expected[i]![field]!)), `step ${i + 1} ${field}: resumed ${all[i]![field]}, uninterrupted ${expected[i]![field]}`);
   }
   assert.deepEqual(readdirSync(join(resumed.runDir, 'checkpoints')).sort(), ['step-3', 'step-4', 'step-5']);
+  // The report of the resumed run covers both sessions (the first one ended, and scored, at step 3).
+  assert.deepEqual(evaluatedAt(resumed.runDir), [2, 3, 4, 5]);
+  assert.match(readFileSync(join(resumed.runDir, 'report.html'), 'utf8'), / 5 iterations in /);
 });
 
 test('--resume without an earlier run is a usage error naming the folder', async () => {
@@ -53,7 +66,7 @@ test('cancelling a run (SIGINT, abort) checkpoints the last finished step; a dam
   let runDir = '';
   const timer = setTimeout(() => controller.abort('test abort'), 2500);
   await assert.rejects(
-    runGraph(demo, { ...tiny, steps: 500, 'checkpoint-every': 0 }, { progress: false, handleSignals: false, log: () => {}, runsDir, signal: controller.signal, runId: 'r' }),
+    runGraph(demo, { ...tiny, steps: 500, 'checkpoint-every': 0, 'eval-every': 0 }, { progress: false, handleSignals: false, log: () => {}, runsDir, signal: controller.signal, runId: 'r' }),
     (err: Error) => err.name === 'CancelledError',
   );
   clearTimeout(timer);
