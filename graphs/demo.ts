@@ -36,17 +36,18 @@ export default defineGraph({
   name: 'demo',
   description: 'Synthetic clips under raindrops, inpainting GAN trained from scratch at a CPU preset',
   params: {
-    steps: { type: 'number', default: 60, integer: true, min: 1, describe: 'training iterations (one G step and two D steps each)' },
+    steps: { type: 'number', default: 150, integer: true, min: 1, describe: 'training iterations (one G step and two D steps each)' },
     batch: { type: 'number', default: 4, integer: true, min: 1, describe: 'clips per iteration' },
     clips: { type: 'number', default: 256, integer: true, min: 8, describe: 'synthetic clips in all splits' },
     frames: { type: 'number', default: 8, integer: true, min: 2, describe: 'frames per clip' },
     size: { type: 'number', default: 32, integer: true, min: 8, describe: 'frame height and width (even)' },
     base: { type: 'number', default: 4, integer: true, min: 1, describe: 'base width C of the networks (paper: 32)' },
-    'learning-rate': { type: 'number', default: 1e-4, min: 0, describe: 'Adam learning rate (decays ×0.99 every 50 steps)' },
+    'learning-rate': { type: 'number', default: 1e-4, min: 0, describe: 'Adam learning rate of G (decays ×0.99 every 50 steps)' },
+    'd-learning-rate': { type: 'number', default: 1e-4, min: 0, describe: "the discriminators' learning rate (paper: the same as G's; a larger one is a two time-scale update)" },
     backend: { type: 'string', default: 'auto', choices: BACKENDS, describe: 'compute backend' },
     seed: { type: 'number', default: 1, integer: true, min: 0, describe: 'seed of data, masks and weights' },
-    'checkpoint-every': { type: 'number', default: 20, integer: true, min: 0, describe: 'checkpoint every N steps (and at the end; 0: only at the end)' },
-    'eval-every': { type: 'number', default: 20, integer: true, min: 0, describe: 'score model and baselines on held-out clips every N steps (and at the end; 0: only at the end)' },
+    'checkpoint-every': { type: 'number', default: 25, integer: true, min: 0, describe: 'checkpoint every N steps (and at the end; 0: only at the end)' },
+    'eval-every': { type: 'number', default: 25, integer: true, min: 0, describe: 'score model and baselines on held-out clips every N steps (and at the end; 0: only at the end)' },
     'eval-clips': { type: 'number', default: 16, integer: true, min: 1, describe: 'held-out test clips scored' },
   },
   describe(p) {
@@ -79,6 +80,7 @@ export default defineGraph({
         timeDependent: occlusion.process.timeDependent,
         sampler: new MaskSampler(drawer, shape, Random.fromKey(p.seed, 'fresh-masks')),
         learningRate: p['learning-rate'],
+        discriminatorLearningRate: p['d-learning-rate'],
       });
     };
 

@@ -30,8 +30,13 @@ export interface TrainerOptions {
   readonly timeDependent: boolean;
   /** Draws the fresh masks m̂; its state is part of the checkpoint. */
   readonly sampler: MaskSampler;
-  /** Default 1e-4. */
+  /** Default 1e-4 (the paper's, for G and the discriminators alike). */
   readonly learningRate?: number;
+  /**
+   * The discriminators' own learning rate, when it differs from G's (a two time-scale update,
+   * Heusel et al. 2017, as SAGAN trains): default `learningRate`. Decays on the same schedule.
+   */
+  readonly discriminatorLearningRate?: number;
   /** Multiply the learning rate by `decay` every `decayEvery` iterations. Defaults 0.99 and 50. */
   readonly decay?: number;
   readonly decayEvery?: number;
@@ -97,7 +102,8 @@ export class GanTrainer {
   private readonly o: Required<Omit<TrainerOptions, 'sampler'>> & Pick<TrainerOptions, 'sampler'>;
 
   constructor(options: TrainerOptions) {
-    this.o = { learningRate: 1e-4, decay: 0.99, decayEvery: 50, discriminatorSteps: 2, ...options };
+    const learningRate = options.learningRate ?? 1e-4;
+    this.o = { decay: 0.99, decayEvery: 50, discriminatorSteps: 2, ...options, learningRate, discriminatorLearningRate: options.discriminatorLearningRate ?? learningRate };
     const { config, seed } = options;
     this.generator = new Generator(config, seed);
     this.frameDiscriminator = new FrameDiscriminator(config, seed);
@@ -114,7 +120,16 @@ export class GanTrainer {
 
   /** The learning rate of the next iteration. */
   get learningRate(): number {
-    return this.o.learningRate * this.o.decay ** Math.floor(this.step / this.o.decayEvery);
+    return this.o.learningRate * this.decayFactor;
+  }
+
+  /** The discriminators' learning rate of the next iteration. */
+  get discriminatorLearningRate(): number {
+    return this.o.discriminatorLearningRate * this.decayFactor;
+  }
+
+  private get decayFactor(): number {
+    return this.o.decay ** Math.floor(this.step / this.o.decayEvery);
   }
 
   /** x̂ = φ(y)·(1−m) + y·m: visible pixels copied, holes filled. */
@@ -191,7 +206,7 @@ export class GanTrainer {
           scores = [sReal, sFake, fReal, fFake].map((s) => keep(tf.mean(s)));
           return tf.addN([hingeReal(sReal), hingeFake(sFake), hingeReal(fReal), hingeFake(fFake)]);
         }, this.discriminatorVariables);
-        this.adamD.apply(dStep.grads, learningRate);
+        this.adamD.apply(dStep.grads, this.discriminatorLearningRate);
         last = { loss: dStep.value, scores, gradNorm: globalNorm(dStep.grads) };
       }
       const d = last!;
