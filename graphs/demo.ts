@@ -52,7 +52,7 @@ export default defineGraph({
   },
   describe(p) {
     return {
-      stages: ['synthetic-train', 'occlude-raindrops', 'batch-clips', 'train-gan', 'evaluate (held-out test split: model, dineof, interpolation, mean-fill)', 'report'],
+      stages: ['synthetic-train', 'occlude-raindrops', 'batch-clips', 'train-gan', 'evaluate-held-out', 'report'],
       parameters: parameterCounts({ base: p.base, channels: 1, frames: p.frames, height: p.size, width: p.size, extraBlock: false }),
     };
   },
