@@ -8,18 +8,21 @@
  *     interpolation, mean fill) on held-out test clips → runs/demo/<id>/report.html
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Observable, from, mergeMap } from 'rxjs';
 import { describeSelection, selectBackend, BACKENDS } from '../pipeline/backend.ts';
 import { latestCheckpoint, readCheckpointState } from '../pipeline/checkpoint.ts';
 import { FrameBatchPool, encodeFrameBatch, type Clip } from '../pipeline/frame-batch.ts';
 import { defineGraph } from '../pipeline/graph.ts';
+import { UsageError } from '../pipeline/errors.ts';
 import { batch } from '../pipeline/operators/batch.ts';
 import { source } from '../pipeline/operators/source.ts';
 import { unwrap } from '../pipeline/operators/unwrap.ts';
 import { checkSyntheticOptions, syntheticClip, syntheticSpec, syntheticSplit } from '../datasets/synthetic.ts';
 import { epochOrder } from '../stages/batch/epochs.ts';
-import { trainGan } from '../stages/gan/train.ts';
+import { trainGan, type Trainer } from '../stages/gan/train.ts';
+import { DataParallelTrainer } from '../stages/gan/parallel.ts';
 import { parameterCounts } from '../stages/gan/networks.ts';
 import { GanTrainer, type TrainerState } from '../stages/gan/trainer.ts';
 import { chooseOcclusion } from '../stages/occlusion/index.ts';
@@ -47,6 +50,7 @@ export default defineGraph({
     backend: { type: 'string', default: 'auto', choices: BACKENDS, describe: 'compute backend' },
     seed: { type: 'number', default: 1, integer: true, min: 0, describe: 'seed of data, masks and weights' },
     'checkpoint-every': { type: 'number', default: 25, integer: true, min: 0, describe: 'checkpoint every N steps (and at the end; 0: only at the end)' },
+    threads: { type: 'number', default: 0, integer: true, min: 0, max: 2, describe: 'training threads on a CPU backend (2: data-parallel over two cores; 0: 2 when the machine has them and the batch allows)' },
     'eval-every': { type: 'number', default: 25, integer: true, min: 0, describe: 'score model and baselines on held-out clips every N steps (and at the end; 0: only at the end)' },
     'eval-clips': { type: 'number', default: 16, integer: true, min: 1, describe: 'held-out test clips scored' },
   },
@@ -69,11 +73,15 @@ export default defineGraph({
     const pool = new FrameBatchPool();
 
     let backendLine = '';
-    const createTrainer = async (): Promise<GanTrainer> => {
-      backendLine = describeSelection(await selectBackend(p.backend));
+    const createTrainer = async (): Promise<Trainer> => {
+      const selection = await selectBackend(p.backend);
+      const cpuBackend = selection.backend === 'wasm' || selection.backend === 'cpu';
+      const threads = p.threads === 0 ? (cpuBackend && p.batch >= 2 && availableParallelism() >= 2 ? 2 : 1) : p.threads;
+      if (threads === 2 && p.batch < 2) throw new UsageError(`--threads 2 needs --batch of at least 2, got ${p.batch}`);
+      backendLine = `${describeSelection(selection)}; ${threads} training thread${threads === 2 ? 's (data-parallel)' : ''}`;
       log(backendLine);
       const drawer = await occlusion.process.prepare(occlusion.options as never, shape);
-      return new GanTrainer({
+      const options = {
         config: { base: p.base, channels: shape.channels, frames: shape.frames, height: shape.height, width: shape.width, extraBlock: false },
         seed: p.seed,
         fill: fillValue(occlusion.process, [-1, 1]),
@@ -81,7 +89,8 @@ export default defineGraph({
         sampler: new MaskSampler(drawer, shape, Random.fromKey(p.seed, 'fresh-masks')),
         learningRate: p['learning-rate'],
         discriminatorLearningRate: p['d-learning-rate'],
-      });
+      };
+      return threads === 2 ? DataParallelTrainer.start(options, selection.backend) : new GanTrainer(options);
     };
 
     // Held-out clips: the test split under the same occlusion, with their clean pixels.
@@ -100,7 +109,7 @@ export default defineGraph({
       return (heldOut = new HeldOutEvaluation(clips, shape));
     };
     let pictures: ReportInput['pictures'] = [];
-    const evaluate = async (trainer: GanTrainer, record: { step: number }): Promise<{ rows: MetricRow[] } | undefined> => {
+    const evaluate = async (trainer: Trainer, record: { step: number }): Promise<{ rows: MetricRow[] } | undefined> => {
       const every = p['eval-every'];
       if (record.step !== p.steps && (every === 0 || record.step % every !== 0)) return undefined;
       const held = await heldOutClips();

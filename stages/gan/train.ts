@@ -16,11 +16,24 @@ import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from '../../pipeline
 import { mapAsync } from '../../pipeline/operators/map-async.ts';
 import { named, type Stage } from '../../pipeline/stage.ts';
 import { framesTensor, maskTensor } from '../../pipeline/tensor.ts';
-import type { GanTrainer, StepRecord, TrainerState } from './trainer.ts';
+import type { CheckpointContent } from '../../pipeline/checkpoint.ts';
+import type { StepRecord, TrainerState } from './trainer.ts';
+
+/** What the stage trains: a `GanTrainer`, or a `DataParallelTrainer` spreading it over two threads. */
+export interface Trainer {
+  readonly step: number;
+  readonly position: number;
+  readonly healthy: boolean;
+  trainStep(y: tf.Tensor5D, m: tf.Tensor5D): StepRecord | Promise<StepRecord>;
+  inpaint(y: tf.Tensor5D, m: tf.Tensor5D): tf.Tensor5D;
+  snapshot(): CheckpointContent<TrainerState>;
+  restore(content: CheckpointContent<TrainerState>): void | Promise<void>;
+  dispose(): void;
+}
 
 export interface TrainGanOptions {
   /** Makes the trainer (the backend is chosen by then). Called once per subscription. */
-  readonly createTrainer: () => GanTrainer | Promise<GanTrainer>;
+  readonly createTrainer: () => Trainer | Promise<Trainer>;
   /** Folder of the run's checkpoints (`step-N/`). */
   readonly checkpoints: string;
   /** Checkpoint every this many iterations (and at the end). 0: only at the end. */
@@ -34,7 +47,7 @@ export interface TrainGanOptions {
    * Called after every iteration with the trainer (for example to score it on held-out clips
    * every K steps); what it returns, unless undefined, rides on that step's record as `evaluation`.
    */
-  readonly evaluate?: (trainer: GanTrainer, record: StepRecord) => unknown;
+  readonly evaluate?: (trainer: Trainer, record: StepRecord) => unknown;
 }
 
 export type TrainRecord = StepRecord & { readonly evaluation?: unknown };
@@ -48,23 +61,23 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, TrainRecord> {
   const name = 'train-gan';
   return named(name, (upstream) =>
     defer(() => {
-      let trainer: Promise<GanTrainer> | undefined;
-      let ready: GanTrainer | undefined;
+      let trainer: Promise<Trainer> | undefined;
+      let ready: Trainer | undefined;
       let savedStep = -1;
       let closed = false;
-      const save = (t: GanTrainer): void => {
+      const save = (t: Trainer): void => {
         if (!t.healthy || t.step === savedStep || t.step === 0) return;
         const path = saveCheckpoint(o.checkpoints, t.snapshot(), o.keep ?? 3);
         savedStep = t.step;
         o.log?.(`checkpoint ${path}`);
       };
-      const start = async (): Promise<GanTrainer> => {
+      const start = async (): Promise<Trainer> => {
         const t = await o.createTrainer();
         ready = t;
         const latest = o.resume ? latestCheckpoint(o.checkpoints) : undefined;
         if (o.resume && !latest) o.log?.(`no checkpoint under ${o.checkpoints}: starting from step 0`);
         if (latest) {
-          t.restore(loadCheckpoint<TrainerState>(latest.path));
+          await t.restore(loadCheckpoint<TrainerState>(latest.path));
           savedStep = t.step;
           o.log?.(`resumed from ${latest.path} (step ${t.step}, ${t.position} clips seen)`);
         }
@@ -83,7 +96,7 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, TrainRecord> {
             const m = maskTensor(batch);
             let record: StepRecord;
             try {
-              record = t.trainStep(y, m);
+              record = await t.trainStep(y, m);
               if (o.checkpointEvery > 0 && record.step % o.checkpointEvery === 0) save(t);
             } finally {
               tf.dispose([y, m]);

@@ -18,6 +18,7 @@ import type { CheckpointContent, NamedArray } from '../../pipeline/checkpoint.ts
 import type { RandomState } from '../random.ts';
 import type { MaskSampler } from '../occlusion/process.ts';
 import { Adam } from './adam.ts';
+import type { SharedAllReduce } from './allreduce.ts';
 import { FrameDiscriminator, Generator, SequenceDiscriminator, type GanConfig, type Network } from './networks.ts';
 
 export interface TrainerOptions {
@@ -29,7 +30,12 @@ export interface TrainerOptions {
   /** Whether D_s sees frame differences (Raindrops, Moving-Vertical-Bar, Cloud) or raw frames. */
   readonly timeDependent: boolean;
   /** Draws the fresh masks m̂; its state is part of the checkpoint. */
-  readonly sampler: MaskSampler;
+  readonly sampler: Pick<MaskSampler, 'sample' | 'state'>;
+  /**
+   * Data-parallel training (parallel.ts): gradients and the step's statistics are averaged with
+   * the other thread's, weighted by clips, before they are used, so both keep identical weights.
+   */
+  readonly parallel?: SharedAllReduce;
   /** Default 1e-4 (the paper's, for G and the discriminators alike). */
   readonly learningRate?: number;
   /**
@@ -99,7 +105,7 @@ export class GanTrainer {
   position = 0;
   /** False once a loss was not finite: such weights are never checkpointed. */
   healthy = true;
-  private readonly o: Required<Omit<TrainerOptions, 'sampler'>> & Pick<TrainerOptions, 'sampler'>;
+  private readonly o: Required<Omit<TrainerOptions, 'sampler' | 'parallel'>> & Pick<TrainerOptions, 'sampler' | 'parallel'>;
 
   constructor(options: TrainerOptions) {
     const learningRate = options.learningRate ?? 1e-4;
@@ -158,7 +164,7 @@ export class GanTrainer {
    * One iteration on observed clips `y` [B, T, H, W, C] in [−1, 1] with masks `m` [B, T, H, W, 1].
    * @throws NonFiniteLossError when a loss is NaN or infinite (and marks the trainer unhealthy).
    */
-  trainStep(y: tf.Tensor5D, m: tf.Tensor5D): StepRecord {
+  trainStep(y: tf.Tensor5D, m: tf.Tensor5D, part?: { readonly fresh: Uint8Array; readonly clips: number }): StepRecord {
     if (!this.healthy) throw new Error('the trainer diverged earlier; restore a checkpoint first');
     const started = performance.now();
     const batch = y.shape[0];
@@ -167,7 +173,24 @@ export class GanTrainer {
       throw new Error(`batch of clips [${y.shape.slice(1).join(', ')}] does not fit the model's [${frames}, ${height}, ${width}, ${this.config.channels}]`);
     }
     const learningRate = this.learningRate;
-    const fresh = this.o.sampler.sample(batch);
+    // In data-parallel training the leader draws every clip's fresh mask and hands out the parts.
+    const fresh = part?.fresh ?? this.o.sampler.sample(batch);
+    const parallel = this.o.parallel;
+    const average = (grads: tf.NamedTensorMap): tf.NamedTensorMap => {
+      if (!parallel) return grads;
+      const names = Object.keys(grads);
+      const values = names.map((n) => grads[n]!.dataSync() as Float32Array);
+      const flat = new Float32Array(values.reduce((a, v) => a + v.length, 0));
+      let at = 0;
+      for (const v of values) (flat.set(v, at), (at += v.length));
+      const mean = parallel.reduce(flat, batch);
+      const out: tf.NamedTensorMap = {};
+      at = 0;
+      names.forEach((n, i) => {
+        out[n] = tf.tensor(mean.subarray(at, (at += values[i]!.length)), grads[n]!.shape);
+      });
+      return out;
+    };
     // Tensors that must outlive the tidy of the gradient tape they are made in; disposed below.
     const kept: tf.Tensor[] = [];
     const keep = <T extends tf.Tensor>(t: T): T => (kept.push(t), tf.keep(t));
@@ -185,8 +208,9 @@ export class GanTrainer {
         yHat = keep(reoccluded);
         return tf.add(hingeReal(this.sequenceDiscriminator.apply(this.sequenceInput(reoccluded))), hingeReal(this.frameDiscriminator.apply(this.frames(reoccluded))));
       }, [...this.generator.params.trainable.values()]);
-      this.adamG.apply(gStep.grads, learningRate);
-      const gradNormG = globalNorm(gStep.grads);
+      const gGrads = average(gStep.grads);
+      this.adamG.apply(gGrads, learningRate);
+      const gradNormG = globalNorm(gGrads);
 
       const fake = yHat!;
       const realSeq = this.sequenceInput(y);
@@ -206,16 +230,20 @@ export class GanTrainer {
           scores = [sReal, sFake, fReal, fFake].map((s) => keep(tf.mean(s)));
           return tf.addN([hingeReal(sReal), hingeFake(sFake), hingeReal(fReal), hingeFake(fFake)]);
         }, this.discriminatorVariables);
-        this.adamD.apply(dStep.grads, this.discriminatorLearningRate);
-        last = { loss: dStep.value, scores, gradNorm: globalNorm(dStep.grads) };
+        const dGrads = average(dStep.grads);
+        this.adamD.apply(dGrads, this.discriminatorLearningRate);
+        last = { loss: dStep.value, scores, gradNorm: globalNorm(dGrads) };
       }
       const d = last!;
       return tf.stack([gStep.value, d.loss, ...d.scores, gradNormG, d.gradNorm]);
     });
-    const [lossG, lossD, dsReal, dsFake, dfReal, dfFake, gradNormG, gradNormD] = Array.from(scalars.dataSync());
+    const local = scalars.dataSync() as Float32Array;
     tf.dispose([scalars, ...kept]);
+    // Losses and scores are means over the clips of both parts (gradient norms are the same on both).
+    const [lossG, lossD, dsReal, dsFake, dfReal, dfFake, gradNormG, gradNormD] = Array.from(parallel ? parallel.reduce(local, batch) : local);
+    const clips = part?.clips ?? batch;
     this.step += 1;
-    this.position += batch;
+    this.position += clips;
     const losses = { lossG: lossG!, lossD: lossD! };
     if (!Number.isFinite(lossG) || !Number.isFinite(lossD)) {
       this.healthy = false;
@@ -233,7 +261,7 @@ export class GanTrainer {
       gradNormD: gradNormD!,
       learningRate,
       stepMs,
-      clipsPerSecond: (1000 * batch) / stepMs,
+      clipsPerSecond: (1000 * clips) / stepMs,
       position: this.position,
     };
   }
