@@ -14,7 +14,9 @@ import { Observable, from, mergeMap } from 'rxjs';
 import { describeSelection, selectBackend, BACKENDS } from '../pipeline/backend.ts';
 import { latestCheckpoint, readCheckpointState } from '../pipeline/checkpoint.ts';
 import { FrameBatchPool, encodeFrameBatch, type Clip } from '../pipeline/frame-batch.ts';
-import { defineGraph } from '../pipeline/graph.ts';
+import { defineGraph, type ParamSpecs, type ParamValues, type RunContext } from '../pipeline/graph.ts';
+import type { Stage } from '../pipeline/stage.ts';
+import type { Leased } from '../pipeline/credit.ts';
 import { UsageError } from '../pipeline/errors.ts';
 import { batch } from '../pipeline/operators/batch.ts';
 import { source } from '../pipeline/operators/source.ts';
@@ -30,37 +32,53 @@ import { occlude } from '../stages/occlusion/occlude.ts';
 import { MaskSampler, fillValue } from '../stages/occlusion/process.ts';
 import { Random } from '../stages/random.ts';
 import { HeldOutEvaluation, inpaintClips, toUnit, type HeldOutClip } from '../stages/eval/evaluate.ts';
+import { BASELINES, type Baseline } from '../stages/eval/baselines.ts';
 import type { MetricRow } from '../stages/eval/metrics.ts';
 import { metricsText, writeReport, type ReportInput } from '../stages/sinks/report.ts';
 import { maskRow, stripPng, writeStrip } from '../stages/sinks/png-strip.ts';
 import { applyMask, clipRandom } from '../stages/occlusion/process.ts';
 
+/** The demo's parameters (also those of graphs built on it, such as custom-stage-example). */
+export const DEMO_PARAMS = {
+  steps: { type: 'number', default: 150, integer: true, min: 1, describe: 'training iterations (one G step and two D steps each)' },
+  batch: { type: 'number', default: 4, integer: true, min: 1, describe: 'clips per iteration' },
+  clips: { type: 'number', default: 256, integer: true, min: 8, describe: 'synthetic clips in all splits' },
+  frames: { type: 'number', default: 8, integer: true, min: 2, describe: 'frames per clip' },
+  size: { type: 'number', default: 32, integer: true, min: 8, describe: 'frame height and width (even)' },
+  base: { type: 'number', default: 4, integer: true, min: 1, describe: 'base width C of the networks (paper: 32)' },
+  'learning-rate': { type: 'number', default: 1e-4, min: 0, describe: 'Adam learning rate of G (decays ×0.99 every 50 steps)' },
+  'd-learning-rate': { type: 'number', default: 1e-4, min: 0, describe: "the discriminators' learning rate (paper: the same as G's; a larger one is a two time-scale update)" },
+  backend: { type: 'string', default: 'auto', choices: BACKENDS, describe: 'compute backend' },
+  seed: { type: 'number', default: 1, integer: true, min: 0, describe: 'seed of data, masks and weights' },
+  'checkpoint-every': { type: 'number', default: 25, integer: true, min: 0, describe: 'checkpoint every N steps (and at the end; 0: only at the end)' },
+  threads: { type: 'number', default: 0, integer: true, min: 0, max: 2, describe: 'training threads on a CPU backend (2: data-parallel over two cores; 0: 2 when the machine has them and the batch allows)' },
+  'eval-every': { type: 'number', default: 25, integer: true, min: 0, describe: 'score model and baselines on held-out clips every N steps (and at the end; 0: only at the end)' },
+  'eval-clips': { type: 'number', default: 16, integer: true, min: 1, describe: 'held-out test clips scored' },
+} satisfies ParamSpecs;
+
+/** What a graph built on the demo may add to it. */
+export interface DemoExtensions {
+  /** Stages applied to every clean training clip before occlusion (held-out clips stay as generated). */
+  readonly preprocess?: ReadonlyArray<Stage<Clip, Clip>>;
+  /** Baselines scored beside the model (default: DINEOF, temporal interpolation, mean fill). */
+  readonly baselines?: ReadonlyArray<readonly [string, Baseline]>;
+}
+
 export default defineGraph({
   name: 'demo',
   description: 'Synthetic clips under raindrops, inpainting GAN trained from scratch at a CPU preset',
-  params: {
-    steps: { type: 'number', default: 150, integer: true, min: 1, describe: 'training iterations (one G step and two D steps each)' },
-    batch: { type: 'number', default: 4, integer: true, min: 1, describe: 'clips per iteration' },
-    clips: { type: 'number', default: 256, integer: true, min: 8, describe: 'synthetic clips in all splits' },
-    frames: { type: 'number', default: 8, integer: true, min: 2, describe: 'frames per clip' },
-    size: { type: 'number', default: 32, integer: true, min: 8, describe: 'frame height and width (even)' },
-    base: { type: 'number', default: 4, integer: true, min: 1, describe: 'base width C of the networks (paper: 32)' },
-    'learning-rate': { type: 'number', default: 1e-4, min: 0, describe: 'Adam learning rate of G (decays ×0.99 every 50 steps)' },
-    'd-learning-rate': { type: 'number', default: 1e-4, min: 0, describe: "the discriminators' learning rate (paper: the same as G's; a larger one is a two time-scale update)" },
-    backend: { type: 'string', default: 'auto', choices: BACKENDS, describe: 'compute backend' },
-    seed: { type: 'number', default: 1, integer: true, min: 0, describe: 'seed of data, masks and weights' },
-    'checkpoint-every': { type: 'number', default: 25, integer: true, min: 0, describe: 'checkpoint every N steps (and at the end; 0: only at the end)' },
-    threads: { type: 'number', default: 0, integer: true, min: 0, max: 2, describe: 'training threads on a CPU backend (2: data-parallel over two cores; 0: 2 when the machine has them and the batch allows)' },
-    'eval-every': { type: 'number', default: 25, integer: true, min: 0, describe: 'score model and baselines on held-out clips every N steps (and at the end; 0: only at the end)' },
-    'eval-clips': { type: 'number', default: 16, integer: true, min: 1, describe: 'held-out test clips scored' },
-  },
+  params: DEMO_PARAMS,
   describe(p) {
     return {
       stages: ['synthetic-train', 'occlude-raindrops', 'batch-clips', 'train-gan', 'evaluate-held-out', 'report'],
       parameters: parameterCounts({ base: p.base, channels: 1, frames: p.frames, height: p.size, width: p.size, extraBlock: false }),
     };
   },
-  build(p, { runDir, log, resume }) {
+  build: (p, context) => buildDemo(p, context),
+});
+
+/** The demo's stage chain, with a graph's own extensions. */
+export function buildDemo(p: ParamValues<typeof DEMO_PARAMS>, { runDir, log, resume }: RunContext, extensions: DemoExtensions = {}): Observable<object> {
     const data = checkSyntheticOptions({ clips: p.clips, frames: p.frames, size: p.size, channels: 1, seed: p.seed });
     const spec = syntheticSpec(data);
     const shape = spec.shape;
@@ -106,7 +124,7 @@ export default defineGraph({
         return { id: clip.id, mask, observed: toUnit(applyMask(clip.frames, mask, shape.channels, fill), spec.range), truth: toUnit(clip.frames, spec.range) };
       });
       log(`evaluation: ${clips.length} held-out test clips; computing the baselines once`);
-      return (heldOut = new HeldOutEvaluation(clips, shape));
+      return (heldOut = new HeldOutEvaluation(clips, shape, extensions.baselines ?? BASELINES));
     };
     let pictures: ReportInput['pictures'] = [];
     const evaluate = async (trainer: Trainer, record: { step: number }): Promise<{ rows: MetricRow[] } | undefined> => {
@@ -152,9 +170,13 @@ export default defineGraph({
       log(`report: ${path}`);
     };
 
-    return source('synthetic-train', function* () {
-      for (const index of epochOrder(train, { seed: p.seed, start, count: Math.max(0, total - start) })) yield syntheticClip(data, index);
-    }).pipe(
+    const clean = (extensions.preprocess ?? []).reduce<Observable<Leased<Clip>>>(
+      (clips, stage) => clips.pipe(stage),
+      source('synthetic-train', function* () {
+        for (const index of epochOrder(train, { seed: p.seed, start, count: Math.max(0, total - start) })) yield syntheticClip(data, index) as Clip;
+      }),
+    );
+    return clean.pipe(
       occlude(occlusion, { seed: p.seed, spec }),
       batch('batch-clips', p.batch, (clips: Clip[]) => encodeFrameBatch(spec, clips, pool), { recycle: (b) => pool.recycle(b) }),
       trainGan({ createTrainer, checkpoints, checkpointEvery: p['checkpoint-every'], resume, log, evaluate }),
@@ -179,8 +201,7 @@ export default defineGraph({
           }),
         ),
     );
-  },
-});
+}
 
 /** Step and evaluation records already in a run's metrics file (an earlier session of a resumed run). */
 function readRecords(path: string): { steps: Array<{ step: number; lossG: number; lossD: number }>; evaluations: Array<{ step: number; rows: MetricRow[] }> } {

@@ -1,0 +1,76 @@
+/**
+ * custom-stage-example: the demo with two things a user wrote, composed into it.
+ *
+ * 1. A stage: `mirror`, a seeded augmentation that flips half of the training clips left to right
+ *    before they are occluded. It is an ordinary `map` stage (bounded, metered, named in errors).
+ * 2. A baseline: `temporal-median`, which fills each hidden pixel with the median of that pixel's
+ *    visible values over the clip, scored beside the model and the built-in baselines.
+ *
+ * Runs as `st-inpaint run custom-stage-example` or `npx tsx graphs/custom-stage-example.ts`.
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { defineGraph } from '../pipeline/graph.ts';
+import { map } from '../pipeline/operators/map.ts';
+import type { Clip } from '../pipeline/frame-batch.ts';
+import { BASELINES, meanFill, type Baseline } from '../stages/eval/baselines.ts';
+import { Random } from '../stages/random.ts';
+import demo, { DEMO_PARAMS, buildDemo } from './demo.ts';
+
+/** Flips a clip (T·H·W·C, channel-last) left to right when its seeded coin says so. */
+export function mirror(seed: number, width: number, channels: number) {
+  return map('mirror', (clip: Clip): Clip => {
+    if (Random.fromKey('mirror', seed, clip.id).uniform(0, 1) < 0.5) return clip;
+    const frames = clip.frames.slice();
+    const rows = frames.length / (width * channels);
+    for (let r = 0; r < rows; r++) {
+      for (let x = 0; x < width; x++) {
+        for (let c = 0; c < channels; c++) frames[(r * width + x) * channels + c] = clip.frames[(r * width + (width - 1 - x)) * channels + c]!;
+      }
+    }
+    return { ...clip, frames };
+  });
+}
+
+/** Each hidden value: the median of its pixel's visible values over time (mean fill where never seen). */
+export const temporalMedian: Baseline = (observed, mask, g) => {
+  const n = g.height * g.width;
+  const out = meanFill(observed, mask, g);
+  const seen: number[] = [];
+  for (let p = 0; p < n; p++) {
+    for (let c = 0; c < g.channels; c++) {
+      seen.length = 0;
+      for (let t = 0; t < g.frames; t++) if (mask[t * n + p]) seen.push(observed[(t * n + p) * g.channels + c]!);
+      if (seen.length === 0) continue;
+      seen.sort((a, b) => a - b);
+      const mid = seen.length >> 1;
+      const median = seen.length % 2 ? seen[mid]! : (seen[mid - 1]! + seen[mid]!) / 2;
+      for (let t = 0; t < g.frames; t++) if (!mask[t * n + p]) out[(t * n + p) * g.channels + c] = median;
+    }
+  }
+  return out;
+};
+
+const graph = defineGraph({
+  name: 'custom-stage-example',
+  description: 'The demo plus a user-written augmentation stage and an extra baseline (temporal median)',
+  params: DEMO_PARAMS,
+  describe: (p) => {
+    const base = demo.describe!(p);
+    return { ...base, stages: [base.stages[0]!, 'mirror', ...base.stages.slice(1)] };
+  },
+  build: (p, context) =>
+    buildDemo(p, context, {
+      preprocess: [mirror(p.seed, p.size, 1)],
+      baselines: [...BASELINES, ['temporal-median', temporalMedian]],
+    }),
+});
+export default graph;
+
+// `npx tsx graphs/custom-stage-example.ts [options]` runs it directly.
+// (No top-level await: the CLI's graph registry imports this very module.)
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  void import('../cli/main.ts')
+    .then(({ main }) => main(['run', 'custom-stage-example', ...process.argv.slice(2)]))
+    .then((code) => (process.exitCode = code));
+}
