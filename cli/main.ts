@@ -5,6 +5,8 @@
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { frechetDistance, readFidStats } from '../stages/eval/frechet.ts';
 import yargs, { type Argv, type Options } from 'yargs';
 import { CancelledError, UsageError, oneLine } from '../pipeline/errors.ts';
 import { loadGraphFile, loadGraphs, resolveParams, type GraphDefinition, type ParamSpec } from '../pipeline/graph.ts';
@@ -167,7 +169,25 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
           await exportDataset({ ...datasetValues(args), out: args.out, shardClips: args['shard-clips'], runs: args.runs }, io);
         },
       )
-      .demandCommand(1, 'name a command: graphs, run, describe, peek, preview-occlusion, export')
+      .command(
+        'fid <a> <b>',
+        "Fréchet distance between two sets of feature statistics (pytorch-fid's .npz files holding mu and sigma)",
+        (y) =>
+          y
+            .positional('a', { type: 'string', demandOption: true, describe: 'a .npz with mu and sigma' })
+            .positional('b', { type: 'string', demandOption: true, describe: 'a .npz with mu and sigma' })
+            .option('model', { type: 'string', describe: 'a tfjs graph model of Inception-v3 (needed for folders of frames; not supported yet)' })
+            .option('json', { type: 'boolean', default: false, describe: 'print {"fid": …} as the last line' }),
+        (args) => {
+          for (const p of [args.a, args.b]) {
+            if (!p.endsWith('.npz')) throw new UsageError(`fid: "${p}" is not a .npz statistics file; computing features from frames or videos (with --model) is not supported yet`);
+            if (!existsSync(p)) throw new UsageError(`fid: no file "${p}"`);
+          }
+          const distance = frechetDistance(readFidStats(args.a), readFidStats(args.b));
+          io.out(args.json ? JSON.stringify({ fid: distance }) : `FID ${distance.toFixed(4)}`);
+        },
+      )
+      .demandCommand(1, 'name a command: graphs, run, describe, peek, preview-occlusion, export, fid')
       .strict()
       .help()
       .alias('help', 'h')

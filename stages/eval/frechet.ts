@@ -1,0 +1,135 @@
+/**
+ * The Fréchet distance between two Gaussians fitted to feature vectors (the FID and FVD of
+ * method.md §7), the streaming, mergeable float64 moments it is computed from, and the `.npz`
+ * statistics files of pytorch-fid (arrays `mu` and `sigma`), read without Python.
+ *
+ *   d² = ‖μ₁ − μ₂‖² + Tr Σ₁ + Tr Σ₂ − 2 Tr (Σ₁^½ Σ₂ Σ₁^½)^½
+ *
+ * computed by the symmetric eigen-decomposition route (ml-matrix): Σ₁^½ from the eigenpairs of Σ₁
+ * (negative round-off eigenvalues clipped to 0), then the eigenvalues of the symmetric positive
+ * semi-definite Σ₁^½ Σ₂ Σ₁^½, whose square roots sum to the trace term. No hand-written matrix
+ * square root. Which features go in (Inception-v3 pool features for FID, I3D logits for FVD) is the
+ * caller's business: nothing here is called FID unless those features were used.
+ */
+import { readFileSync } from 'node:fs';
+import { unzipSync } from 'fflate';
+import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
+import { npyValues, parseNpyHeader } from '../decode/npy.ts';
+
+export interface Gaussian {
+  readonly mu: Float64Array;
+  /** Row-major d × d covariance. */
+  readonly sigma: Float64Array;
+}
+
+function symmetricEigen(a: Matrix): { values: number[]; vectors: Matrix } {
+  const e = new EigenvalueDecomposition(a, { assumeSymmetric: true });
+  return { values: e.realEigenvalues, vectors: e.eigenvectorMatrix };
+}
+
+export function frechetDistance(a: Gaussian, b: Gaussian): number {
+  const d = a.mu.length;
+  if (b.mu.length !== d || a.sigma.length !== d * d || b.sigma.length !== d * d) {
+    throw new Error(`Fréchet distance: dimensions differ (μ ${a.mu.length} and ${b.mu.length}, Σ ${a.sigma.length} and ${b.sigma.length} values)`);
+  }
+  let meanTerm = 0;
+  for (let i = 0; i < d; i++) meanTerm += (a.mu[i]! - b.mu[i]!) ** 2;
+  const square = (s: Float64Array): Matrix => {
+    const m = new Matrix(d, d);
+    // Symmetrised, so that round-off asymmetry does not reach the eigen-solver.
+    for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) m.set(i, j, (s[i * d + j]! + s[j * d + i]!) / 2);
+    return m;
+  };
+  const s1 = square(a.sigma);
+  const s2 = square(b.sigma);
+  const { values, vectors } = symmetricEigen(s1);
+  const root = vectors.mmul(Matrix.diag(values.map((v) => Math.sqrt(Math.max(v, 0))))).mmul(vectors.transpose());
+  const inner = root.mmul(s2).mmul(root);
+  const innerSym = inner.add(inner.transpose()).div(2);
+  const traceRoot = symmetricEigen(innerSym).values.reduce((sum, v) => sum + Math.sqrt(Math.max(v, 0)), 0);
+  let traces = 0;
+  for (let i = 0; i < d; i++) traces += s1.get(i, i) + s2.get(i, i);
+  return meanTerm + traces - 2 * traceRoot;
+}
+
+/** Mean and covariance of feature vectors, accumulated in float64 one batch at a time; mergeable. */
+export class FeatureMoments {
+  count = 0;
+  private readonly mean: Float64Array;
+  /** Σ (x − mean)(x − mean)ᵀ, row-major. */
+  private readonly comoment: Float64Array;
+
+  constructor(readonly dimension: number) {
+    this.mean = new Float64Array(dimension);
+    this.comoment = new Float64Array(dimension * dimension);
+  }
+
+  /** Adds `rows` feature vectors stored one after the other. */
+  add(features: ArrayLike<number>, rows = features.length / this.dimension): void {
+    const d = this.dimension;
+    const delta = new Float64Array(d);
+    for (let r = 0; r < rows; r++) {
+      this.count += 1;
+      for (let i = 0; i < d; i++) {
+        delta[i] = features[r * d + i]! - this.mean[i]!;
+        this.mean[i]! += delta[i]! / this.count;
+      }
+      // Welford: C += δ_before ⊗ (x − mean_after)
+      for (let i = 0; i < d; i++) {
+        const di = delta[i]!;
+        if (di === 0) continue;
+        for (let j = 0; j < d; j++) this.comoment[i * d + j]! += di * (features[r * d + j]! - this.mean[j]!);
+      }
+    }
+  }
+
+  /** Chan et al.'s combination of two sets of moments. */
+  merge(o: FeatureMoments): void {
+    if (o.dimension !== this.dimension) throw new Error(`cannot merge ${o.dimension}-d moments into ${this.dimension}-d ones`);
+    if (o.count === 0) return;
+    const d = this.dimension;
+    const n = this.count + o.count;
+    const delta = Float64Array.from(o.mean, (m, i) => m - this.mean[i]!);
+    const w = (this.count * o.count) / n;
+    for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) this.comoment[i * d + j]! += o.comoment[i * d + j]! + delta[i]! * delta[j]! * w;
+    for (let i = 0; i < d; i++) this.mean[i]! += (delta[i]! * o.count) / n;
+    this.count = n;
+  }
+
+  /** μ and the unbiased covariance Σ (n − 1), as numpy's `np.cov(rowvar=False)`. */
+  gaussian(): Gaussian {
+    if (this.count < 2) throw new Error(`a covariance needs at least 2 feature vectors, got ${this.count}`);
+    return { mu: Float64Array.from(this.mean), sigma: this.comoment.map((v) => v / (this.count - 1)) };
+  }
+}
+
+/** Reads pytorch-fid's statistics file: a `.npz` (zip, stored or deflated) holding `mu` (d) and `sigma` (d × d). */
+export function readFidStats(path: string): Gaussian {
+  let entries: Record<string, Uint8Array>;
+  try {
+    entries = unzipSync(readFileSync(path));
+  } catch (err) {
+    throw new Error(`${path}: not a readable .npz file (${err instanceof Error ? err.message : String(err)})`);
+  }
+  const array = (name: string): { shape: readonly number[]; values: Float64Array } => {
+    const bytes = entries[`${name}.npy`];
+    if (!bytes) throw new Error(`${path}: no array "${name}" (it holds ${Object.keys(entries).map((k) => k.replace(/\.npy$/, '')).join(', ') || 'nothing'})`);
+    const header = parseNpyHeader(bytes, `${path}:${name}`);
+    const values = npyValues(header.dtype, bytes.subarray(header.dataOffset));
+    if (header.fortranOrder && header.shape.length === 2) {
+      // Column-major on disk: transpose into row-major.
+      const [rows, cols] = header.shape as [number, number];
+      const out = new Float64Array(values.length);
+      for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[i * cols + j] = values[j * rows + i]!;
+      return { shape: header.shape, values: out };
+    }
+    return { shape: header.shape, values };
+  };
+  const mu = array('mu');
+  const sigma = array('sigma');
+  const d = mu.values.length;
+  if (mu.shape.length !== 1 || sigma.shape.length !== 2 || sigma.shape[0] !== d || sigma.shape[1] !== d) {
+    throw new Error(`${path}: mu has shape (${mu.shape.join(', ')}) and sigma (${sigma.shape.join(', ')}); expected (d) and (d, d)`);
+  }
+  return { mu: mu.values, sigma: sigma.values };
+}
