@@ -50,7 +50,12 @@ export interface TrainGanOptions {
   readonly evaluate?: (trainer: Trainer, record: StepRecord) => unknown;
 }
 
-export type TrainRecord = StepRecord & { readonly evaluation?: unknown };
+/**
+ * A step's record as the stage emits it: `waitMs` is how long the stage waited for this batch
+ * after finishing the previous iteration (its evaluation included), the share of time the
+ * trainer was starved by the stages upstream.
+ */
+export type TrainRecord = StepRecord & { readonly waitMs: number; readonly evaluation?: unknown };
 
 /**
  * @example
@@ -65,6 +70,7 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, TrainRecord> {
       let ready: Trainer | undefined;
       let savedStep = -1;
       let closed = false;
+      let idleSince: number | undefined;
       const save = (t: Trainer): void => {
         if (!t.healthy || t.step === savedStep || t.step === 0) return;
         const path = saveCheckpoint(o.checkpoints, t.snapshot(), o.keep ?? 3);
@@ -87,6 +93,7 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, TrainRecord> {
         mapAsync(
           name,
           async (batch: RecordBatch): Promise<TrainRecord> => {
+            const waitMs = idleSince === undefined ? 0 : performance.now() - idleSince;
             const t = await (trainer ??= start());
             // An iteration is one long synchronous block and the next batch is ready at once, so
             // without a macrotask turn here timers and signal handlers (Ctrl-C) would never run.
@@ -102,9 +109,10 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, TrainRecord> {
               tf.dispose([y, m]);
             }
             const evaluation = o.evaluate ? await o.evaluate(t, record) : undefined;
-            return evaluation === undefined ? record : { ...record, evaluation };
+            idleSince = performance.now();
+            return evaluation === undefined ? { ...record, waitMs } : { ...record, waitMs, evaluation };
           },
-          { concurrency: 1, capacity: 1, measure: (r: StepRecord) => ({ lossG: r.lossG, lossD: r.lossD, stepMs: r.stepMs }) },
+          { concurrency: 1, capacity: 1, measure: (r: TrainRecord) => ({ lossG: r.lossG, lossD: r.lossD, stepMs: r.stepMs, waitMs: r.waitMs }) },
         ),
         finalize(() => {
           closed = true;

@@ -32,6 +32,7 @@ test('demo trains, checkpoints, and a resumed run repeats the uninterrupted one'
   const expected = steps(straight.runDir);
   assert.deepEqual(expected.map((r) => r['step']), [1, 2, 3, 4, 5]);
   assert.deepEqual(expected.map((r) => r['position']), [2, 4, 6, 8, 10]);
+  for (const r of expected) assert.ok(Number.isFinite(r['waitMs']) && r['waitMs']! >= 0, 'each step says how long it waited for its batch');
   // Held-out evaluation every 2 steps and at the end, the model beside the three baselines.
   assert.deepEqual(evaluatedAt(straight.runDir), [2, 4, 5]);
   const rows = (records(straight.runDir, 'evaluation')[0] as unknown as { rows: Array<{ method: string; clips: number; values: { mae: { mean: number } } }> }).rows;
