@@ -121,7 +121,7 @@ async function measure(backend: string, presetName: string, iterations: number):
       meter.stop();
     }
     const kernels = meter
-      .top(8)
+      .top(14)
       .map((s) => ({ kernel: s.kernel, calls: s.calls, seconds: s.selfMs / 1000, gflop: s.flops / 1e9 }));
     let best = Infinity;
     for (let i = 0; i < iterations; i++) {

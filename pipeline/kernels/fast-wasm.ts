@@ -4,15 +4,17 @@
  * Measured on this machine before these (ms for one call):
  *
  *   matMul 1024³ 49 · with transposeB 606 · with transposeA 2480 (tfjs's gradient of matMul uses both)
- *   sum of [32768, 192] over axis 0: 100 · as ones[1, 32768] · X: 0.8 (batch-norm moments, bias grads)
+ *   sum of a fresh [32768, 64] over axis 0: ≈ 100 · as ones · X: 11 · as an average pooling: 0.55
+ *   (batch-norm moments, bias gradients)
  *   Conv2DBackpropInput ≈ 4 GFLOP/s · Conv2D ≈ 44 GFLOP/s; Conv2DBackpropFilter: none at all
  *   Identity copies its input (every gradient pass-through); a 2D Transpose runs at 60 M values/s
  *
  * So, registered for wasm by {@link registerFastKernels}:
  * - `Identity` shares the input's data (as the cpu backend does); tensors are immutable.
- * - `Transpose` of a (batched) 2D view runs as a cache-blocked copy in JS (≈ 400 M values/s).
+ * - `Transpose` runs as cache-blocked copies in JS (≈ 400 M values/s) for the permutations
+ *   training uses once adjacent axes are merged: [1,0], [0,2,1], [2,1,0] and [1,0,2].
  * - `BatchMatMul` with transposed operands transposes them explicitly, then takes the fast path.
- * - `Sum` and `Mean` over leading axes are a product with a row of ones.
+ * - `Sum` and `Mean` over leading axes are one average pooling (XNNPACK).
  * - `Conv2DBackpropInput` is one forward convolution per stride phase with the flipped filter.
  * - `Conv2DBackpropFilter` is one forward convolution with batch and channels swapped.
  *
@@ -58,43 +60,74 @@ const prod = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
 // ---------------------------------------------------------------------------------------------
 // Transpose
 
-/** Cache-blocked transpose of a rows × cols matrix at `src[from…]` into `dst[to…]`. */
-function transpose2d(src: ArrayLike<number>, from: number, rows: number, cols: number, dst: { [i: number]: number }, to: number): void {
+/**
+ * Cache-blocked transpose of a rows × cols block: element (i, j) at `src[from + i·srcStride + j]`
+ * goes to `dst[to + j·dstStride + i]`.
+ */
+function transposeBlock(src: ArrayLike<number>, from: number, srcStride: number, rows: number, cols: number, dst: { [i: number]: number }, to: number, dstStride: number): void {
   const B = 16;
   for (let i0 = 0; i0 < rows; i0 += B) {
     const i1 = Math.min(i0 + B, rows);
     for (let j0 = 0; j0 < cols; j0 += B) {
       const j1 = Math.min(j0 + B, cols);
       for (let i = i0; i < i1; i++) {
-        const row = from + i * cols;
-        for (let j = j0; j < j1; j++) dst[to + j * rows + i] = src[row + j]!;
+        const row = from + i * srcStride;
+        for (let j = j0; j < j1; j++) dst[to + j * dstStride + i] = src[row + j]!;
       }
     }
   }
 }
 
 /**
- * Reduces a permutation to its essential form by dropping size-1 axes and merging input axes that
- * stay adjacent. Returns [batch, rows, cols] when what is left is a (batched) 2D transpose.
+ * Reduces a permutation to its essential form: size-1 axes dropped, input axes that stay adjacent
+ * merged. Returns the merged sizes (in input order) and the permutation of the merged axes.
  */
-export function asBatchedTranspose(shape: readonly number[], perm: readonly number[]): [number, number, number] | undefined {
-  // Axes of size 1 move no data: drop them and renumber the others.
+export function reducedPermutation(shape: readonly number[], perm: readonly number[]): { dims: number[]; perm: number[] } {
   const live = shape.map((_, a) => a).filter((a) => shape[a]! !== 1);
-  const sizes = live.map((a) => shape[a]!);
   const kept = perm.filter((a) => shape[a]! !== 1).map((a) => live.indexOf(a));
-  // Group consecutive input axes that follow each other in the permutation.
   const groups: number[][] = [];
   for (const a of kept) {
     const last = groups[groups.length - 1];
     if (last && last[last.length - 1]! + 1 === a) last.push(a);
     else groups.push([a]);
   }
-  const order = groups.map((g) => g[0]!);
-  const rank = [...order].sort((a, b) => a - b).map((a) => order.indexOf(a));
-  const size = (g: number[]): number => prod(g.map((a) => sizes[a]!));
-  if (groups.length === 2 && rank[0] === 1) return [1, size(groups[1]!), size(groups[0]!)];
-  if (groups.length === 3 && rank[0] === 0 && rank[1] === 2) return [size(groups[0]!), size(groups[2]!), size(groups[1]!)];
-  return undefined;
+  const inputOrder = [...groups].sort((g, h) => g[0]! - h[0]!);
+  return { dims: inputOrder.map((g) => prod(g.map((a) => shape[live[a]!]!))), perm: groups.map((g) => inputOrder.indexOf(g)) };
+}
+
+/**
+ * Copies `src` (float32 or int32 data of `dims`, row-major) permuted by `perm` into `dst`, for the
+ * reduced permutations that training uses; false for any other (the caller falls back).
+ */
+export function permuteInto(src: Float32Array | Int32Array | Uint8Array, dims: readonly number[], perm: readonly number[], dst: Float32Array | Int32Array | Uint8Array): boolean {
+  const key = perm.join(',');
+  if (key === '' || key === '0') {
+    dst.set(src);
+    return true;
+  }
+  if (key === '1,0') {
+    const [r, c] = dims as [number, number];
+    transposeBlock(src, 0, c, r, c, dst, 0, r);
+    return true;
+  }
+  if (key === '0,2,1') {
+    const [b, r, c] = dims as [number, number, number];
+    for (let k = 0; k < b; k++) transposeBlock(src, k * r * c, c, r, c, dst, k * r * c, r);
+    return true;
+  }
+  if (key === '2,1,0') {
+    // out[c, m, a] = in[a, m, c]: for each m, an a × c block with row strides m·c and m·a.
+    const [a, m, c] = dims as [number, number, number];
+    for (let k = 0; k < m; k++) transposeBlock(src, k * c, m * c, a, c, dst, k * a, m * a);
+    return true;
+  }
+  if (key === '1,0,2') {
+    // out[b, a, :] = in[a, b, :]: contiguous runs of c values.
+    const [a, b, c] = dims as [number, number, number];
+    for (let i = 0; i < a; i++) for (let j = 0; j < b; j++) dst.set(src.subarray((i * b + j) * c, (i * b + j + 1) * c), (j * a + i) * c);
+    return true;
+  }
+  return false;
 }
 
 function transposeKernel(original: Original): tf.KernelFunc {
@@ -104,14 +137,12 @@ function transposeKernel(original: Original): tf.KernelFunc {
     const backend = args.backend as HeapBackend;
     const x = inputs['x']!;
     const perm = attrs['perm'] as number[];
-    const plan = x.dtype === 'float32' || x.dtype === 'int32' ? asBatchedTranspose(x.shape, perm) : undefined;
-    if (!plan) return original!.kernelFunc(args);
-    const [batch, rows, cols] = plan;
+    const reduced = reducedPermutation(x.shape, perm);
+    const supported = (x.dtype === 'float32' || x.dtype === 'int32') && ['1,0', '0,2,1', '2,1,0', '1,0,2'].includes(reduced.perm.join(','));
+    if (!supported) return original!.kernelFunc(args);
     // makeOutput may grow the heap, which detaches views taken before it: take them after.
     const out = backend.makeOutput(perm.map((a) => x.shape[a]!), x.dtype);
-    const src = backend.typedArrayFromHeap(x);
-    const dst = backend.typedArrayFromHeap(out);
-    for (let b = 0; b < batch; b++) transpose2d(src, b * rows * cols, rows, cols, dst, b * rows * cols);
+    permuteInto(backend.typedArrayFromHeap(x), reduced.dims, reduced.perm, backend.typedArrayFromHeap(out));
     return out;
   };
 }
@@ -143,7 +174,11 @@ function batchMatMulKernel(original: Original): tf.KernelFunc {
   };
 }
 
-/** Reductions over the leading axes as ones · X; `scale` 1 for Sum, 1/count for Mean. */
+/**
+ * Reductions over the leading axes as one average pooling of X viewed as [1, R, 1, C] with an
+ * R × 1 window (times R for a sum). A product ones · X was the first route, but XNNPACK packs
+ * its right operand (here the fresh X) on every call: 11 ms against 0.55 ms for [32768, 64].
+ */
 function leadingReduceKernel(original: Original, mean: boolean): tf.KernelFunc {
   return (args) => {
     const { inputs, backend } = args;
@@ -157,7 +192,10 @@ function leadingReduceKernel(original: Original, mean: boolean): tf.KernelFunc {
     const rest = x.shape.slice(k);
     const outShape = attrs['keepDims'] ? [...axes.map(() => 1), ...rest] : rest;
     return withTensors(inputs, backend as tf.KernelBackend, ['x'], (t) =>
-      tf.tidy(() => tf.reshape(tf.matMul(tf.fill([1, rows], mean ? 1 / rows : 1), tf.reshape(t!, [rows, prod(rest)])), outShape)),
+      tf.tidy(() => {
+        const averaged = tf.avgPool(tf.reshape(t!, [1, rows, 1, prod(rest)]) as tf.Tensor4D, [rows, 1], 1, 'valid');
+        return tf.reshape(mean ? averaged : tf.mul(averaged, rows), outShape);
+      }),
     );
   };
 }
