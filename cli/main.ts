@@ -7,12 +7,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { frechetDistance, readFidStats } from '../stages/eval/frechet.ts';
+import { inpaintVideo } from '../stages/apply/inpaint-video.ts';
 import yargs, { type Argv, type Options } from 'yargs';
 import { CancelledError, UsageError, oneLine } from '../pipeline/errors.ts';
-import { loadGraphFile, loadGraphs, resolveParams, type GraphDefinition, type ParamSpec } from '../pipeline/graph.ts';
+import { loadGraphFile, loadGraphs, parseOptionPairs, resolveParams, type GraphDefinition, type ParamSpec } from '../pipeline/graph.ts';
 import { runGraph } from '../pipeline/runner.ts';
 import { DATASETS } from '../datasets/index.ts';
-import { OCCLUSIONS } from '../stages/occlusion/index.ts';
+import { OCCLUSIONS, findOcclusion } from '../stages/occlusion/index.ts';
 import { exportDataset, peek, previewOcclusion, type Io } from './commands.ts';
 
 export const GRAPHS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'graphs');
@@ -187,7 +188,39 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
           io.out(args.json ? JSON.stringify({ fid: distance }) : `FID ${distance.toFixed(4)}`);
         },
       )
-      .demandCommand(1, 'name a command: graphs, run, describe, peek, preview-occlusion, export, fid')
+      .command(
+        'apply',
+        'Inpaint a video of any length with a trained model (constant memory), keeping visible pixels exactly',
+        (y) =>
+          y
+            .option('checkpoint', { type: 'string', demandOption: true, describe: 'a run folder, its checkpoints/ folder, or one step-N/ folder' })
+            .option('input', { type: 'string', demandOption: true, describe: 'the video to fill' })
+            .option('output', { type: 'string', demandOption: true, describe: 'the video to write (.mkv, .avi: FFV1; .mp4: lossless H.264)' })
+            .option('mask', { type: 'string', describe: 'a mask video of the same size, white = hidden' })
+            .option('occlusion', { type: 'string', describe: `or draw holes over a clean input with a process: ${[...OCCLUSIONS.keys()].join(', ')} (then masked MAE and PSNR are printed)` })
+            .option('occlusion-option', occlusionArgs['occlusion-option'])
+            .option('seed', occlusionArgs.seed)
+            .option('fill', { type: 'string', choices: ['white', 'black'], default: 'white', describe: 'what the model saw in holes during training (with --mask)' })
+            .option('backend', { type: 'string', default: 'auto', describe: 'compute backend' })
+            .option('json', { type: 'boolean', default: false, describe: 'print the summary as one JSON object' }),
+        async (args) => {
+          const summary = await inpaintVideo({
+            checkpoint: args.checkpoint,
+            input: args.input,
+            output: args.output,
+            ...(args.mask ? { mask: args.mask } : {}),
+            ...(args.occlusion ? { occlusion: args.occlusion, occlusionOptions: parseOptionPairs(`occlusion "${args.occlusion}"`, findOcclusion(args.occlusion).options, (args['occlusion-option'] as string[] | undefined) ?? []) } : {}),
+            seed: args.seed as number,
+            fill: args.fill as 'white' | 'black',
+            backend: args.backend,
+            log: io.err,
+          });
+          if (args.json) return io.out(JSON.stringify(summary));
+          const metrics = summary.maskedMae === undefined ? '' : `; masked MAE ${summary.maskedMae.toFixed(4)}, PSNR ${summary.psnr!.toFixed(2)} dB against the clean input`;
+          io.out(`${args.output}: ${summary.frames} frames of ${summary.width}×${summary.height} in ${summary.seconds.toFixed(1)} s${metrics}`);
+        },
+      )
+      .demandCommand(1, 'name a command: graphs, run, describe, peek, preview-occlusion, export, fid, apply')
       .strict()
       .help()
       .alias('help', 'h')

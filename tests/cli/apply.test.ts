@@ -1,0 +1,115 @@
+/**
+ * `st-inpaint apply` end to end with a real ffmpeg: a small checkpoint (a real training run of the
+ * demo at a tiny size) applied to generated videos. Frame count, size and frame rate are kept,
+ * visible pixels come back bit for bit, holes change, the metrics against the clean input are
+ * printed, and peak memory does not grow with the video's length (400 against 1200 frames).
+ * Wrong inputs get one line naming them.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import demo from '../../graphs/demo.ts';
+import { runGraph } from '../../pipeline/runner.ts';
+import { chooseOcclusion } from '../../stages/occlusion/index.ts';
+import { clipRandom } from '../../stages/occlusion/process.ts';
+import { FrameReader, ffmpegPath, probeVideo } from '../../stages/io/video.ts';
+
+const scratch = mkdtempSync(join(tmpdir(), 'st-inpaint-apply-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'st-inpaint.js');
+let runDir = '';
+
+function video(path: string, frames: number, size = '40x32'): void {
+  execFileSync(ffmpegPath(), ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc=size=${size}:rate=24`, '-frames:v', String(frames), '-pix_fmt', 'gray', '-c:v', 'ffv1', path]);
+}
+
+async function allFrames(path: string, bytes: number): Promise<Uint8Array[]> {
+  const reader = new FrameReader(path, bytes, 'gray');
+  const out: Uint8Array[] = [];
+  for (let f = await reader.next(); f; f = await reader.next()) out.push(f);
+  return out;
+}
+
+function apply(args: string[]): { code: number; stdout: string; stderr: string } {
+  try {
+    const stdout = execFileSync('node', [BIN, 'apply', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
+    return { code: 0, stdout, stderr: '' };
+  } catch (err) {
+    const e = err as { status: number; stdout: string; stderr: string };
+    return { code: e.status, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+before(async () => {
+  const run = await runGraph(demo, { steps: 2, batch: 2, clips: 40, frames: 4, size: 16, base: 2, backend: 'wasm', 'eval-every': 0, 'eval-clips': 1 }, { progress: false, handleSignals: false, log: () => {}, runsDir: join(scratch, 'runs') });
+  runDir = run.runDir;
+});
+
+test('apply fills a 400-frame video: same frames, size and rate, visible pixels exact, holes filled, metrics printed', async () => {
+  const input = join(scratch, 'in-400.mkv');
+  const output = join(scratch, 'out-400.mkv');
+  video(input, 400);
+  const r = apply(['--checkpoint', runDir, '--input', input, '--occlusion', 'raindrops', '--seed', '3', '--output', output, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { frames: number; maskedMae: number; psnr: number };
+  assert.equal(summary.frames, 400);
+  assert.ok(summary.maskedMae > 0 && summary.maskedMae < 1 && Number.isFinite(summary.psnr));
+  const [a, b] = [probeVideo(input), probeVideo(output)];
+  assert.deepEqual([b.width, b.height, b.fps], [a.width, a.height, a.fps]);
+  const [inFrames, outFrames] = [await allFrames(input, 40 * 32), await allFrames(output, 40 * 32)];
+  assert.equal(outFrames.length, 400);
+  // The masks apply drew: the raindrops process over chunks of the model's T = 4 frames.
+  const { process, options } = chooseOcclusion('raindrops', {});
+  const drawer = await process.prepare(options as never, { frames: 4, height: 32, width: 40 });
+  let hidden = 0;
+  let changed = 0;
+  for (let chunk = 0; chunk < 100; chunk++) {
+    const mask = drawer.draw(clipRandom(3, `${input}#${chunk}`, 'raindrops', options));
+    for (let k = 0; k < 4; k++) {
+      const [i, o] = [inFrames[chunk * 4 + k]!, outFrames[chunk * 4 + k]!];
+      for (let p = 0; p < 40 * 32; p++) {
+        if (mask[k * 40 * 32 + p]) assert.equal(o[p], i[p], `frame ${chunk * 4 + k} pixel ${p} is visible and must be kept`);
+        else (hidden++, (changed += o[p] !== 255 ? 1 : 0));
+      }
+    }
+  }
+  assert.ok(hidden > 0 && changed > hidden / 2, `${changed} of ${hidden} hidden pixels filled`);
+  assert.ok(!readdirSync(scratch).some((f) => f.includes('.partial')), 'no partial file left');
+});
+
+test('peak memory does not grow with the length of the video (400 against 1200 frames)', () => {
+  const peak = (frames: number): number => {
+    const input = join(scratch, `len-${frames}.mkv`);
+    video(input, frames);
+    const r = apply(['--checkpoint', runDir, '--input', input, '--occlusion', 'remove-pixel', '--output', join(scratch, `len-out-${frames}.mkv`), '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    return (JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { peakRss: number; frames: number }).peakRss;
+  };
+  const [short, long] = [peak(400), peak(1200)];
+  assert.ok(long < short * 1.1 + 16 * 2 ** 20, `peak RSS ${(short / 2 ** 20).toFixed(0)} MiB for 400 frames, ${(long / 2 ** 20).toFixed(0)} MiB for 1200`);
+});
+
+test('a missing checkpoint, an unreadable video and a mask of another size each get one line naming them', () => {
+  const input = join(scratch, 'in-small.mkv');
+  video(input, 10);
+  const mask = join(scratch, 'mask-other.mkv');
+  video(mask, 10, '32x32');
+  const junk = join(scratch, 'junk.mkv');
+  execFileSync('sh', ['-c', `echo not a video > ${junk}`]);
+  const cases: Array<[string[], RegExp]> = [
+    [['--checkpoint', join(scratch, 'nope'), '--input', input, '--occlusion', 'raindrops', '--output', join(scratch, 'x.mkv')], /--checkpoint: no folder ".*nope"/],
+    [['--checkpoint', runDir, '--input', junk, '--occlusion', 'raindrops', '--output', join(scratch, 'x.mkv')], /--input .*junk\.mkv: not a video ffmpeg can read/],
+    [['--checkpoint', runDir, '--input', input, '--mask', mask, '--output', join(scratch, 'x.mkv')], /--mask .*mask-other\.mkv is 32×32, the input .* is 40×32/],
+  ];
+  for (const [args, message] of cases) {
+    const r = apply(args);
+    assert.equal(r.code, 2, r.stderr);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, message);
+  }
+  assert.ok(!existsSync(join(scratch, 'x.mkv')));
+});
