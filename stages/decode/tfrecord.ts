@@ -1,0 +1,124 @@
+/**
+ * TFRecord files and `tf.train.Example` records, read and written without TensorFlow.
+ *
+ * Framing of each record: uint64 little-endian length, uint32 masked CRC32C of those 8 bytes, the
+ * data, uint32 masked CRC32C of the data; mask(c) = ((c >>> 15) | (c << 17)) + 0xa282ead8. The
+ * reader is incremental (bytes arrive in chunks of any size, from a file, a tar entry or a socket)
+ * and checks both CRCs, naming the file and byte offset of a damaged record. CRC32C comes from
+ * the `crc-32` package, the protobuf decoding of Example from protobufjs.
+ */
+import CRC32C from 'crc-32/crc32c';
+import Long from 'long';
+import protobuf from 'protobufjs';
+
+const MASK_DELTA = 0xa282ead8;
+
+export function maskedCrc32c(bytes: Uint8Array): number {
+  const c = CRC32C.buf(bytes) >>> 0;
+  return ((((c >>> 15) | (c << 17)) >>> 0) + MASK_DELTA) >>> 0;
+}
+
+/** One record framed for a TFRecord file. */
+export function encodeRecord(data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(16 + data.length);
+  const view = new DataView(out.buffer);
+  view.setBigUint64(0, BigInt(data.length), true);
+  view.setUint32(8, maskedCrc32c(out.subarray(0, 8)), true);
+  out.set(data, 12);
+  view.setUint32(12 + data.length, maskedCrc32c(data), true);
+  return out;
+}
+
+export class TFRecordError extends Error {
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    message: string,
+  ) {
+    super(`${file} at byte ${offset}: ${message}`);
+    this.name = 'TFRecordError';
+  }
+}
+
+/** Splits a byte stream into records, checking both CRCs; `end()` refuses a truncated tail. */
+export class TFRecordParser {
+  private buffer = new Uint8Array(0);
+  /** Byte offset in the file of `buffer[0]`. */
+  private offset = 0;
+
+  constructor(readonly file: string) {}
+
+  /** The records completed by `chunk`, with their offsets. */
+  push(chunk: Uint8Array): Array<{ offset: number; data: Uint8Array }> {
+    const joined = new Uint8Array(this.buffer.length + chunk.length);
+    joined.set(this.buffer);
+    joined.set(chunk, this.buffer.length);
+    const records: Array<{ offset: number; data: Uint8Array }> = [];
+    let at = 0;
+    while (joined.length - at >= 12) {
+      const view = new DataView(joined.buffer, joined.byteOffset + at, 12);
+      const length = Number(view.getBigUint64(0, true));
+      if (view.getUint32(8, true) !== maskedCrc32c(joined.subarray(at, at + 8))) throw new TFRecordError(this.file, this.offset + at, 'bad length CRC (not a TFRecord file, or damaged)');
+      if (joined.length - at < 16 + length) break;
+      const data = joined.slice(at + 12, at + 12 + length);
+      const crc = new DataView(joined.buffer, joined.byteOffset + at + 12 + length, 4).getUint32(0, true);
+      if (crc !== maskedCrc32c(data)) throw new TFRecordError(this.file, this.offset + at, `bad data CRC in a record of ${length} bytes`);
+      records.push({ offset: this.offset + at, data });
+      at += 16 + length;
+    }
+    this.buffer = joined.slice(at);
+    this.offset += at;
+    return records;
+  }
+
+  /** Call at the end of the bytes: leftover bytes are a truncated record. */
+  end(): void {
+    if (this.buffer.length > 0) throw new TFRecordError(this.file, this.offset, `truncated record (${this.buffer.length} bytes left)`);
+  }
+}
+
+/** A feature of a `tf.train.Example`. */
+export type Feature = { readonly bytes: Uint8Array[] } | { readonly floats: number[] } | { readonly ints: bigint[] };
+
+const root = protobuf.parse(`
+syntax = "proto3";
+message BytesList { repeated bytes value = 1; }
+message FloatList { repeated float value = 1 [packed = true]; }
+message Int64List { repeated int64 value = 1 [packed = true]; }
+message Feature { oneof kind { BytesList bytes_list = 1; FloatList float_list = 2; Int64List int64_list = 3; } }
+message Features { map<string, Feature> feature = 1; }
+message Example { Features features = 1; }
+`).root;
+const ExampleType = root.lookupType('Example');
+
+interface RawFeature {
+  bytesList?: { value?: Uint8Array[] };
+  floatList?: { value?: number[] };
+  int64List?: { value?: Array<number | { low: number; high: number; unsigned: boolean }> };
+}
+
+/** Decodes a serialized Example into its features by name. */
+export function decodeExample(data: Uint8Array): Map<string, Feature> {
+  const message = ExampleType.decode(data) as unknown as { features?: { feature?: Record<string, RawFeature> } };
+  const out = new Map<string, Feature>();
+  for (const [name, f] of Object.entries(message.features?.feature ?? {})) {
+    if (f.bytesList) out.set(name, { bytes: f.bytesList.value ?? [] });
+    else if (f.floatList) out.set(name, { floats: f.floatList.value ?? [] });
+    else if (f.int64List) {
+      const ints = (f.int64List.value ?? []).map((v) => (typeof v === 'number' ? BigInt(v) : BigInt.asIntN(64, (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0))));
+      out.set(name, { ints });
+    }
+  }
+  return out;
+}
+
+/** Serializes features into an Example (for tests, fixtures and users' own files). */
+export function encodeExample(features: ReadonlyMap<string, Feature>): Uint8Array {
+  const feature: Record<string, RawFeature> = {};
+  for (const [name, f] of features) {
+    if ('bytes' in f) feature[name] = { bytesList: { value: f.bytes } };
+    else if ('floats' in f) feature[name] = { floatList: { value: f.floats } };
+    else feature[name] = { int64List: { value: f.ints.map((v) => Long.fromString(BigInt.asIntN(64, v).toString())) } };
+  }
+  return ExampleType.encode(ExampleType.fromObject({ features: { feature } })).finish();
+}
