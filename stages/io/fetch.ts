@@ -1,0 +1,128 @@
+/**
+ * HTTP bytes that survive dropped connections (node-fetch):
+ * - `httpChunks(url)`: the body as chunks, pulled one at a time (so the socket is paused while the
+ *   consumer is); when the connection drops or stalls past the timeout, it asks again with
+ *   `Range: bytes=<delivered>-` and goes on, so the consumer sees exactly the bytes of one
+ *   uninterrupted response. Retries back off exponentially.
+ * - `fetchToCache(url, …)`: a download into a cache folder under a temporary name, resumed from a
+ *   partial file by a Range request, checked against a SHA-256 when one is declared, and renamed
+ *   only when complete: a partial or damaged file is never mistaken for a complete one.
+ * A 404 or any other error status fails at once with the URL and status.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync, createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import fetch, { type Response } from 'node-fetch';
+
+export interface FetchOptions {
+  /** Attempts per request after the first. Default 5. */
+  readonly retries?: number;
+  /** Milliseconds without a byte before the connection counts as dropped. Default 30 000. */
+  readonly timeoutMs?: number;
+  /** First back-off, doubled each retry. Default 500 ms. */
+  readonly backoffMs?: number;
+  readonly log?: (line: string) => void;
+  readonly signal?: AbortSignal;
+}
+
+export class HttpStatusError extends Error {
+  constructor(
+    readonly url: string,
+    readonly status: number,
+    statusText: string,
+  ) {
+    super(`${url}: HTTP ${status} ${statusText}`);
+    this.name = 'HttpStatusError';
+  }
+}
+
+async function request(url: string, from: number, o: FetchOptions, controller: AbortController): Promise<Response> {
+  const response = await fetch(url, { headers: from > 0 ? { Range: `bytes=${from}-` } : {}, signal: controller.signal as never });
+  if (from > 0 && response.status === 200) throw new Error(`${url}: the server ignored a Range request, so the download cannot resume`);
+  if (!response.ok) throw new HttpStatusError(url, response.status, response.statusText);
+  return response;
+}
+
+/** The body of `url` from byte `start`, resuming after drops; see the module comment. */
+export async function* httpChunks(url: string, o: FetchOptions = {}, start = 0): AsyncGenerator<Uint8Array> {
+  const retries = o.retries ?? 5;
+  const timeoutMs = o.timeoutMs ?? 30_000;
+  let delivered = start;
+  let failures = 0;
+  for (;;) {
+    const controller = new AbortController();
+    const abort = (): void => controller.abort();
+    o.signal?.addEventListener('abort', abort);
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => controller.abort(), timeoutMs);
+    };
+    try {
+      arm();
+      const response = await request(url, delivered, o, controller);
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        arm();
+        failures = 0;
+        delivered += chunk.length;
+        clearTimeout(timer);
+        yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        arm();
+      }
+      clearTimeout(timer);
+      return;
+    } catch (err) {
+      clearTimeout(timer);
+      if (err instanceof HttpStatusError || o.signal?.aborted) throw err;
+      if (++failures > retries) throw new Error(`${url}: gave up after ${retries + 1} attempts at byte ${delivered}: ${(err as Error).message}`);
+      const wait = (o.backoffMs ?? 500) * 2 ** (failures - 1);
+      o.log?.(`${url}: connection lost at byte ${delivered} (${(err as Error).message}); retrying in ${wait} ms`);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    } finally {
+      o.signal?.removeEventListener('abort', abort);
+    }
+  }
+}
+
+export interface CacheOptions extends FetchOptions {
+  /** The cache folder. */
+  readonly cache: string;
+  /** File name inside the cache (default: the URL's last path segment). */
+  readonly name?: string;
+  /** Expected SHA-256 (hex) of the whole file. */
+  readonly sha256?: string;
+}
+
+async function sha256Of(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Downloads `url` into the cache (resuming a partial file) and returns the complete file's path. */
+export async function fetchToCache(url: string, o: CacheOptions): Promise<string> {
+  const name = o.name ?? decodeURIComponent(new URL(url).pathname.split('/').filter(Boolean).pop() ?? 'download');
+  mkdirSync(o.cache, { recursive: true });
+  const path = join(o.cache, name);
+  if (existsSync(path)) return path;
+  const partial = `${path}.partial`;
+  const start = existsSync(partial) ? statSync(partial).size : 0;
+  if (start > 0) o.log?.(`${url}: resuming at byte ${start}`);
+  const out = createWriteStream(partial, { flags: start > 0 ? 'a' : 'w' });
+  try {
+    for await (const chunk of httpChunks(url, o, start)) {
+      if (!out.write(chunk)) await new Promise((resolve) => out.once('drain', resolve));
+    }
+  } finally {
+    await new Promise<void>((resolve) => out.end(() => resolve()));
+  }
+  if (o.sha256) {
+    const got = await sha256Of(partial);
+    if (got !== o.sha256.toLowerCase()) {
+      rmSync(partial, { force: true });
+      throw new Error(`${url}: SHA-256 ${got} does not match the declared ${o.sha256}; the download was removed`);
+    }
+  }
+  renameSync(partial, path);
+  return path;
+}
