@@ -111,7 +111,7 @@ export async function fetchToCache(url: string, o: CacheOptions): Promise<string
   const out = createWriteStream(partial, { flags: start > 0 ? 'a' : 'w' });
   try {
     for await (const chunk of httpChunks(url, o, start)) {
-      if (!out.write(chunk)) await new Promise((resolve) => out.once('drain', resolve));
+      if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
     }
   } finally {
     await new Promise<void>((resolve) => out.end(() => resolve()));
