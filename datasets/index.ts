@@ -7,6 +7,7 @@ import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions, type ParamSpecs } from '../pipeline/graph.ts';
 import { readShards } from '../stages/sinks/shards.ts';
 import type { Source } from '../pipeline/stage.ts';
+import { bairClips, bairOptions } from './bair.ts';
 import { checkSyntheticOptions, syntheticOptions, syntheticSource, syntheticSpec, type DatasetClip } from './synthetic.ts';
 
 export type { DatasetClip, Split } from './synthetic.ts';
@@ -48,10 +49,20 @@ const shards: Dataset = {
   },
 };
 
-export const DATASETS: ReadonlyMap<string, Dataset> = new Map([synthetic, shards].map((d) => [d.name, d]));
+const bair: Dataset = {
+  name: 'bair',
+  description: 'BAIR robot pushing: the softmotion30_44k tar (URL or file) streamed without extraction, TFRecords of 30 frames of 64×64×3',
+  options: bairOptions,
+  needsSource: true,
+  open(given, source) {
+    return bairClips(source!, given);
+  },
+};
+
+export const DATASETS: ReadonlyMap<string, Dataset> = new Map([synthetic, shards, bair].map((d) => [d.name, d]));
 
 /** Planned datasets (issue 3), named so that asking for one says so rather than "unknown". */
-const PLANNED = ['kth', 'bair', 'faceforensics', 'sst'];
+const PLANNED = ['kth', 'faceforensics', 'sst'];
 
 export function findDataset(name: string): Dataset {
   const dataset = DATASETS.get(name);

@@ -1,0 +1,132 @@
+/**
+ * The BAIR dataset from a BAIR-format tar made here (TFRecords of Examples written by the
+ * project's writer, packed by tar-stream): read from a file and over HTTP from 127.0.0.1 with the
+ * connection dropped mid-stream, the clips are exactly the frames written, with splits by path;
+ * padding repeats the last frame; `peek` prints them; a damaged record is named with its entry
+ * and offset.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { lastValueFrom, toArray } from 'rxjs';
+import tar from 'tar-stream';
+import { main } from '../../cli/main.ts';
+import { findDataset, type DatasetClip } from '../../datasets/index.ts';
+import { unwrap } from '../../pipeline/operators/unwrap.ts';
+import { encodeExample, encodeRecord, type Feature } from '../../stages/decode/tfrecord.ts';
+
+const scratch = mkdtempSync(join(tmpdir(), 'st-inpaint-bair-'));
+const SIZE = 64 * 64 * 3;
+/** Frame t of record r of file f: a deterministic pattern. */
+const frame = (f: number, r: number, t: number, camera: number): Uint8Array => Uint8Array.from({ length: SIZE }, (_, i) => (i * 7 + f * 31 + r * 17 + t * 3 + camera * 101) & 255);
+const FILES = [
+  { path: 'softmotion30_44k/train/traj_0_to_255.tfrecords', records: 3 },
+  { path: 'softmotion30_44k/test/traj_0_to_255.tfrecords', records: 2 },
+  { path: 'softmotion30_44k/train/traj_256_to_511.tfrecords', records: 2 },
+];
+let tarPath = '';
+let server: Server;
+let url = '';
+let dropped = false;
+
+function tfrecords(f: number, records: number): Buffer {
+  const parts: Uint8Array[] = [];
+  for (let r = 0; r < records; r++) {
+    const features = new Map<string, Feature>();
+    for (let t = 0; t < 30; t++) {
+      features.set(`${t}/image_aux1/encoded`, { bytes: [frame(f, r, t, 0)] });
+      features.set(`${t}/image_main/encoded`, { bytes: [frame(f, r, t, 1)] });
+    }
+    parts.push(encodeRecord(encodeExample(features)));
+  }
+  return Buffer.concat(parts);
+}
+
+async function packTar(files: Array<{ path: string; bytes: Buffer }>, path: string): Promise<void> {
+  const p = tar.pack();
+  const chunks: Buffer[] = [];
+  p.on('data', (c: unknown) => void chunks.push(c as Buffer));
+  const done = new Promise<void>((resolve) => p.on('end', () => resolve()));
+  p.entry({ name: 'softmotion30_44k/', type: 'directory' });
+  for (const f of files) p.entry({ name: f.path, size: f.bytes.length }, f.bytes);
+  p.finalize();
+  await done;
+  writeFileSync(path, Buffer.concat(chunks));
+}
+
+before(async () => {
+  tarPath = join(scratch, 'bair_robot_pushing_dataset_v0.tar');
+  await packTar(FILES.map((f, i) => ({ path: f.path, bytes: tfrecords(i, f.records) })), tarPath);
+  const body = readFileSync(tarPath);
+  server = createServer((req, res) => {
+    const from = Number(/bytes=(\d+)-/.exec(req.headers.range ?? '')?.[1] ?? 0);
+    const part = body.subarray(from);
+    res.writeHead(from > 0 ? 206 : 200, { 'Content-Length': part.length });
+    if (!dropped && from === 0) {
+      // The first response dies in the middle of the second file.
+      dropped = true;
+      res.write(part.subarray(0, Math.floor(body.length * 0.55)), () => res.destroy());
+      return;
+    }
+    res.end(part);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/bair.tar`;
+});
+after(() => {
+  server.closeAllConnections();
+  server.close();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+async function clipsOf(location: string, options: Record<string, unknown> = {}): Promise<DatasetClip[]> {
+  return lastValueFrom(findDataset('bair').open(options, location).clips.pipe(unwrap(), toArray()));
+}
+
+function expected(camera = 0, frames = 30): Array<{ id: string; split: string; frames: Uint8Array }> {
+  return FILES.flatMap((f, i) =>
+    Array.from({ length: f.records }, (_, r) => {
+      const out = new Uint8Array(frames * SIZE);
+      for (let t = 0; t < frames; t++) out.set(frame(i, r, Math.min(t, 29), camera), t * SIZE);
+      return { id: `${f.path}#${r}`, split: f.path.includes('/train/') ? 'train' : 'test', frames: out };
+    }),
+  );
+}
+
+test('clips from a file, and over HTTP with the connection dropped mid-stream, are exactly the frames written', async () => {
+  const want = expected();
+  for (const location of [tarPath, url]) {
+    const got = await clipsOf(location);
+    assert.deepEqual(got.map((c) => [c.id, c.split]), want.map((c) => [c.id, c.split]));
+    got.forEach((c, i) => assert.ok(Buffer.from(c.frames).equals(Buffer.from(want[i]!.frames)), `${location} clip ${c.id}`));
+  }
+  assert.ok(dropped, 'the server dropped the first connection');
+});
+
+test('split, camera and padding options; peek prints the clips', async () => {
+  const test = await clipsOf(tarPath, { split: 'test', camera: 'image_main', frames: 35 });
+  const want = expected(1, 35).filter((c) => c.split === 'test');
+  assert.deepEqual(test.map((c) => c.id), want.map((c) => c.id));
+  test.forEach((c, i) => assert.ok(Buffer.from(c.frames).equals(Buffer.from(want[i]!.frames))));
+  const out: string[] = [];
+  assert.equal(await main(['peek', 'bair', '--source', tarPath, '--clips', '2', '--json'], { out: (l) => out.push(l), err: () => {} }), 0);
+  const lines = out.map((l) => JSON.parse(l) as { id: string; split: string; frames: number; height: number; width: number; channels: number; mean: number });
+  assert.deepEqual(lines.map((l) => [l.id, l.split, l.frames, l.height, l.width, l.channels]), [
+    [FILES[0]!.path + '#0', 'train', 30, 64, 64, 3],
+    [FILES[0]!.path + '#1', 'train', 30, 64, 64, 3],
+  ]);
+  const mean = want.length ? expected()[0]!.frames.reduce((a, v) => a + v, 0) / (30 * SIZE) / 255 : 0;
+  assert.ok(Math.abs(lines[0]!.mean - mean) < 1e-6);
+});
+
+test('a damaged record is named with its entry and byte offset', async () => {
+  const bytes = tfrecords(0, 2);
+  bytes[20_000]! ^= 0xff; // inside the first record's data
+  const damaged = join(scratch, 'damaged.tar');
+  await packTar([{ path: FILES[0]!.path, bytes }], damaged);
+  await assert.rejects(clipsOf(damaged), /damaged\.tar:softmotion30_44k\/train\/traj_0_to_255\.tfrecords at byte 0: bad data CRC/);
+});
