@@ -8,6 +8,7 @@ import { resolveOptions, type ParamSpecs } from '../pipeline/graph.ts';
 import { readShards } from '../stages/sinks/shards.ts';
 import type { Source } from '../pipeline/stage.ts';
 import { bairClips, bairOptions } from './bair.ts';
+import { kthClips, kthOptions } from './kth.ts';
 import { checkSyntheticOptions, syntheticOptions, syntheticSource, syntheticSpec, type DatasetClip } from './synthetic.ts';
 
 export type { DatasetClip, Split } from './synthetic.ts';
@@ -59,10 +60,20 @@ const bair: Dataset = {
   },
 };
 
-export const DATASETS: ReadonlyMap<string, Dataset> = new Map([synthetic, shards, bair].map((d) => [d.name, d]));
+const kth: Dataset = {
+  name: 'kth',
+  description: 'KTH actions: the six per-action zips (a folder, or one zip) cut by 00sequences.txt, gray 64×64, 35 frames',
+  options: kthOptions,
+  needsSource: true,
+  open(given, source) {
+    return kthClips(source!, given);
+  },
+};
+
+export const DATASETS: ReadonlyMap<string, Dataset> = new Map([synthetic, shards, bair, kth].map((d) => [d.name, d]));
 
 /** Planned datasets (issue 3), named so that asking for one says so rather than "unknown". */
-const PLANNED = ['kth', 'faceforensics', 'sst'];
+const PLANNED = ['faceforensics', 'sst'];
 
 export function findDataset(name: string): Dataset {
   const dataset = DATASETS.get(name);

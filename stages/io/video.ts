@@ -155,3 +155,30 @@ export class VideoWriter {
     void this.closed.then(() => rmSync(this.temporary, { force: true }));
   }
 }
+
+/**
+ * Decodes a whole (small) video held in memory, a zip entry for instance, into gray or RGB frames
+ * scaled to `width` × `height`. ffmpeg reads it from a pipe, so nothing touches the disk.
+ * @param name the video's name for errors (archive and entry).
+ */
+export async function decodeVideoBytes(bytes: Uint8Array, name: string, o: { width: number; height: number; pixFmt: 'gray' | 'rgb24' }): Promise<Uint8Array[]> {
+  const frameBytes = o.width * o.height * (o.pixFmt === 'gray' ? 1 : 3);
+  const child = spawn(ffmpegPath(), ['-v', 'error', '-i', 'pipe:0', '-vsync', 'passthrough', '-vf', `scale=${o.width}:${o.height}`, '-f', 'rawvideo', '-pix_fmt', o.pixFmt, '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (s: string) => (stderr = (stderr + s).slice(-1024)));
+  const closed = new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', resolve);
+  });
+  child.stdin!.on('error', () => {}); // ffmpeg may stop reading a broken file early; its exit code says why
+  child.stdin!.end(bytes);
+  const chunks: Buffer[] = [];
+  for await (const chunk of child.stdout as AsyncIterable<Buffer>) chunks.push(chunk);
+  const code = await closed;
+  const all = Buffer.concat(chunks);
+  if (code !== 0 || all.length === 0) throw new Error(`${name}: not a video ffmpeg can decode (${stderr.trim().split('\n').pop() || `exit ${code}`})`);
+  const frames: Uint8Array[] = [];
+  for (let at = 0; at + frameBytes <= all.length; at += frameBytes) frames.push(new Uint8Array(all.subarray(at, at + frameBytes)));
+  return frames;
+}

@@ -1,0 +1,94 @@
+/**
+ * KTH from fixtures made here: AVIs encoded by a real ffmpeg (MPEG-4, as the KTH files), zipped per
+ * action with a 00sequences.txt. Clips are the segmentation's frame ranges, truncated or padded
+ * to T, equal to ffmpeg's own decoding of the same files; both splits; peek; a corrupt video in a
+ * zip and a zip entry escaping its folder are named.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { zipSync } from 'fflate';
+import { lastValueFrom, toArray } from 'rxjs';
+import { main } from '../../cli/main.ts';
+import { findDataset, type DatasetClip } from '../../datasets/index.ts';
+import { parseSequences } from '../../datasets/kth.ts';
+import { unwrap } from '../../pipeline/operators/unwrap.ts';
+import { decodeVideoBytes, ffmpegPath } from '../../stages/io/video.ts';
+
+const scratch = mkdtempSync(join(tmpdir(), 'st-inpaint-kth-'));
+const data = join(scratch, 'kth');
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+const VIDEOS = [
+  { action: 'boxing', name: 'person01_boxing_d1', frames: 60, ranges: [[1, 25], [26, 60]] },
+  { action: 'boxing', name: 'person22_boxing_d2', frames: 30, ranges: [[5, 12]] },
+  { action: 'walking', name: 'person11_walking_d3', frames: 40, ranges: [[1, 20], [21, 40]] },
+] as const;
+const avi = (name: string): string => join(scratch, `${name}_uncomp.avi`);
+
+before(() => {
+  mkdirSync(data);
+  for (const [i, v] of VIDEOS.entries()) {
+    execFileSync(ffmpegPath(), ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc=size=160x120:rate=25,hue=h=${i * 40}`, '-frames:v', String(v.frames), '-c:v', 'mpeg4', '-q:v', '3', avi(v.name)]);
+  }
+  for (const action of ['boxing', 'walking']) {
+    const files = Object.fromEntries(VIDEOS.filter((v) => v.action === action).map((v) => [`${action}/${v.name}_uncomp.avi`, readFileSync(avi(v.name))]));
+    writeFileSync(join(data, `${action}.zip`), zipSync(files));
+  }
+  writeFileSync(join(data, '00sequences.txt'), ['Sequences of KTH (fixture)', '', ...VIDEOS.map((v) => `${v.name}\t\tframes\t${v.ranges.map(([a, b]) => `${a}-${b}`).join(', ')}`)].join('\n'));
+});
+
+async function clips(location: string, options: Record<string, unknown>): Promise<DatasetClip[]> {
+  return lastValueFrom(findDataset('kth').open(options, location).clips.pipe(unwrap(), toArray()));
+}
+
+test('clips are the segmented frame ranges, truncated or padded, as ffmpeg decodes them; both splits', async () => {
+  const T = 20;
+  const got = await clips(data, { frames: T, size: 32, 'split-by': 'person' });
+  const expectedIds = ['person01_boxing_d1#0', 'person01_boxing_d1#1', 'person22_boxing_d2#0', 'person11_walking_d3#0', 'person11_walking_d3#1'];
+  assert.deepEqual(got.map((c) => c.id), expectedIds);
+  assert.deepEqual(got.map((c) => c.split), ['val', 'val', 'test', 'train', 'train']);
+  for (const c of got) {
+    const [name, k] = c.id.split('#') as [string, string];
+    const v = VIDEOS.find((x) => x.name === name)!;
+    const [start, end] = v.ranges[Number(k)]!;
+    const frames = await decodeVideoBytes(readFileSync(avi(name)), name, { width: 32, height: 32, pixFmt: 'gray' });
+    assert.equal(c.frames.length, T * 32 * 32);
+    for (let t = 0; t < T; t++) {
+      const source = frames[Math.min(start - 1 + t, end - 1)]!;
+      assert.ok(Buffer.from(c.frames.subarray(t * 1024, (t + 1) * 1024)).equals(Buffer.from(source)), `${c.id} frame ${t}`);
+    }
+  }
+  // The random split is seeded by clip: the same for the same seed, and a train/val/test filter keeps only its clips.
+  const a = await clips(data, { frames: 4, size: 16, seed: 7 });
+  const b = await clips(data, { frames: 4, size: 16, seed: 7 });
+  assert.deepEqual(a.map((c) => c.split), b.map((c) => c.split));
+  const train = await clips(data, { frames: 4, size: 16, seed: 7, split: 'train' });
+  assert.deepEqual(train.map((c) => c.id), a.filter((c) => c.split === 'train').map((c) => c.id));
+});
+
+test('peek prints KTH clips; a single zip takes --dataset-option sequences', async () => {
+  const out: string[] = [];
+  const code = await main(['peek', 'kth', '--source', join(data, 'walking.zip'), '--dataset-option', `sequences=${join(data, '00sequences.txt')}`, '--clips', '2', '--json'], { out: (l) => out.push(l), err: () => {} });
+  assert.equal(code, 0);
+  const lines = out.map((l) => JSON.parse(l) as { id: string; frames: number; height: number; channels: number; mean: number });
+  assert.deepEqual(lines.map((l) => [l.id, l.frames, l.height, l.channels]), [['person11_walking_d3#0', 35, 64, 1], ['person11_walking_d3#1', 35, 64, 1]]);
+  assert.ok(lines.every((l) => l.mean > 0.05 && l.mean < 0.95));
+});
+
+test('a corrupt video inside a zip, an escaping entry and a bad segmentation line are named', async () => {
+  const bad = join(scratch, 'bad');
+  mkdirSync(bad);
+  writeFileSync(join(bad, 'boxing.zip'), zipSync({ 'boxing/person01_boxing_d1_uncomp.avi': new TextEncoder().encode('not a video at all') }));
+  writeFileSync(join(bad, '00sequences.txt'), 'person01_boxing_d1\t\tframes\t1-10\n');
+  await assert.rejects(clips(bad, {}), /bad\/boxing\.zip:boxing\/person01_boxing_d1_uncomp\.avi: not a video ffmpeg can decode/);
+  const evil = join(scratch, 'evil');
+  mkdirSync(evil);
+  writeFileSync(join(evil, 'boxing.zip'), zipSync({ '../escape.avi': new Uint8Array(3) }));
+  writeFileSync(join(evil, '00sequences.txt'), 'person01_boxing_d1\t\tframes\t1-10\n');
+  await assert.rejects(clips(evil, {}), /evil\/boxing\.zip: entry "\.\.\/escape\.avi" would be written outside its folder/);
+  assert.throws(() => parseSequences('person01_boxing_d1\t\tframes\t1-10, 30-20\n', 'seq.txt'), /seq\.txt:1: unreadable frame range "30-20"/);
+});
