@@ -18,6 +18,8 @@ export interface Dataset {
   readonly description: string;
   /** Options given as `--dataset-option key=value` on the command line. */
   readonly options: ParamSpecs;
+  /** Channels of its clips, where fixed (1 gray, 3 colour). */
+  readonly channels?: number;
   /** Whether `--source` must be given (an embedded dataset has none). */
   readonly needsSource: boolean;
   /** Checks the options and opens the clips, preprocessed, with their splits. */
@@ -54,6 +56,7 @@ const bair: Dataset = {
   name: 'bair',
   description: 'BAIR robot pushing: the softmotion30_44k tar (URL or file) streamed without extraction, TFRecords of 30 frames of 64×64×3',
   options: bairOptions,
+  channels: 3,
   needsSource: true,
   open(given, source) {
     return bairClips(source!, given);
@@ -64,6 +67,7 @@ const kth: Dataset = {
   name: 'kth',
   description: 'KTH actions: the six per-action zips (a folder, or one zip) cut by 00sequences.txt, gray 64×64, 35 frames',
   options: kthOptions,
+  channels: 1,
   needsSource: true,
   open(given, source) {
     return kthClips(source!, given);

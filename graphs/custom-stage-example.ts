@@ -8,14 +8,13 @@
  *
  * Runs as `st-inpaint run custom-stage-example` or `npx tsx graphs/custom-stage-example.ts`.
  */
-import { realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { defineGraph } from '../pipeline/graph.ts';
 import { map } from '../pipeline/operators/map.ts';
 import type { Clip } from '../pipeline/frame-batch.ts';
 import { BASELINES, meanFill, type Baseline } from '../stages/eval/baselines.ts';
 import { Random } from '../stages/random.ts';
 import demo, { DEMO_PARAMS, buildDemo } from './demo.ts';
+import { runIfMain } from './lib/main.ts';
 
 /** Flips a clip (T·H·W·C, channel-last) left to right when its seeded coin says so. */
 export function mirror(seed: number, width: number, channels: number) {
@@ -68,9 +67,4 @@ const graph = defineGraph({
 export default graph;
 
 // `npx tsx graphs/custom-stage-example.ts [options]` runs it directly.
-// (No top-level await: the CLI's graph registry imports this very module.)
-if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  void import('../cli/main.ts')
-    .then(({ main }) => main(['run', 'custom-stage-example', ...process.argv.slice(2)]))
-    .then((code) => (process.exitCode = code));
-}
+runIfMain(import.meta.url, 'custom-stage-example');

@@ -48,6 +48,15 @@ export interface TrainerOptions {
   readonly decayEvery?: number;
   /** D steps per G step. Default 2. */
   readonly discriminatorSteps?: number;
+  /**
+   * Weight λ of a self-supervised fill term that is not in the paper (default 0: the paper's
+   * model exactly). When λ > 0 the G step also hides more of each observation with the fresh
+   * masks, y' = y·m̂ + c·(1−m̂), and scores G's fill against the observation on the pixels it
+   * showed and y' hides: mean |x̂(y') − y| over m·(1−m̂). Only observed pixels are compared, so
+   * training still never sees clean data. It teaches G early that occluded-looking pixels are holes
+   * to fill from their context, which short CPU runs need (the demo); see the README.
+   */
+  readonly selfSupervisedWeight?: number;
 }
 
 /** What one iteration reports. Losses are the values before the iteration's updates. */
@@ -56,6 +65,8 @@ export interface StepRecord {
   readonly lossG: number;
   /** Discriminator loss (D_s + D_f) of the last D step. */
   readonly lossD: number;
+  /** The self-supervised fill term before weighting (0 when its weight is 0). */
+  readonly lossSelf: number;
   /** Mean scores of the last D step, on real observations and re-occluded generations. */
   readonly dsReal: number;
   readonly dsFake: number;
@@ -109,7 +120,7 @@ export class GanTrainer {
 
   constructor(options: TrainerOptions) {
     const learningRate = options.learningRate ?? 1e-4;
-    this.o = { decay: 0.99, decayEvery: 50, discriminatorSteps: 2, ...options, learningRate, discriminatorLearningRate: options.discriminatorLearningRate ?? learningRate };
+    this.o = { decay: 0.99, decayEvery: 50, discriminatorSteps: 2, selfSupervisedWeight: 0, ...options, learningRate, discriminatorLearningRate: options.discriminatorLearningRate ?? learningRate };
     const { config, seed } = options;
     this.generator = new Generator(config, seed);
     this.frameDiscriminator = new FrameDiscriminator(config, seed);
@@ -202,11 +213,27 @@ export class GanTrainer {
       this.generator.powerIterate();
       this.sequenceDiscriminator.powerIterate();
       this.frameDiscriminator.powerIterate();
+      const weight = this.o.selfSupervisedWeight;
+      let selfLoss: tf.Scalar = tf.scalar(0);
       const gStep = tf.variableGrads(() => {
-        const xHat = this.complete(y, m, true);
+        let xHat: tf.Tensor5D;
+        if (weight > 0) {
+          // One pass of G over the observations and their further-occluded copies (shared batch statistics).
+          const hidden = tf.sub(1, mHat);
+          const yMore = tf.add(tf.mul(y, mHat), tf.mul(fill, hidden)) as tf.Tensor5D;
+          const both = this.complete(tf.concat([y, yMore]) as tf.Tensor5D, tf.concat([m, tf.mul(m, mHat)]) as tf.Tensor5D, true);
+          xHat = tf.slice(both, [0, 0, 0, 0, 0], [batch, -1, -1, -1, -1]);
+          const filled = tf.slice(both, [batch, 0, 0, 0, 0], [batch, -1, -1, -1, -1]);
+          const scored = tf.mul(m, hidden);
+          const count = tf.maximum(tf.mul(tf.sum(scored), this.config.channels), 1);
+          selfLoss = keep(tf.div(tf.sum(tf.mul(tf.abs(tf.sub(filled, y)), scored)), count) as tf.Scalar);
+        } else {
+          xHat = this.complete(y, m, true);
+        }
         const reoccluded = tf.add(tf.mul(xHat, mHat), tf.mul(fill, tf.sub(1, mHat))) as tf.Tensor5D;
         yHat = keep(reoccluded);
-        return tf.add(hingeReal(this.sequenceDiscriminator.apply(this.sequenceInput(reoccluded))), hingeReal(this.frameDiscriminator.apply(this.frames(reoccluded))));
+        const adversarial = tf.add(hingeReal(this.sequenceDiscriminator.apply(this.sequenceInput(reoccluded))), hingeReal(this.frameDiscriminator.apply(this.frames(reoccluded))));
+        return (weight > 0 ? tf.add(adversarial, tf.mul(weight, selfLoss)) : adversarial) as tf.Scalar;
       }, [...this.generator.params.trainable.values()]);
       const gGrads = average(gStep.grads);
       this.adamG.apply(gGrads, learningRate);
@@ -235,12 +262,12 @@ export class GanTrainer {
         last = { loss: dStep.value, scores, gradNorm: globalNorm(dGrads) };
       }
       const d = last!;
-      return tf.stack([gStep.value, d.loss, ...d.scores, gradNormG, d.gradNorm]);
+      return tf.stack([gStep.value, d.loss, ...d.scores, gradNormG, d.gradNorm, selfLoss]);
     });
     const local = scalars.dataSync() as Float32Array;
     tf.dispose([scalars, ...kept]);
     // Losses and scores are means over the clips of both parts (gradient norms are the same on both).
-    const [lossG, lossD, dsReal, dsFake, dfReal, dfFake, gradNormG, gradNormD] = Array.from(parallel ? parallel.reduce(local, batch) : local);
+    const [lossG, lossD, dsReal, dsFake, dfReal, dfFake, gradNormG, gradNormD, lossSelf] = Array.from(parallel ? parallel.reduce(local, batch) : local);
     const clips = part?.clips ?? batch;
     this.step += 1;
     this.position += clips;
@@ -253,6 +280,7 @@ export class GanTrainer {
     return {
       step: this.step,
       ...losses,
+      lossSelf: lossSelf!,
       dsReal: dsReal!,
       dsFake: dsFake!,
       dfReal: dfReal!,

@@ -13,7 +13,8 @@ export interface ReportInput {
   readonly backend: string;
   readonly settings: Readonly<Record<string, unknown>>;
   /** Training curves: one point per iteration. */
-  readonly steps: ReadonlyArray<{ readonly step: number; readonly lossG: number; readonly lossD: number }>;
+  /** Per iteration: the generator's total loss (adversarial, plus the weighted self-supervised term when on), the discriminators', and the self-supervised term alone. */
+  readonly steps: ReadonlyArray<{ readonly step: number; readonly lossG: number; readonly lossD: number; readonly lossSelf?: number }>;
   /** Every evaluation of the run, the last one being the one the table shows. */
   readonly evaluations: ReadonlyArray<{ readonly step: number; readonly rows: readonly MetricRow[] }>;
   /** PNG strips with a caption. */
@@ -99,8 +100,9 @@ export function reportHtml(r: ReportInput): string {
     methods.map((method, i) => ({ name: method, colour: COLOURS[i % COLOURS.length]!, points: r.evaluations.map((e) => [e.step, e.rows.find((row) => row.method === method)?.values.mae.mean ?? NaN] as const) })),
   );
   const lossCurve = lineChart('training losses', 'iteration', [
-    { name: 'generator (hinge)', colour: COLOURS[0]!, points: r.steps.map((s) => [s.step, s.lossG] as const) },
+    { name: 'generator', colour: COLOURS[0]!, points: r.steps.map((s) => [s.step, s.lossG] as const) },
     { name: 'discriminators (hinge)', colour: COLOURS[1]!, points: r.steps.map((s) => [s.step, s.lossD] as const) },
+    ...(r.steps.some((s) => (s.lossSelf ?? 0) > 0) ? [{ name: 'self-supervised fill (L1)', colour: COLOURS[2]!, points: r.steps.map((s) => [s.step, s.lossSelf ?? 0] as const) }] : []),
   ]);
   const pictures = r.pictures.map((p) => `<figure><img alt="${escape(p.caption)}" src="data:image/png;base64,${p.png.toString('base64')}"/><figcaption>${escape(p.caption)}</figcaption></figure>`).join('\n');
   const settings = Object.entries(r.settings)

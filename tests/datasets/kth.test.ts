@@ -5,7 +5,6 @@
  * zip and a zip entry escaping its folder are named.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +15,8 @@ import { main } from '../../cli/main.ts';
 import { findDataset, type DatasetClip } from '../../datasets/index.ts';
 import { parseSequences } from '../../datasets/kth.ts';
 import { unwrap } from '../../pipeline/operators/unwrap.ts';
-import { decodeVideoBytes, ffmpegPath } from '../../stages/io/video.ts';
+import { decodeVideoBytes } from '../../stages/io/video.ts';
+import { kthAvi, writeKthFixture, type KthVideo } from '../fixtures/kth.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'st-inpaint-kth-'));
 const data = join(scratch, 'kth');
@@ -26,20 +26,10 @@ const VIDEOS = [
   { action: 'boxing', name: 'person01_boxing_d1', frames: 60, ranges: [[1, 25], [26, 60]] },
   { action: 'boxing', name: 'person22_boxing_d2', frames: 30, ranges: [[5, 12]] },
   { action: 'walking', name: 'person11_walking_d3', frames: 40, ranges: [[1, 20], [21, 40]] },
-] as const;
-const avi = (name: string): string => join(scratch, `${name}_uncomp.avi`);
+] as const satisfies readonly KthVideo[];
+const avi = (name: string): string => kthAvi(scratch, name);
 
-before(() => {
-  mkdirSync(data);
-  for (const [i, v] of VIDEOS.entries()) {
-    execFileSync(ffmpegPath(), ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc=size=160x120:rate=25,hue=h=${i * 40}`, '-frames:v', String(v.frames), '-c:v', 'mpeg4', '-q:v', '3', avi(v.name)]);
-  }
-  for (const action of ['boxing', 'walking']) {
-    const files = Object.fromEntries(VIDEOS.filter((v) => v.action === action).map((v) => [`${action}/${v.name}_uncomp.avi`, readFileSync(avi(v.name))]));
-    writeFileSync(join(data, `${action}.zip`), zipSync(files));
-  }
-  writeFileSync(join(data, '00sequences.txt'), ['Sequences of KTH (fixture)', '', ...VIDEOS.map((v) => `${v.name}\t\tframes\t${v.ranges.map(([a, b]) => `${a}-${b}`).join(', ')}`)].join('\n'));
-});
+before(() => writeKthFixture(scratch, data, VIDEOS));
 
 async function clips(location: string, options: Record<string, unknown>): Promise<DatasetClip[]> {
   return lastValueFrom(findDataset('kth').open(options, location).clips.pipe(unwrap(), toArray()));

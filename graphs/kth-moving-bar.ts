@@ -1,0 +1,4 @@
+/** The paper's kth / moving-vertical-bar experiment (method.md §8); the composition is graphs/lib/experiment.ts. */
+import { experiment } from './lib/experiment.ts';
+
+export default experiment(import.meta.url, { name: 'kth-moving-bar', dataset: 'kth', occlusion: 'moving-vertical-bar', frames: 35 });

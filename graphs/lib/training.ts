@@ -1,0 +1,211 @@
+/**
+ * What every training graph shares once it has clean clips: occlude → Arrow frame batches →
+ * train → every K iterations and at the end the model and the baselines on held-out clips →
+ * previews, checkpoints and `report.html`. The demo and the paper's experiments differ only in
+ * where their clean clips come from and in their settings.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { Observable, from, mergeMap } from 'rxjs';
+import { describeSelection, selectBackend } from '../../pipeline/backend.ts';
+import { latestCheckpoint, readCheckpointState } from '../../pipeline/checkpoint.ts';
+import { FrameBatchPool, encodeFrameBatch, type Clip, type FrameBatchSpec } from '../../pipeline/frame-batch.ts';
+import type { RunContext } from '../../pipeline/graph.ts';
+import type { Leased } from '../../pipeline/credit.ts';
+import { UsageError } from '../../pipeline/errors.ts';
+import { batch } from '../../pipeline/operators/batch.ts';
+import { unwrap } from '../../pipeline/operators/unwrap.ts';
+import { trainGan, type Trainer } from '../../stages/gan/train.ts';
+import { DataParallelTrainer } from '../../stages/gan/parallel.ts';
+import { GanTrainer, type TrainerState } from '../../stages/gan/trainer.ts';
+import type { OcclusionChoice } from '../../stages/occlusion/index.ts';
+import { occlude } from '../../stages/occlusion/occlude.ts';
+import { MaskSampler, applyMask, clipRandom, fillValue } from '../../stages/occlusion/process.ts';
+import { Random } from '../../stages/random.ts';
+import { HeldOutEvaluation, inpaintClips, toUnit, type HeldOutClip } from '../../stages/eval/evaluate.ts';
+import { BASELINES, type Baseline } from '../../stages/eval/baselines.ts';
+import type { MetricRow } from '../../stages/eval/metrics.ts';
+import { metricsText, writeReport, type ReportInput } from '../../stages/sinks/report.ts';
+import { maskRow, stripPng, writeStrip } from '../../stages/sinks/png-strip.ts';
+
+/** The settings every training graph has (as CLI options, with their graph's defaults). */
+export interface TrainingSettings {
+  readonly steps: number;
+  readonly batch: number;
+  readonly base: number;
+  readonly 'learning-rate': number;
+  readonly 'd-learning-rate': number;
+  readonly 'self-supervised': number;
+  readonly backend: string;
+  readonly seed: number;
+  readonly 'checkpoint-every': number;
+  readonly threads: number;
+  readonly 'eval-every': number;
+  readonly 'eval-clips': number;
+}
+
+export interface TrainingPlan {
+  /** The report's heading. */
+  readonly title: string;
+  /** Shape, pixel type and range of the clean clips the model trains on. */
+  readonly spec: FrameBatchSpec;
+  readonly occlusion: OcclusionChoice;
+  /**
+   * `count` clean training clips from stream position `start` (a resumed run starts where its
+   * checkpoint left off: the same clips an uninterrupted run would have seen from there).
+   */
+  readonly clean: (start: number, count: number) => Observable<Leased<Clip>>;
+  /** Clean held-out clips (at most `eval-clips` of them), in the model's shape. */
+  readonly heldOut: () => Promise<readonly Clip[]>;
+  /** Baselines scored beside the model (default: DINEOF, temporal interpolation, mean fill). */
+  readonly baselines?: ReadonlyArray<readonly [string, Baseline]>;
+  /** Settings shown in the report besides the graph's parameters. */
+  readonly settings?: Readonly<Record<string, unknown>>;
+}
+
+/** Where a resumed run left off: the clips its newest checkpoint had consumed. */
+export function resumePosition({ runDir, resume }: RunContext): number {
+  const latest = resume ? latestCheckpoint(join(runDir, 'checkpoints')) : undefined;
+  return latest ? readCheckpointState<TrainerState>(latest.path).state.position : 0;
+}
+
+/** Observed held-out clips in [0, 1] with their clean pixels, under the run's occlusion. */
+export async function observeHeldOut(clips: readonly Clip[], spec: FrameBatchSpec, { process, options }: OcclusionChoice, seed: number): Promise<HeldOutClip[]> {
+  const drawer = await process.prepare(options as never, spec.shape);
+  const fill = fillValue(process, spec.range);
+  return clips.map((clip) => {
+    const mask = drawer.draw(clipRandom(seed, clip.id, process.name, options));
+    return { id: clip.id, mask, observed: toUnit(applyMask(clip.frames, mask, spec.shape.channels, fill), spec.range), truth: toUnit(clip.frames, spec.range) };
+  });
+}
+
+/** The stage chain from clean clips to the report; emits step and evaluation records. */
+export function trainAndReport(p: TrainingSettings, { runDir, log, resume }: RunContext, plan: TrainingPlan): Observable<object> {
+  const { spec, occlusion } = plan;
+  const shape = spec.shape;
+  const checkpoints = join(runDir, 'checkpoints');
+  const start = resumePosition({ runDir, resume } as RunContext);
+  const pool = new FrameBatchPool();
+
+  let backendLine = '';
+  const createTrainer = async (): Promise<Trainer> => {
+    const selection = await selectBackend(p.backend);
+    const cpuBackend = selection.backend === 'wasm' || selection.backend === 'cpu';
+    const threads = p.threads === 0 ? (cpuBackend && p.batch >= 2 && availableParallelism() >= 2 ? 2 : 1) : p.threads;
+    if (threads === 2 && p.batch < 2) throw new UsageError(`--threads 2 needs --batch of at least 2, got ${p.batch}`);
+    backendLine = `${describeSelection(selection)}; ${threads} training thread${threads === 2 ? 's (data-parallel)' : ''}`;
+    log(backendLine);
+    const drawer = await occlusion.process.prepare(occlusion.options as never, shape);
+    const options = {
+      config: { base: p.base, channels: shape.channels, frames: shape.frames, height: shape.height, width: shape.width, extraBlock: false },
+      seed: p.seed,
+      fill: fillValue(occlusion.process, [-1, 1]),
+      timeDependent: occlusion.process.timeDependent,
+      sampler: new MaskSampler(drawer, shape, Random.fromKey(p.seed, 'fresh-masks')),
+      learningRate: p['learning-rate'],
+      discriminatorLearningRate: p['d-learning-rate'],
+      selfSupervisedWeight: p['self-supervised'],
+    };
+    return threads === 2 ? DataParallelTrainer.start(options, selection.backend) : new GanTrainer(options);
+  };
+
+  // Held-out clips under the same occlusion; the baselines are scored once.
+  let heldOut: HeldOutEvaluation | undefined;
+  const heldOutClips = async (): Promise<HeldOutEvaluation> => {
+    if (heldOut) return heldOut;
+    const clips = await observeHeldOut(await plan.heldOut(), spec, occlusion, p.seed);
+    if (clips.length === 0) throw new UsageError('no held-out test clips to evaluate on (the test split is empty)');
+    log(`evaluation: ${clips.length} held-out test clips; computing the baselines once`);
+    return (heldOut = new HeldOutEvaluation(clips, shape, plan.baselines ?? BASELINES));
+  };
+  let pictures: ReportInput['pictures'] = [];
+  const evaluate = async (trainer: Trainer, record: { step: number }): Promise<{ rows: MetricRow[] } | undefined> => {
+    const every = p['eval-every'];
+    if (record.step !== p.steps && (every === 0 || record.step % every !== 0)) return undefined;
+    const held = await heldOutClips();
+    const result = held.score(inpaintClips(held.clips, shape, (y, m) => trainer.inpaint(y, m)));
+    // Pictures of the first clips: observed, mask, model, baselines, truth.
+    const unit = [0, 1] as const;
+    pictures = await Promise.all(
+      held.clips.slice(0, 4).map(async (c, i) => {
+        const rows = [{ pixels: c.observed, range: unit }, maskRow(c.mask), ...[...result.outputs.values()].map((o) => ({ pixels: o[i]!, range: unit })), { pixels: c.truth, range: unit }];
+        const png = await stripPng(rows, shape);
+        return { caption: `${c.id}: observed, mask, ${[...result.outputs.keys()].join(', ')}, truth`, png };
+      }),
+    );
+    await writeStrip(join(runDir, 'previews', `step-${record.step}.png`), [{ pixels: held.clips[0]!.observed, range: unit }, { pixels: result.outputs.get('model')![0]!, range: unit }, { pixels: held.clips[0]!.truth, range: unit }], shape);
+    const model = result.rows.find((r) => r.method === 'model')!;
+    log(`evaluation at step ${record.step}: model masked MAE ${model.values.mae.mean.toFixed(4)}`);
+    return { rows: result.rows };
+  };
+
+  // The report covers the whole run: records of an earlier session of it (before --resume)
+  // come from its metrics file.
+  const started = performance.now();
+  const earlier = readRecords(join(runDir, 'metrics.jsonl'));
+  const steps = earlier.steps;
+  const evaluations = earlier.evaluations;
+  const report = async (): Promise<void> => {
+    const path = join(runDir, 'report.html');
+    await writeReport(path, {
+      title: plan.title,
+      runDir,
+      backend: backendLine || 'backend not started',
+      settings: { ...p, ...plan.settings },
+      steps,
+      evaluations,
+      pictures,
+      elapsedSeconds: (performance.now() - started) / 1000,
+    });
+    const last = evaluations[evaluations.length - 1];
+    if (last) log(`held-out metrics at step ${last.step}:\n${metricsText(last.rows)}`);
+    log(`report: ${path}`);
+  };
+
+  return plan.clean(start, Math.max(0, p.steps * p.batch - start)).pipe(
+    occlude(occlusion, { seed: p.seed, spec }),
+    batch('batch-clips', p.batch, (clips: Clip[]) => encodeFrameBatch(spec, clips, pool), { recycle: (b) => pool.recycle(b) }),
+    trainGan({ createTrainer, checkpoints, checkpointEvery: p['checkpoint-every'], resume, log, evaluate }),
+    unwrap(),
+    mergeMap(({ evaluation, ...record }) => {
+      steps.push({ step: record.step, lossG: record.lossG, lossD: record.lossD, lossSelf: record.lossSelf });
+      const out: object[] = [{ type: 'step', ...record }];
+      if (evaluation) {
+        const e = { step: record.step, rows: (evaluation as { rows: MetricRow[] }).rows };
+        evaluations.push(e);
+        out.push({ type: 'evaluation', ...e });
+      }
+      return from(out);
+    }),
+    (records) =>
+      new Observable<object>((subscriber) =>
+        records.subscribe({
+          next: (r) => subscriber.next(r),
+          error: (err: unknown) => subscriber.error(err),
+          // The report is written once the last record has passed, before the run ends.
+          complete: () => void report().then(() => subscriber.complete(), (err: unknown) => subscriber.error(err)),
+        }),
+      ),
+  );
+}
+
+type StepPoint = ReportInput['steps'][number];
+
+/** Step and evaluation records already in a run's metrics file (an earlier session of a resumed run). */
+function readRecords(path: string): { steps: StepPoint[]; evaluations: Array<{ step: number; rows: MetricRow[] }> } {
+  const steps: StepPoint[] = [];
+  const evaluations: Array<{ step: number; rows: MetricRow[] }> = [];
+  if (!existsSync(path)) return { steps, evaluations };
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const r = JSON.parse(line) as { type?: string; step?: number; lossG?: number; lossD?: number; lossSelf?: number; rows?: MetricRow[] };
+      if (r.type === 'step' && typeof r.step === 'number') steps.push({ step: r.step, lossG: r.lossG ?? NaN, lossD: r.lossD ?? NaN, lossSelf: r.lossSelf ?? 0 });
+      if (r.type === 'evaluation' && typeof r.step === 'number' && r.rows) evaluations.push({ step: r.step, rows: r.rows });
+    } catch {
+      // A torn last line of a crashed session: the records before it still count.
+    }
+  }
+  return { steps, evaluations };
+}
