@@ -9,6 +9,7 @@ import { readShards } from '../stages/sinks/shards.ts';
 import type { Source } from '../pipeline/stage.ts';
 import { bairClips, bairOptions } from './bair.ts';
 import { kthClips, kthOptions } from './kth.ts';
+import { sstClips, sstOptions } from './sst.ts';
 import { checkSyntheticOptions, syntheticOptions, syntheticSource, syntheticSpec, type DatasetClip } from './synthetic.ts';
 
 export type { DatasetClip, Split } from './synthetic.ts';
@@ -74,10 +75,21 @@ const kth: Dataset = {
   },
 };
 
-export const DATASETS: ReadonlyMap<string, Dataset> = new Map([synthetic, shards, bair, kth].map((d) => [d.name, d]));
+const sst: Dataset = {
+  name: 'sst',
+  description: 'sea-surface temperature: Copernicus Marine NetCDF-4 files (a file or folder), 24-hour sequences, 64×64 crops, normalised per sequence',
+  options: sstOptions,
+  channels: 1,
+  needsSource: true,
+  open(given, source) {
+    return sstClips(source!, given);
+  },
+};
+
+export const DATASETS: ReadonlyMap<string, Dataset> = new Map([synthetic, shards, bair, kth, sst].map((d) => [d.name, d]));
 
 /** Planned datasets (issue 3), named so that asking for one says so rather than "unknown". */
-const PLANNED = ['faceforensics', 'sst'];
+const PLANNED = ['faceforensics'];
 
 export function findDataset(name: string): Dataset {
   const dataset = DATASETS.get(name);

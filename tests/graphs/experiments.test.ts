@@ -5,14 +5,16 @@
  * error naming it; a resumed run continues the data where it stopped.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { main } from '../../cli/main.ts';
 import kthRaindrops from '../../graphs/kth-raindrops.ts';
+import sstClouds from '../../graphs/sst-clouds.ts';
 import { runGraph } from '../../pipeline/runner.ts';
 import { writeKthFixture } from '../fixtures/kth.ts';
+import { writeSstFixture } from '../fixtures/netcdf.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'st-inpaint-experiments-'));
 const data = join(scratch, 'kth');
@@ -42,6 +44,20 @@ test('every experiment of the paper is a graph', async () => {
   for (const dataset of ['kth', 'bair', 'faceforensics']) {
     for (const occlusion of ['raindrops', 'remove-pixel', 'moving-bar']) assert.match(names, new RegExp(`^${dataset}-${occlusion} `, 'm'));
   }
+  assert.match(names, /^sst-clouds /m);
+});
+
+test('sst-clouds trains on the 2018 sequences of NetCDF-4 files and scores the 2019 ones', async () => {
+  const sst = join(scratch, 'sst');
+  mkdirSync(sst);
+  await writeSstFixture(join(sst, 'a-2018.nc'), { start: new Date(Date.UTC(2018, 11, 20)), times: 60, depths: 1, height: 20, width: 20, celsius: (t, _d, y, x) => (y + x < 4 ? NaN : 24 + Math.sin(x / 5 + t / 10) + Math.cos(y / 7)) });
+  await writeSstFixture(join(sst, 'b-2019.nc'), { start: new Date(Date.UTC(2019, 0, 1)), times: 12, depths: 1, height: 20, width: 20, celsius: (t, _d, y, x) => 26 + Math.sin(x / 6 - t / 10) + Math.cos(y / 5) });
+  const run = await runGraph(sstClouds, { ...tiny, source: sst, 'dataset-option': 'val-sequences=2', frames: 6, threshold: 70 }, { ...quiet, runsDir: join(scratch, 'runs') });
+  const evaluations = records(run.runDir, 'evaluation') as Array<{ rows: Array<{ method: string; clips: number }> }>;
+  assert.deepEqual(evaluations.at(-1)!.rows.map((r) => [r.method, r.clips]), [['model', 2], ['dineof', 2], ['interpolation', 2], ['mean-fill', 2]]);
+  const html = readFileSync(join(run.runDir, 'report.html'), 'utf8');
+  assert.match(html, /b-2019\.nc@2019-01-01T00: observed/);
+  assert.doesNotMatch(html, /a-2018\.nc@/);
 });
 
 test('kth-raindrops trains on the train persons and scores the test person, with report and checkpoints; resume continues', async () => {

@@ -1,0 +1,114 @@
+/**
+ * Sea-surface temperature (method.md §6): hourly `thetao` of the NEMO model from Copernicus Marine,
+ * NetCDF-4 files the user downloaded (a file, or a folder of `.nc` files), cut into sequences of
+ * T = 24 consecutive hours, cropped to 64×64 grid cells, one depth level, each sequence normalised
+ * as (x − mean)/(3·std) over its sea cells (clamped to [−1, 1]), land cells set to 0.
+ *
+ * Splits by time, as the paper: sequences starting before `test-from` (2018) are train, of which
+ * the last `val-sequences` are validation; those from `test-from` on (2019-01 to 2019-06) are
+ * test. Each file is read a sequence at a time (hyperslabs), never whole.
+ *
+ * The request for the paper's data is in the README (product, variable, depth, region, period).
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { UsageError } from '../pipeline/errors.ts';
+import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
+import { resolveOptions } from '../pipeline/graph.ts';
+import { source } from '../pipeline/operators/source.ts';
+import type { Source } from '../pipeline/stage.ts';
+import { NetcdfFile } from '../stages/decode/netcdf.ts';
+import type { DatasetClip, Split } from './synthetic.ts';
+
+export const sstOptions = {
+  split: { type: 'string', default: 'all', choices: ['all', 'train', 'val', 'test'], describe: 'which split' },
+  frames: { type: 'number', default: 24, integer: true, min: 1, max: 10_000, describe: 'hours per sequence (T)' },
+  size: { type: 'number', default: 64, integer: true, min: 4, max: 4096, describe: 'crop height and width, grid cells' },
+  variable: { type: 'string', default: 'thetao', describe: 'the temperature variable, dimensions (time, depth, lat, lon) or (time, lat, lon)' },
+  depth: { type: 'number', default: 0, integer: true, min: 0, describe: 'depth level index (0: 0.494 m in the paper\'s product)' },
+  'test-from': { type: 'string', default: '2019-01-01', describe: 'sequences starting on or after this date (UTC) are the test split' },
+  'val-sequences': { type: 'number', default: 66, integer: true, min: 0, describe: 'the last N sequences before test-from are the validation split' },
+  'crop-y': { type: 'number', default: -1, integer: true, min: -1, describe: 'first grid row of the crop (-1: centred)' },
+  'crop-x': { type: 'number', default: -1, integer: true, min: -1, describe: 'first grid column of the crop (-1: centred)' },
+} as const;
+
+/** (x − mean)/(3·std) over the finite cells, clamped to [−1, 1]; NaN (land) → 0. */
+export function normaliseSequence(values: Float32Array): Float32Array {
+  let n = 0;
+  let sum = 0;
+  for (const v of values) if (Number.isFinite(v)) (n++, (sum += v));
+  const mean = n ? sum / n : 0;
+  let squares = 0;
+  for (const v of values) if (Number.isFinite(v)) squares += (v - mean) ** 2;
+  const scale = n > 1 ? 3 * Math.sqrt(squares / n) : 0;
+  const out = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    out[i] = !Number.isFinite(v) || scale === 0 ? 0 : Math.max(-1, Math.min(1, (v - mean) / scale));
+  }
+  return out;
+}
+
+interface Sequence {
+  readonly file: string;
+  readonly start: number;
+  readonly time: Date;
+}
+
+export function sstClips(location: string, given: Readonly<Record<string, unknown>>): { spec: FrameBatchSpec; clips: Source<DatasetClip> } {
+  const o = resolveOptions('dataset "sst"', sstOptions, given);
+  if (!existsSync(location)) throw new UsageError(`--source ${location}: no such file or folder`);
+  const files = statSync(location).isDirectory() ? readdirSync(location).filter((f) => /\.nc4?$/i.test(f)).sort().map((f) => join(location, f)) : [location];
+  if (files.length === 0) throw new UsageError(`--source ${location}: no .nc files in it`);
+  const testFrom = Date.parse(o['test-from']);
+  if (Number.isNaN(testFrom)) throw new UsageError(`dataset "sst": --test-from "${o['test-from']}" is not a date`);
+  const T = o.frames;
+  const S = o.size;
+  const spec: FrameBatchSpec = { shape: { frames: T, height: S, width: S, channels: 1 }, pixelType: 'float32', range: [-1, 1] };
+
+  const clips = source('sst', async function* () {
+    // Every file's sequences first (times only), so that the split can count from the end of the train years.
+    const sequences: Sequence[] = [];
+    for (const file of files) {
+      const nc = await NetcdfFile.open(file);
+      try {
+        const times = nc.times('time');
+        for (let start = 0; start + T <= times.length; start += T) sequences.push({ file, start, time: times[start]! });
+      } finally {
+        nc.close();
+      }
+    }
+    sequences.sort((a, b) => a.time.getTime() - b.time.getTime() || a.file.localeCompare(b.file));
+    const before = sequences.filter((s) => s.time.getTime() < testFrom).length;
+    if (o.split === 'train' && before <= o['val-sequences']) {
+      throw new UsageError(`dataset "sst" at ${location}: ${before} sequences of ${T} hours start before ${o['test-from']}, and the last ${o['val-sequences']} are validation: none is left to train on (set --dataset-option val-sequences=N)`);
+    }
+    const splitOf = (s: Sequence, rank: number): Split => (s.time.getTime() >= testFrom ? 'test' : rank >= before - o['val-sequences'] ? 'val' : 'train');
+
+    let open: NetcdfFile | undefined;
+    try {
+      for (const [rank, s] of sequences.entries()) {
+        const split = splitOf(s, rank);
+        if (o.split !== 'all' && split !== o.split) continue;
+        if (open?.path !== s.file) {
+          open?.close();
+          open = await NetcdfFile.open(s.file);
+        }
+        const shape = open.shape(o.variable);
+        if (shape.length !== 3 && shape.length !== 4) throw new UsageError(`${s.file}: "${o.variable}" has ${shape.length} dimensions; expected (time, [depth,] lat, lon)`);
+        const [H, W] = shape.slice(-2) as [number, number];
+        if (H < S || W < S) throw new UsageError(`${s.file}: the grid is ${H}×${W}, smaller than the ${S}×${S} crop`);
+        const y0 = o['crop-y'] >= 0 ? o['crop-y'] : Math.floor((H - S) / 2);
+        const x0 = o['crop-x'] >= 0 ? o['crop-x'] : Math.floor((W - S) / 2);
+        if (y0 + S > H || x0 + S > W) throw new UsageError(`${s.file}: a ${S}×${S} crop at row ${y0}, column ${x0} leaves the ${H}×${W} grid`);
+        if (shape.length === 4 && o.depth >= shape[1]!) throw new UsageError(`${s.file}: depth index ${o.depth} out of ${shape[1]} levels`);
+        const ranges: Array<[number, number]> = [[s.start, s.start + T], ...(shape.length === 4 ? [[o.depth, o.depth + 1] as [number, number]] : []), [y0, y0 + S], [x0, x0 + S]];
+        const values = open.read(o.variable, ranges);
+        yield { id: `${basename(s.file)}@${s.time.toISOString().slice(0, 13)}`, split, frames: normaliseSequence(values) } satisfies DatasetClip;
+      }
+    } finally {
+      open?.close();
+    }
+  });
+  return { spec, clips };
+}
