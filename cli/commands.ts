@@ -15,7 +15,7 @@ import { runGraph } from '../pipeline/runner.ts';
 import { MANIFEST, readManifest, writeShards, type ExportRow } from '../stages/sinks/shards.ts';
 import { source } from '../pipeline/operators/source.ts';
 import { unwrap } from '../pipeline/operators/unwrap.ts';
-import { RunningSummary } from '../pipeline/telemetry.ts';
+import { RunningSummary, Telemetry, metered } from '../pipeline/telemetry.ts';
 import { findOcclusion, occludedFraction, occlusionOptions, type OcclusionChoice } from '../stages/occlusion/index.ts';
 import { occlude } from '../stages/occlusion/occlude.ts';
 import { maskRow, writeStrip } from '../stages/sinks/png-strip.ts';
@@ -49,6 +49,8 @@ interface DatasetArgs {
   readonly source?: string;
   readonly seed: number;
   readonly datasetOptions?: readonly string[];
+  /** A clip that cannot be read: stop (default) or drop it, logged and counted. */
+  readonly onError?: 'fail' | 'skip';
   readonly occlusion?: string;
   readonly occlusionOptions?: readonly string[];
 }
@@ -58,7 +60,7 @@ function openObserved(args: DatasetArgs) {
   if (dataset.needsSource && !args.source) throw new UsageError(`dataset "${dataset.name}" needs --source (a URL or a path)`);
   const given = parseOptionPairs(`dataset "${dataset.name}"`, dataset.options, args.datasetOptions ?? []);
   const occlusion = occlusionFromArgs(args.occlusion, args.occlusionOptions);
-  const { spec, clips } = dataset.open(given, args.source);
+  const { spec, clips } = dataset.open(given, args.source, { onError: args.onError ?? 'fail' });
   const observed = occlusion ? clips.pipe(occlude(occlusion, { seed: args.seed, spec })) : clips;
   return { dataset, given, occlusion, spec, observed };
 }
@@ -73,23 +75,36 @@ export async function peek(args: PeekArgs, io: Io): Promise<void> {
   const { spec, observed } = openObserved(args);
   const { frames, height, width, channels } = spec.shape;
   if (!args.json) io.out(['id', 'split', 'T×H×W×C', 'mean', 'std', 'occluded'].join('\t'));
-  await lastValueFrom(
-    observed.pipe(
-      unwrap(),
-      take(args.clips),
-      tap((clip) => {
-        const { mean, std } = pixelStats(clip, spec.range);
-        const split = (clip as Clip & { split?: string }).split ?? 'all';
-        const occluded = clip.mask ? occludedFraction(clip.mask) : undefined;
-        if (args.json) {
-          io.out(JSON.stringify({ id: clip.id, split, frames, height, width, channels, mean, std, ...(occluded !== undefined && { occluded }) }));
-        } else {
-          io.out([clip.id, split, `${frames}×${height}×${width}×${channels}`, mean.toFixed(4), std.toFixed(4), ...(occluded !== undefined ? [occluded.toFixed(4)] : [])].join('\t'));
-        }
-      }),
-    ),
-    { defaultValue: undefined },
-  );
+  // Clips dropped under --on-error skip are named on stderr as they happen, and counted at the end.
+  const telemetry = new Telemetry();
+  let skipped = 0;
+  const events = telemetry.events$.subscribe((e) => {
+    if (e.kind !== 'skipped') return;
+    skipped += 1;
+    io.err(`skipped: ${e.message}`);
+  });
+  try {
+    await lastValueFrom(
+      metered(telemetry, observed).pipe(
+        unwrap(),
+        take(args.clips),
+        tap((clip) => {
+          const { mean, std } = pixelStats(clip, spec.range);
+          const split = (clip as Clip & { split?: string }).split ?? 'all';
+          const occluded = clip.mask ? occludedFraction(clip.mask) : undefined;
+          if (args.json) {
+            io.out(JSON.stringify({ id: clip.id, split, frames, height, width, channels, mean, std, ...(occluded !== undefined && { occluded }) }));
+          } else {
+            io.out([clip.id, split, `${frames}×${height}×${width}×${channels}`, mean.toFixed(4), std.toFixed(4), ...(occluded !== undefined ? [occluded.toFixed(4)] : [])].join('\t'));
+          }
+        }),
+      ),
+      { defaultValue: undefined },
+    );
+  } finally {
+    events.unsubscribe();
+  }
+  if (skipped > 0) io.err(`${skipped} element${skipped === 1 ? '' : 's'} skipped (--on-error skip)`);
 }
 
 export interface PreviewArgs {

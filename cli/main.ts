@@ -53,12 +53,13 @@ function datasetArgs<T>(y: Argv<T>) {
     .positional('dataset', { type: 'string', demandOption: true, describe: `a dataset: ${[...DATASETS.keys()].join(', ')}` })
     .option('source', { type: 'string', describe: 'URL or path of the raw data (not needed for the embedded synthetic set)' })
     .option('dataset-option', { type: 'string', array: true, describe: 'a dataset option, key=value (repeatable)' })
+    .option('on-error', { type: 'string', choices: ['fail', 'skip'] as const, default: 'fail', describe: 'a clip that cannot be read: stop with its name (fail), or drop it, log it and go on (skip)' })
     .options(occlusionArgs);
 }
 
 /** The parsed arguments `datasetArgs` declares, as the command functions take them. */
-function datasetValues(args: { dataset: string; source?: string; seed: number; 'dataset-option'?: string[]; occlusion?: string; 'occlusion-option'?: string[] }) {
-  return { dataset: args.dataset, source: args.source, seed: args.seed, datasetOptions: args['dataset-option'], occlusion: args.occlusion, occlusionOptions: args['occlusion-option'] };
+function datasetValues(args: { dataset: string; source?: string; seed: number; 'dataset-option'?: string[]; 'on-error'?: string; occlusion?: string; 'occlusion-option'?: string[] }) {
+  return { dataset: args.dataset, source: args.source, seed: args.seed, datasetOptions: args['dataset-option'], onError: args['on-error'] === 'skip' ? ('skip' as const) : ('fail' as const), occlusion: args.occlusion, occlusionOptions: args['occlusion-option'] };
 }
 
 const stdio: Io = {

@@ -14,7 +14,7 @@ import { Readable } from 'node:stream';
 import { UsageError } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions } from '../pipeline/graph.ts';
-import { source } from '../pipeline/operators/source.ts';
+import { source, type SourceOptions } from '../pipeline/operators/source.ts';
 import type { Source } from '../pipeline/stage.ts';
 import { TFRecordParser, decodeExample } from '../stages/decode/tfrecord.ts';
 import { httpChunks } from '../stages/io/fetch.ts';
@@ -42,11 +42,11 @@ function bytesOf(location: string): Readable {
 }
 
 /** Clips of a BAIR-format tar. */
-export function bairClips(location: string, given: Readonly<Record<string, unknown>>): { spec: FrameBatchSpec; clips: Source<DatasetClip> } {
+export function bairClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Source<DatasetClip> } {
   const o = resolveOptions('dataset "bair"', bairOptions, given);
   const T = o.frames;
   const spec: FrameBatchSpec = { shape: { frames: T, height: 64, width: 64, channels: 3 }, pixelType: 'uint8', range: [0, 255] };
-  const clips = source('bair', async function* () {
+  const clips = source('bair', async function* ({ skip }) {
     const input = bytesOf(location);
     let entry = '';
     let parser: TFRecordParser | undefined;
@@ -59,21 +59,41 @@ export function bairClips(location: string, given: Readonly<Record<string, unkno
         parser = new TFRecordParser(`${location}:${entry}`);
         index = 0;
       }
+      // After a framing error (bad length CRC, truncation) the rest of the entry cannot be cut
+      // into records: under --on-error skip it is dropped and the next entry read.
+      if (!parser) continue;
       const split = match[1] as Split;
-      for (const record of parser!.push(chunk.bytes)) {
-        const features = decodeExample(record.data);
-        const frames = new Uint8Array(T * SIZE);
-        for (let t = 0; t < T; t++) {
-          const key = `${Math.min(t, RECORDED - 1)}/${o.camera}/encoded`;
-          const f = features.get(key);
-          const bytes = f && 'bytes' in f ? f.bytes[0] : undefined;
-          if (!bytes || bytes.length !== SIZE) throw new Error(`${location}:${entry} record ${index} (byte ${record.offset}): feature "${key}" is ${bytes ? `${bytes.length} bytes` : 'missing'}, expected ${SIZE}`);
-          frames.set(bytes, t * SIZE);
-        }
-        yield { id: `${entry}#${index++}`, split, frames } satisfies DatasetClip;
+      let records: ReturnType<TFRecordParser['push']>;
+      try {
+        records = [...parser.push(chunk.bytes)];
+        if (chunk.last) parser.end();
+      } catch (err) {
+        parser = undefined;
+        skip({ file: location, entry }, err);
+        continue;
       }
-      if (chunk.last) parser!.end();
+      for (const record of records) {
+        const id = `${entry}#${index++}`;
+        try {
+          yield { id, split, frames: bairFrames(decodeExample(record.data), T, o.camera, `record ${index - 1} (byte ${record.offset})`) } satisfies DatasetClip;
+        } catch (err) {
+          skip({ clip: id, file: location, entry }, err);
+        }
+      }
     }
-  });
+  }, stage);
   return { spec, clips };
+}
+
+/** The T frames of one Example (the last recorded one repeated past 30). */
+function bairFrames(features: ReturnType<typeof decodeExample>, T: number, camera: string, where: string): Uint8Array {
+  const frames = new Uint8Array(T * SIZE);
+  for (let t = 0; t < T; t++) {
+    const key = `${Math.min(t, RECORDED - 1)}/${camera}/encoded`;
+    const f = features.get(key);
+    const bytes = f && 'bytes' in f ? f.bytes[0] : undefined;
+    if (!bytes || bytes.length !== SIZE) throw new Error(`${where}: feature "${key}" is ${bytes ? `${bytes.length} bytes` : 'missing'}, expected ${SIZE}`);
+    frames.set(bytes, t * SIZE);
+  }
+  return frames;
 }

@@ -7,6 +7,7 @@ import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions, type ParamSpecs } from '../pipeline/graph.ts';
 import { readShards } from '../stages/sinks/shards.ts';
 import type { Source } from '../pipeline/stage.ts';
+import type { SourceOptions } from '../pipeline/operators/source.ts';
 import { bairClips, bairOptions } from './bair.ts';
 import { kthClips, kthOptions } from './kth.ts';
 import { sstClips, sstOptions } from './sst.ts';
@@ -23,8 +24,11 @@ export interface Dataset {
   readonly channels?: number;
   /** Whether `--source` must be given (an embedded dataset has none). */
   readonly needsSource: boolean;
-  /** Checks the options and opens the clips, preprocessed, with their splits. */
-  open(given: Readonly<Record<string, unknown>>, source?: string): { spec: FrameBatchSpec; clips: Source<DatasetClip> };
+  /**
+   * Checks the options and opens the clips, preprocessed, with their splits. `stage.onError`
+   * `skip` drops a clip that cannot be read (logged and counted); `fail` (default) stops there.
+   */
+  open(given: Readonly<Record<string, unknown>>, source?: string, stage?: SourceOptions): { spec: FrameBatchSpec; clips: Source<DatasetClip> };
 }
 
 const synthetic: Dataset = {
@@ -59,8 +63,8 @@ const bair: Dataset = {
   options: bairOptions,
   channels: 3,
   needsSource: true,
-  open(given, source) {
-    return bairClips(source!, given);
+  open(given, source, stage) {
+    return bairClips(source!, given, stage);
   },
 };
 
@@ -70,8 +74,8 @@ const kth: Dataset = {
   options: kthOptions,
   channels: 1,
   needsSource: true,
-  open(given, source) {
-    return kthClips(source!, given);
+  open(given, source, stage) {
+    return kthClips(source!, given, stage);
   },
 };
 
@@ -81,8 +85,8 @@ const sst: Dataset = {
   options: sstOptions,
   channels: 1,
   needsSource: true,
-  open(given, source) {
-    return sstClips(source!, given);
+  open(given, source, stage) {
+    return sstClips(source!, given, stage);
   },
 };
 

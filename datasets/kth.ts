@@ -13,7 +13,7 @@ import { basename, dirname, join } from 'node:path';
 import { UsageError } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions } from '../pipeline/graph.ts';
-import { source } from '../pipeline/operators/source.ts';
+import { source, type SourceOptions } from '../pipeline/operators/source.ts';
 import type { Source } from '../pipeline/stage.ts';
 import { decodeVideoBytes } from '../stages/io/video.ts';
 import { zipEntries } from '../stages/io/zip.ts';
@@ -52,7 +52,7 @@ export function parseSequences(text: string, file: string): Map<string, Array<[n
   return out;
 }
 
-export function kthClips(location: string, given: Readonly<Record<string, unknown>>): { spec: FrameBatchSpec; clips: Source<DatasetClip> } {
+export function kthClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Source<DatasetClip> } {
   const o = resolveOptions('dataset "kth"', kthOptions, given);
   if (!existsSync(location)) throw new UsageError(`--source ${location}: no such file or folder`);
   const folder = statSync(location).isDirectory();
@@ -69,7 +69,7 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
     const u = Random.fromKey('kth-split', o.seed, id).uniform(0, 1);
     return u < 0.05 ? 'val' : u < 0.1 ? 'test' : 'train';
   };
-  const clips = source('kth', async function* () {
+  const clips = source('kth', async function* ({ skip }) {
     for (const zip of zips) {
       for await (const entry of zipEntries(zip)) {
         const video = basename(entry.path).replace(/_uncomp\.avi$|\.avi$/i, '');
@@ -78,17 +78,27 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
         const ids = ranges.map((_, k) => `${video}#${k}`);
         const wanted = ids.map((id) => splitOf(video, id)).map((s) => o.split === 'all' || s === o.split);
         if (!wanted.some(Boolean)) continue;
-        const frames = await decodeVideoBytes(entry.bytes, `${zip}:${entry.path}`, { width: S, height: S, pixFmt: 'gray' });
+        let frames: Uint8Array[];
+        try {
+          frames = await decodeVideoBytes(entry.bytes, `${zip}:${entry.path}`, { width: S, height: S, pixFmt: 'gray' });
+        } catch (err) {
+          // A corrupt video: under --on-error skip its clips are dropped and counted.
+          skip({ file: zip, entry: entry.path }, err);
+          continue;
+        }
         for (const [k, [start, end]] of ranges.entries()) {
           if (!wanted[k]) continue;
           const last = Math.min(end, frames.length);
-          if (start > last) throw new Error(`${zip}:${entry.path}: 00sequences.txt asks for frames ${start}-${end}, the video has ${frames.length}`);
+          if (start > last) {
+            skip({ clip: ids[k]!, file: zip, entry: entry.path }, new Error(`00sequences.txt asks for frames ${start}-${end}, the video has ${frames.length}`));
+            continue;
+          }
           const out = new Uint8Array(T * S * S);
           for (let t = 0; t < T; t++) out.set(frames[Math.min(start - 1 + t, last - 1)]!, t * S * S);
           yield { id: ids[k]!, split: splitOf(video, ids[k]!), frames: out } satisfies DatasetClip;
         }
       }
     }
-  });
+  }, stage);
   return { spec, clips };
 }

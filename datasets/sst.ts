@@ -15,7 +15,7 @@ import { basename, join } from 'node:path';
 import { UsageError } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions } from '../pipeline/graph.ts';
-import { source } from '../pipeline/operators/source.ts';
+import { source, type SourceOptions } from '../pipeline/operators/source.ts';
 import type { Source } from '../pipeline/stage.ts';
 import { NetcdfFile } from '../stages/decode/netcdf.ts';
 import type { DatasetClip, Split } from './synthetic.ts';
@@ -55,7 +55,7 @@ interface Sequence {
   readonly time: Date;
 }
 
-export function sstClips(location: string, given: Readonly<Record<string, unknown>>): { spec: FrameBatchSpec; clips: Source<DatasetClip> } {
+export function sstClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Source<DatasetClip> } {
   const o = resolveOptions('dataset "sst"', sstOptions, given);
   if (!existsSync(location)) throw new UsageError(`--source ${location}: no such file or folder`);
   const files = statSync(location).isDirectory() ? readdirSync(location).filter((f) => /\.nc4?$/i.test(f)).sort().map((f) => join(location, f)) : [location];
@@ -66,16 +66,20 @@ export function sstClips(location: string, given: Readonly<Record<string, unknow
   const S = o.size;
   const spec: FrameBatchSpec = { shape: { frames: T, height: S, width: S, channels: 1 }, pixelType: 'float32', range: [-1, 1] };
 
-  const clips = source('sst', async function* () {
+  const clips = source('sst', async function* ({ skip }) {
     // Every file's sequences first (times only), so that the split can count from the end of the train years.
     const sequences: Sequence[] = [];
     for (const file of files) {
-      const nc = await NetcdfFile.open(file);
+      let nc: NetcdfFile | undefined;
       try {
+        nc = await NetcdfFile.open(file);
         const times = nc.times('time');
         for (let start = 0; start + T <= times.length; start += T) sequences.push({ file, start, time: times[start]! });
+      } catch (err) {
+        // An unreadable file: under --on-error skip its sequences are dropped and counted.
+        skip({ file }, err);
       } finally {
-        nc.close();
+        nc?.close();
       }
     }
     sequences.sort((a, b) => a.time.getTime() - b.time.getTime() || a.file.localeCompare(b.file));
@@ -109,6 +113,6 @@ export function sstClips(location: string, given: Readonly<Record<string, unknow
     } finally {
       open?.close();
     }
-  });
+  }, stage);
   return { spec, clips };
 }

@@ -14,7 +14,7 @@
 import { BACKENDS } from '../../pipeline/backend.ts';
 import type { ClipShape, FrameBatchSpec } from '../../pipeline/frame-batch.ts';
 import { UsageError } from '../../pipeline/errors.ts';
-import { defineGraph, type GraphDefinition, type ParamSpecs, type ParamValues } from '../../pipeline/graph.ts';
+import { defineGraph, parseOptionPairs, type GraphDefinition, type ParamSpecs, type ParamValues } from '../../pipeline/graph.ts';
 import { source } from '../../pipeline/operators/source.ts';
 import { pull } from '../../pipeline/operators/pull.ts';
 import { findDataset, type Dataset, type DatasetClip } from '../../datasets/index.ts';
@@ -37,6 +37,7 @@ const fromPreset = (what: string): string => `(0: the preset's; paper ${PRESETS.
 export const EXPERIMENT_PARAMS = {
   source: { type: 'string', default: '', describe: "where the dataset is: a URL, file or folder (see `st-inpaint peek --help` and the README's dataset section)" },
   'dataset-option': { type: 'string', default: '', describe: 'dataset options as key=value,key=value (for example split-by=person for kth)' },
+  'on-error': { type: 'string', default: 'fail', choices: ['fail', 'skip'] as const, describe: 'a clip that cannot be read: stop with its name (fail), or drop it, log it and go on (skip)' },
   preset: { type: 'string', default: 'paper', choices: ['paper', 'cpu'] as const, describe: "the paper's settings, or a CPU-sized run" },
   steps: { type: 'number', default: 0, integer: true, min: 0, describe: `training iterations ${fromPreset('steps')}` },
   batch: { type: 'number', default: 0, integer: true, min: 0, describe: `clips per iteration ${fromPreset('batch')}` },
@@ -69,18 +70,6 @@ export interface ExperimentDefinition {
   readonly occlusionOptions?: (p: Readonly<Record<string, unknown>>) => Readonly<Record<string, unknown>>;
   /** Parameters this experiment adds (for example the cloud threshold). */
   readonly params?: ParamSpecs;
-}
-
-/** `key=value,key=value` → an options object (numbers and booleans converted). */
-export function parseOptionList(text: string, flag: string): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const eq = part.indexOf('=');
-    if (eq <= 0) throw new UsageError(`${flag}: "${part}" is not key=value`);
-    const value = part.slice(eq + 1);
-    out[part.slice(0, eq)] = value === 'true' ? true : value === 'false' ? false : value !== '' && Number.isFinite(Number(value)) ? Number(value) : value;
-  }
-  return out;
 }
 
 /** The settings of a run: the command line's, with 0 replaced by the preset's. */
@@ -137,9 +126,9 @@ export function defineExperiment(e: ExperimentDefinition): GraphDefinition {
       const p = settings(given);
       const dataset = findDataset(e.dataset);
       if (dataset.needsSource && !p.source) throw new UsageError(`graph "${e.name}" needs --source: where the ${e.dataset} data is (URL, file or folder)`);
-      const extra = parseOptionList(p['dataset-option'], '--dataset-option');
+      const extra = parseOptionPairs(`dataset "${e.dataset}"`, dataset.options, p['dataset-option'].split(',').map((o) => o.trim()).filter(Boolean));
       // Datasets that can produce the model's size and length themselves do (ffmpeg scales better than a second resampling).
-      const open = (split: string) => dataset.open({ ...shapeOptions(dataset, p), ...extra, split }, p.source || undefined);
+      const open = (split: string) => dataset.open({ ...shapeOptions(dataset, p), ...extra, split }, p.source || undefined, { onError: p['on-error'] });
       const native = open('test').spec;
       const target: ClipShape = { frames: p.frames, height: p.size, width: p.size, channels: native.shape.channels };
       const spec: FrameBatchSpec = { ...native, shape: target };

@@ -2,14 +2,26 @@
  * `source`: starts a graph from an iterable or async iterable, pulling the next item only when the
  * output edge has credit. A synchronous iterable is drained synchronously (deterministic under RxJS
  * virtual time); an async one has at most one `next()` outstanding. Unsubscribing calls the
- * iterator's `return()`, so a generator's `finally` blocks release what it opened.
+ * iterator's `return()`, so a generator's `finally` blocks release what it opened. An element that
+ * fails inside the source goes through `context.skip`, which applies the stage's error policy.
  */
 import { Observable } from 'rxjs';
 import type { Leased } from '../credit.ts';
+import { StageError, type ElementRef } from '../errors.ts';
 import { namedSource, type Source, type StageOptions } from '../stage.ts';
 import { Outlet, closeIterator, openIterator, type AnyIterator } from './internal.ts';
 
-export type SourceOptions = Omit<StageOptions<never>, 'onError' | 'describe'>;
+export type SourceOptions = Omit<StageOptions<never>, 'describe'>;
+
+/** What a source's `open` may use while it produces. */
+export interface SourceContext {
+  /**
+   * One element inside the source failed (a corrupt video in an archive, a record with a bad
+   * CRC): under the `skip` policy it is logged and counted and the source goes on; under `fail`
+   * (the default) this throws the StageError, naming the element, that stops the run.
+   */
+  skip(element: ElementRef, cause: unknown): void;
+}
 
 /**
  * @example
@@ -18,7 +30,7 @@ export type SourceOptions = Omit<StageOptions<never>, 'onError' | 'describe'>;
  * @param open called on each subscription; returns the items (a generator restarts per subscriber).
  * @returns a source that produces only against credit.
  */
-export function source<T>(name: string, open: () => Iterable<T> | AsyncIterable<T>, options: SourceOptions = {}): Source<T> {
+export function source<T>(name: string, open: (context: SourceContext) => Iterable<T> | AsyncIterable<T>, options: SourceOptions = {}): Source<T> {
   return namedSource(
     name,
     new Observable<Leased<T>>((subscriber) => {
@@ -70,7 +82,14 @@ export function source<T>(name: string, open: () => Iterable<T> | AsyncIterable<
       }
 
       try {
-        opened = openIterator(open());
+        opened = openIterator(
+          open({
+            skip(element, cause) {
+              if (outlet.policy !== 'skip') throw cause instanceof StageError ? cause : new StageError(name, element, cause);
+              outlet.meter.skip(new StageError(name, element, cause).message);
+            },
+          }),
+        );
       } catch (err) {
         outlet.fail(err, {});
         return;

@@ -16,6 +16,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 import tar from 'tar-stream';
 import { main } from '../../cli/main.ts';
 import { findDataset, type DatasetClip } from '../../datasets/index.ts';
+import { Telemetry, metered } from '../../pipeline/telemetry.ts';
 import { unwrap } from '../../pipeline/operators/unwrap.ts';
 import { encodeExample, encodeRecord, type Feature } from '../../stages/decode/tfrecord.ts';
 
@@ -129,4 +130,14 @@ test('a damaged record is named with its entry and byte offset', async () => {
   const damaged = join(scratch, 'damaged.tar');
   await packTar([{ path: FILES[0]!.path, bytes }], damaged);
   await assert.rejects(clipsOf(damaged), /damaged\.tar:softmotion30_44k\/train\/traj_0_to_255\.tfrecords at byte 0: bad data CRC/);
+
+  // Under the skip policy the damaged entry is dropped (its framing can no longer be trusted), counted, and the next entry read.
+  await packTar([{ path: FILES[0]!.path, bytes }, { path: FILES[1]!.path, bytes: tfrecords(1, FILES[1]!.records) }], damaged);
+  const telemetry = new Telemetry();
+  const skipped: string[] = [];
+  telemetry.events$.subscribe((e) => e.kind === 'skipped' && skipped.push(e.message));
+  const got = await lastValueFrom(metered(telemetry, findDataset('bair').open({}, damaged, { onError: 'skip' }).clips).pipe(unwrap(), toArray()));
+  assert.deepEqual(got.map((c) => c.id), expected().filter((c) => c.id.startsWith(FILES[1]!.path)).map((c) => c.id));
+  assert.equal(skipped.length, 1);
+  assert.match(skipped[0]!, /entry "softmotion30_44k\/train\/traj_0_to_255\.tfrecords": .*bad data CRC/);
 });

@@ -75,6 +75,17 @@ test('a corrupt video inside a zip, an escaping entry and a bad segmentation lin
   writeFileSync(join(bad, 'boxing.zip'), zipSync({ 'boxing/person01_boxing_d1_uncomp.avi': new TextEncoder().encode('not a video at all') }));
   writeFileSync(join(bad, '00sequences.txt'), 'person01_boxing_d1\t\tframes\t1-10\n');
   await assert.rejects(clips(bad, {}), /bad\/boxing\.zip:boxing\/person01_boxing_d1_uncomp\.avi: not a video ffmpeg can decode/);
+
+  // --on-error skip: the corrupt video's clips are dropped, named on stderr and counted; the good videos' clips come through.
+  writeFileSync(join(bad, 'walking.zip'), readFileSync(join(data, 'walking.zip')));
+  writeFileSync(join(bad, '00sequences.txt'), `person01_boxing_d1\t\tframes\t1-10\n${readFileSync(join(data, '00sequences.txt'), 'utf8')}`);
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(['peek', 'kth', '--source', bad, '--on-error', 'skip', '--clips', '10', '--json'], { out: (l) => out.push(l), err: (l) => err.push(l) });
+  assert.equal(code, 0);
+  assert.deepEqual(out.map((l) => (JSON.parse(l) as { id: string }).id), ['person11_walking_d3#0', 'person11_walking_d3#1']);
+  assert.match(err[0]!, /^skipped: stage "kth", file ".*bad\/boxing\.zip" entry "boxing\/person01_boxing_d1_uncomp\.avi": .*not a video ffmpeg can decode/);
+  assert.equal(err.at(-1), '1 element skipped (--on-error skip)');
   const evil = join(scratch, 'evil');
   mkdirSync(evil);
   writeFileSync(join(evil, 'boxing.zip'), zipSync({ '../escape.avi': new Uint8Array(3) }));
