@@ -11,6 +11,7 @@ import type { SourceOptions } from '../pipeline/operators/source.ts';
 import { bairClips, bairOptions } from './bair.ts';
 import { kthClips, kthOptions } from './kth.ts';
 import { sstClips, sstOptions } from './sst.ts';
+import { faceforensicsClips, faceforensicsOptions } from './faceforensics.ts';
 import { checkSyntheticOptions, syntheticOptions, syntheticSource, syntheticSpec, type DatasetClip } from './synthetic.ts';
 
 export type { DatasetClip, Split } from './synthetic.ts';
@@ -90,14 +91,21 @@ const sst: Dataset = {
   },
 };
 
-export const DATASETS: ReadonlyMap<string, Dataset> = new Map([synthetic, shards, bair, kth, sst].map((d) => [d.name, d]));
+const faceforensics: Dataset = {
+  name: 'faceforensics',
+  description: "FaceForensics++ originals: the user's folder of videos, face crops (detector weights in an npm package) to 64×64×3, 35 frames",
+  options: faceforensicsOptions,
+  channels: 3,
+  needsSource: true,
+  open(given, source, stage) {
+    return faceforensicsClips(source!, given, stage);
+  },
+};
 
-/** Planned datasets (issue 3), named so that asking for one says so rather than "unknown". */
-const PLANNED = ['faceforensics'];
+export const DATASETS: ReadonlyMap<string, Dataset> = new Map([synthetic, shards, bair, kth, sst, faceforensics].map((d) => [d.name, d]));
 
 export function findDataset(name: string): Dataset {
   const dataset = DATASETS.get(name);
   if (dataset) return dataset;
-  if (PLANNED.includes(name)) throw new UsageError(`dataset "${name}" is not available in this version yet (available: ${[...DATASETS.keys()].join(', ')})`);
   throw new UsageError(`unknown dataset "${name}" (known: ${[...DATASETS.keys()].join(', ')})`);
 }

@@ -116,7 +116,7 @@ describe('st-inpaint', () => {
     for (const [args, message] of [
       [['peek', 'synthetic', '--occlusion', 'raindrops', '--occlusion-option', 'width=0'], /^st-inpaint: occlusion "raindrops": --width must be ≥ 1, got 0$/],
       [['peek', 'synthetic', '--occlusion', 'remove-pixel', '--occlusion-option', 'p=1.5'], /^st-inpaint: occlusion "remove-pixel": --p must be ≤ 1, got 1.5$/],
-      [['peek', 'mnist'], /^st-inpaint: unknown dataset "mnist" \(known: synthetic, shards, bair, kth\)$/],
+      [['peek', 'mnist'], /^st-inpaint: unknown dataset "mnist" \(known: synthetic, shards, bair, kth, sst, faceforensics\)$/],
       [['peek', 'synthetic', '--occlusion', 'fog'], /^st-inpaint: unknown occlusion "fog"/],
       [['preview-occlusion', 'raindrops', '--out', 'x.jpg'], /^st-inpaint: --out must name a \.png file, got x\.jpg$/],
     ] as const) {

@@ -1,0 +1,115 @@
+/**
+ * FaceForensics++ originals (method.md §6): the 1000 YouTube videos need the owners' access form,
+ * so the source is the user's folder of videos (searched recursively: .mp4, .avi, .mkv, .mov,
+ * .webm), for example `original_sequences/youtube/c23/videos/`. Each video gives its first
+ * `clips-per-video` runs of T = 35 frames, decoded by ffmpeg at most 640 pixels wide; each clip is
+ * cut to one square around the face found in its first frame (SSD MobileNet v1, weights inside the
+ * npm package `@vladmandic/face-api`), enlarged by `margin`, or with `crop=centre` to the largest
+ * centred square; then resized to 64×64×3.
+ *
+ * Split: the paper's seeded random 5/5/90 (val/test/train), by video so that clips of one video
+ * never straddle splits.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { UsageError } from '../pipeline/errors.ts';
+import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
+import { resolveOptions } from '../pipeline/graph.ts';
+import { source, type SourceOptions } from '../pipeline/operators/source.ts';
+import type { Source } from '../pipeline/stage.ts';
+import { centreSquare, cropFrame, detectFace, squareAround } from '../stages/frames/face.ts';
+import { resizeFrame } from '../stages/frames/fit.ts';
+import { FrameReader, probeVideo } from '../stages/io/video.ts';
+import { Random } from '../stages/random.ts';
+import type { DatasetClip, Split } from './synthetic.ts';
+
+export const faceforensicsOptions = {
+  split: { type: 'string', default: 'all', choices: ['all', 'train', 'val', 'test'], describe: 'which split' },
+  frames: { type: 'number', default: 35, integer: true, min: 1, max: 10_000, describe: 'frames per clip (T)' },
+  size: { type: 'number', default: 64, integer: true, min: 8, max: 1024, describe: 'crop height and width after resizing' },
+  crop: { type: 'string', default: 'face', choices: ['face', 'centre'], describe: 'a square around the face of the first frame, or the centred square' },
+  margin: { type: 'number', default: 1.3, min: 1, max: 4, describe: 'face crop side over the detected box side' },
+  'min-confidence': { type: 'number', default: 0.5, min: 0.05, max: 1, describe: 'detector score a face needs' },
+  'clips-per-video': { type: 'number', default: 1, integer: true, min: 1, max: 10_000, describe: 'clips taken from the start of each video, one after the other' },
+  seed: { type: 'number', default: 1, integer: true, min: 0, describe: 'seed of the random split' },
+} as const;
+
+const VIDEO = /\.(mp4|avi|mkv|mov|webm)$/i;
+const DECODE_WIDTH = 640;
+
+function videosUnder(folder: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(folder).sort()) {
+    const path = join(folder, name);
+    if (statSync(path).isDirectory()) out.push(...videosUnder(path));
+    else if (VIDEO.test(name)) out.push(path);
+  }
+  return out;
+}
+
+export function faceforensicsClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Source<DatasetClip> } {
+  const o = resolveOptions('dataset "faceforensics"', faceforensicsOptions, given);
+  if (!existsSync(location)) throw new UsageError(`--source ${location}: no such file or folder`);
+  const folder = statSync(location).isDirectory();
+  const videos = folder ? videosUnder(location) : [location];
+  if (videos.length === 0) throw new UsageError(`--source ${location}: no videos (.mp4, .avi, .mkv, .mov, .webm) under it`);
+  const T = o.frames;
+  const S = o.size;
+  const spec: FrameBatchSpec = { shape: { frames: T, height: S, width: S, channels: 3 }, pixelType: 'uint8', range: [0, 255] };
+  const splitOf = (video: string): Split => {
+    const u = Random.fromKey('faceforensics-split', o.seed, video).uniform(0, 1);
+    return u < 0.05 ? 'val' : u < 0.1 ? 'test' : 'train';
+  };
+
+  const clips = source(
+    'faceforensics',
+    async function* ({ skip }) {
+      for (const path of videos) {
+        const video = folder ? relative(location, path) : path;
+        const split = splitOf(video);
+        if (o.split !== 'all' && split !== o.split) continue;
+        let reader: FrameReader | undefined;
+        try {
+          const info = probeVideo(path);
+          // Decoded at most 640 wide (even sizes): enough for the detector and a 64-pixel crop, and bounded memory.
+          const width = Math.min(info.width, DECODE_WIDTH) & ~1;
+          const height = Math.max(2, Math.round((info.height * width) / info.width / 2) * 2);
+          reader = new FrameReader(path, width * height * 3, 'rgb24', { width, height });
+          for (let k = 0; k < o['clips-per-video']; k++) {
+            const id = `${video}#${k}`;
+            const first = await reader.next();
+            if (!first) break; // the video is shorter than this clip
+            let square = centreSquare(height, width);
+            if (o.crop === 'face') {
+              const face = await detectFace(first, height, width, o['min-confidence']);
+              if (!face) {
+                skip({ clip: id, file: path }, new Error(`no face above confidence ${o['min-confidence']} in the clip's first frame (try --dataset-option crop=centre)`));
+                for (let t = 1; t < T; t++) if (!(await reader.next())) break;
+                continue;
+              }
+              square = squareAround(face, height, width, o.margin);
+            }
+            const frames = new Uint8Array(T * S * S * 3);
+            let frame: Uint8Array | undefined = first;
+            let last = first;
+            for (let t = 0; t < T; t++) {
+              // Short videos are padded by repeating their last frame.
+              if (t > 0) frame = (await reader.next()) ?? undefined;
+              if (frame) last = frame;
+              frames.set(await resizeFrame(cropFrame(last, width, 3, square), { height: square.size, width: square.size, channels: 3 }, { height: S, width: S, channels: 3 }), t * S * S * 3);
+            }
+            yield { id, split, frames } satisfies DatasetClip;
+            if (!frame) break;
+          }
+        } catch (err) {
+          // An unreadable video: under --on-error skip its clips are dropped and counted.
+          skip({ file: path }, err);
+        } finally {
+          reader?.close();
+        }
+      }
+    },
+    stage,
+  );
+  return { spec, clips };
+}
