@@ -20,6 +20,8 @@ import { Random } from '../random.ts';
 /** Whether a forward pass trains (batch statistics, running averages updated) or infers. */
 export interface Mode {
   readonly training: boolean;
+  /** With `training`, whether the running batch-norm statistics move (default true); false: batch statistics, nothing changed. */
+  readonly updateStatistics?: boolean;
 }
 
 /** A network's variables by name, created deterministically from (seed, network, name). */
@@ -211,7 +213,7 @@ export class BatchNorm {
     if (!mode.training) return normalise(this.runningMean, this.runningVar);
     const { mean, variance } = tf.moments(x, [0, 1, 2, 3]);
     const n = x.size / x.shape[4];
-    tf.tidy(() => {
+    if (mode.updateStatistics !== false) tf.tidy(() => {
       const unbiased = tf.mul(variance, n / Math.max(n - 1, 1));
       this.runningMean.assign(tf.add(tf.mul(this.runningMean, 0.9), tf.mul(mean, 0.1)));
       this.runningVar.assign(tf.add(tf.mul(this.runningVar, 0.9), tf.mul(unbiased, 0.1)));
