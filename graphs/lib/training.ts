@@ -26,7 +26,7 @@ import { Random } from '../../stages/random.ts';
 import { HeldOutEvaluation, inpaintClips, toUnit, type HeldOutClip } from '../../stages/eval/evaluate.ts';
 import { BASELINES, type Baseline } from '../../stages/eval/baselines.ts';
 import type { MetricRow } from '../../stages/eval/metrics.ts';
-import { metricsText, writeReport, type ReportInput } from '../../stages/sinks/report.ts';
+import { metricsText, verdict, writeReport, type ReportInput } from '../../stages/sinks/report.ts';
 import { maskRow, stripPng, writeStrip } from '../../stages/sinks/png-strip.ts';
 
 /** The settings every training graph has (as CLI options, with their graph's defaults). */
@@ -157,9 +157,13 @@ export function trainAndReport(p: TrainingSettings, { runDir, log, resume }: Run
       evaluations,
       pictures,
       elapsedSeconds: (performance.now() - started) / 1000,
+      notes:
+        p['self-supervised'] > 0
+          ? [`this run adds a self-supervised fill term that is not in the paper (weight ${p['self-supervised']}): G also fills observations hidden further by fresh masks and is scored on the observed pixels it had to fill. It uses no clean data; --self-supervised 0 trains the paper's model exactly.`]
+          : [],
     });
     const last = evaluations[evaluations.length - 1];
-    if (last) log(`held-out metrics at step ${last.step}:\n${metricsText(last.rows)}`);
+    if (last) log(`held-out metrics at step ${last.step}:\n${metricsText(last.rows)}\n${verdict(last.rows)}`);
     log(`report: ${path}`);
   };
 

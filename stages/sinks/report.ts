@@ -12,7 +12,6 @@ export interface ReportInput {
   readonly runDir: string;
   readonly backend: string;
   readonly settings: Readonly<Record<string, unknown>>;
-  /** Training curves: one point per iteration. */
   /** Per iteration: the generator's total loss (adversarial, plus the weighted self-supervised term when on), the discriminators', and the self-supervised term alone. */
   readonly steps: ReadonlyArray<{ readonly step: number; readonly lossG: number; readonly lossD: number; readonly lossSelf?: number }>;
   /** Every evaluation of the run, the last one being the one the table shows. */
@@ -20,6 +19,8 @@ export interface ReportInput {
   /** PNG strips with a caption. */
   readonly pictures: ReadonlyArray<{ readonly caption: string; readonly png: Buffer }>;
   readonly elapsedSeconds: number;
+  /** Sentences the reader must not miss (a departure from the paper's method), shown under the heading. */
+  readonly notes?: readonly string[];
 }
 
 const escape = (s: string): string => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
@@ -118,6 +119,7 @@ figure { margin: 1em 0; } img { image-rendering: pixelated; max-width: 100%; } f
 <body>
 <h1>${escape(r.title)}</h1>
 <p>Run folder <code>${escape(r.runDir)}</code>, ${escape(r.backend)}, ${r.steps.length} iterations in ${r.elapsedSeconds.toFixed(0)} s.</p>
+${(r.notes ?? []).map((n) => `<p class="note"><strong>Note:</strong> ${escape(n)}</p>`).join('\n')}
 <h2>Held-out metrics${last ? ` (iteration ${last.step})` : ''}</h2>
 <div id="metrics">${table}</div>
 <h2>Clips</h2>
