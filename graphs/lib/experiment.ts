@@ -47,6 +47,8 @@ export const EXPERIMENT_PARAMS = {
   'learning-rate': { type: 'number', default: 1e-4, min: 0, describe: 'Adam learning rate of G (decays ×0.99 every 50 steps)' },
   'd-learning-rate': { type: 'number', default: 1e-4, min: 0, describe: "the discriminators' learning rate" },
   'self-supervised': { type: 'number', default: 0, min: 0, describe: "weight of the self-supervised fill term (not in the paper; 0: the paper's model)" },
+  'lr-decay': { type: 'number', default: 0.99, min: 0, max: 1, describe: 'multiply the learning rates by this every --lr-decay-every iterations (official code: 0.99 every 50)' },
+  'lr-decay-every': { type: 'number', default: 50, integer: true, min: 1, describe: 'iterations between learning-rate decays' },
   backend: { type: 'string', default: 'auto', choices: BACKENDS, describe: 'compute backend' },
   seed: { type: 'number', default: 1, integer: true, min: 0, describe: 'seed of the shuffle, the masks and the weights' },
   shuffle: { type: 'number', default: 256, integer: true, min: 1, describe: 'shuffle buffer, in clips (bounds memory whatever the dataset size)' },

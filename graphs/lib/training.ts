@@ -37,6 +37,8 @@ export interface TrainingSettings {
   readonly 'learning-rate': number;
   readonly 'd-learning-rate': number;
   readonly 'self-supervised': number;
+  readonly 'lr-decay': number;
+  readonly 'lr-decay-every': number;
   readonly backend: string;
   readonly seed: number;
   readonly 'checkpoint-every': number;
@@ -106,6 +108,8 @@ export function trainAndReport(p: TrainingSettings, { runDir, log, resume }: Run
       learningRate: p['learning-rate'],
       discriminatorLearningRate: p['d-learning-rate'],
       selfSupervisedWeight: p['self-supervised'],
+      decay: p['lr-decay'],
+      decayEvery: p['lr-decay-every'],
     };
     return threads === 2 ? DataParallelTrainer.start(options, selection.backend) : new GanTrainer(options);
   };
