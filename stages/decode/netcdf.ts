@@ -7,13 +7,20 @@
  * Must not know about tensors or any dataset.
  */
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
-import h5wasm from 'h5wasm/node';
+import type H5 from 'h5wasm/node';
 import { UsageError } from '../../pipeline/errors.ts';
 
-type H5File = InstanceType<typeof h5wasm.File>;
-type H5Dataset = InstanceType<typeof h5wasm.Dataset>;
+type H5Module = typeof H5;
+type H5File = InstanceType<H5Module['File']>;
+type H5Dataset = InstanceType<H5Module['Dataset']>;
 
-let ready: Promise<unknown> | undefined;
+/** h5wasm (4 MB of JavaScript and wasm) is loaded on first use, not by every command that imports this file. */
+let loading: Promise<H5Module> | undefined;
+const h5wasm = (): Promise<H5Module> =>
+  (loading ??= import('h5wasm/node').then(async ({ default: module }) => {
+    await module.ready;
+    return module;
+  }));
 
 const UNIT_MS: Readonly<Record<string, number>> = { second: 1000, seconds: 1000, s: 1000, minute: 60_000, minutes: 60_000, hour: 3_600_000, hours: 3_600_000, h: 3_600_000, day: 86_400_000, days: 86_400_000, d: 86_400_000 };
 
@@ -49,21 +56,21 @@ export class NetcdfFile {
   private constructor(
     readonly path: string,
     private readonly file: H5File,
+    private readonly h5: H5Module,
   ) {}
 
   /** @throws UsageError naming the file when it is missing or not HDF5 / NetCDF-4. */
   static async open(path: string): Promise<NetcdfFile> {
     if (!existsSync(path)) throw new UsageError(`${path}: no such file`);
     checkSignature(path);
-    ready ??= h5wasm.ready;
-    await ready;
+    const h5 = await h5wasm();
     let file: H5File;
     try {
-      file = new h5wasm.File(path, 'r');
+      file = new h5.File(path, 'r');
     } catch (err) {
       throw new UsageError(`${path}: not a NetCDF-4 / HDF5 file (${err instanceof Error ? err.message : String(err)})`);
     }
-    return new NetcdfFile(path, file);
+    return new NetcdfFile(path, file, h5);
   }
 
   /** The names of the file's top-level variables. */
@@ -73,7 +80,7 @@ export class NetcdfFile {
 
   private variable(name: string): H5Dataset {
     const v = this.file.get(name);
-    if (!(v instanceof h5wasm.Dataset)) throw new UsageError(`${this.path}: no variable "${name}" (variables: ${this.variables.join(', ')})`);
+    if (!(v instanceof this.h5.Dataset)) throw new UsageError(`${this.path}: no variable "${name}" (variables: ${this.variables.join(', ')})`);
     return v;
   }
 
