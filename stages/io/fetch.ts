@@ -11,6 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync, createWriteStream } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import fetch, { type Response } from 'node-fetch';
 
@@ -97,6 +98,14 @@ async function sha256Of(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
+}
+
+/**
+ * The cache folder for downloads: `$ST_INPAINT_CACHE`, else `$XDG_CACHE_HOME/st-inpaint`, else
+ * `~/.cache/st-inpaint`.
+ */
+export function defaultCache(): string {
+  return process.env['ST_INPAINT_CACHE'] || join(process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'st-inpaint');
 }
 
 /** Downloads `url` into the cache (resuming a partial file) and returns the complete file's path. */

@@ -1,7 +1,7 @@
 /**
  * Clouds (c = 1), the SST experiment's occlusion: hidden where a cloud's liquid water path (LWP)
  * exceeds a threshold.
- * - With `--lwp FILE.npy` (the large-eddy simulation of figshare DOI 10.6084/m9.figshare.9929798,
+ * - With `--lwp FILE.npy` or a URL of it, downloaded once into the cache (the large-eddy simulation of figshare DOI 10.6084/m9.figshare.9929798,
  *   an array of shape (steps, height, width) in g/m²): a random start step, then every `step`-th
  *   simulation step per frame, a random crop of the clip's size (nearest-neighbour resampling when
  *   the field is smaller), hidden where LWP > `threshold` (method.md §5: 55–80, 70 for training).
@@ -11,12 +11,14 @@
  */
 import type { ParamValues } from '../../pipeline/graph.ts';
 import { UsageError } from '../../pipeline/errors.ts';
+import { createHash } from 'node:crypto';
 import { NpyFile } from '../decode/npy.ts';
+import { defaultCache, fetchToCache } from '../io/fetch.ts';
 import type { Random } from '../random.ts';
 import { defineOcclusion, type MaskDrawer, type MaskShape } from './process.ts';
 
 const options = {
-  lwp: { type: 'string', default: '', describe: 'liquid-water-path .npy array (steps × height × width, g/m²); empty: procedural clouds' },
+  lwp: { type: 'string', default: '', describe: 'liquid-water-path .npy array (steps × height × width, g/m²): a path, or a URL downloaded once into the cache; empty: procedural clouds' },
   threshold: { type: 'number', default: 70, min: 0, max: 10_000, describe: 'LWP above which a pixel is cloudy, g/m² (with --lwp)' },
   step: { type: 'number', default: 10, integer: true, min: 1, max: 100_000, describe: 'simulation steps between frames (with --lwp)' },
   coverage: { type: 'number', default: 0.4, min: 0.01, max: 0.99, describe: 'fraction of the clip under cloud (procedural)' },
@@ -137,5 +139,11 @@ export const clouds = defineOcclusion({
   fill: 1,
   timeDependent: true,
   options,
-  prepare: (o, shape) => (o.lwp ? lwpDrawer(o, shape) : proceduralDrawer(o, shape)),
+  prepare: async (o, shape) => {
+    if (!o.lwp) return proceduralDrawer(o, shape);
+    // A URL (the .npy of figshare DOI 10.6084/m9.figshare.9929798) is downloaded once, resumably, into the cache.
+    if (!/^https?:\/\//.test(o.lwp)) return lwpDrawer(o, shape);
+    const name = `lwp-${createHash('sha256').update(o.lwp).digest('hex').slice(0, 16)}.npy`;
+    return lwpDrawer({ ...o, lwp: await fetchToCache(o.lwp, { cache: defaultCache(), name }) }, shape);
+  },
 });

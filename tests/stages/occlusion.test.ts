@@ -4,6 +4,8 @@
  * fresh-mask sampler's saved state.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -167,6 +169,35 @@ describe('clouds', () => {
           assert.equal(at(mask, shape, t, y, x), v > 70 ? 0 : 1);
         }
       }
+    }
+  });
+
+  it('takes the array from a URL too: downloaded once into the cache, the same masks as from the file', async () => {
+    const [steps, fh, fw] = [30, 12, 12];
+    const values = Float32Array.from({ length: steps * fh * fw }, (_, i) => (i * 53) % 149);
+    const body = npy('<f4', [steps, fh, fw], new Uint8Array(values.buffer));
+    const path = join(dir, 'lwp-local.npy');
+    writeFileSync(path, body);
+    let requests = 0;
+    const server = createServer((_req, res) => {
+      requests += 1;
+      res.writeHead(200, { 'Content-Length': body.length });
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/files/lwp.npy`;
+    const cache = process.env['ST_INPAINT_CACHE'];
+    process.env['ST_INPAINT_CACHE'] = join(dir, 'cache');
+    try {
+      const shape = { frames: 2, height: 6, width: 6 };
+      const fromFile = await maskOf('clouds', shape, Random.fromKey('u'), { lwp: path, step: 5 });
+      assert.deepEqual(await maskOf('clouds', shape, Random.fromKey('u'), { lwp: url, step: 5 }), fromFile);
+      assert.deepEqual(await maskOf('clouds', shape, Random.fromKey('u'), { lwp: url, step: 5 }), fromFile);
+      assert.equal(requests, 1, 'the second use reads the cached copy');
+    } finally {
+      if (cache === undefined) delete process.env['ST_INPAINT_CACHE'];
+      else process.env['ST_INPAINT_CACHE'] = cache;
+      server.close();
     }
   });
 
