@@ -85,6 +85,10 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     const cli: Argv = yargs([...argv])
       .scriptName('st-inpaint')
       .usage('$0 <command> [options]\n\nUnsupervised spatiotemporal inpainting as a streaming dataflow.')
+      .option('cache', { type: 'string', global: true, describe: 'folder for downloads kept between runs (default: $ST_INPAINT_CACHE, $XDG_CACHE_HOME/st-inpaint or ~/.cache/st-inpaint)' })
+      .middleware((args) => {
+        if (typeof args['cache'] === 'string' && args['cache']) process.env['ST_INPAINT_CACHE'] = args['cache'];
+      })
       .command('graphs', 'List the named graphs, one line each', {}, async () => {
         const graphs = await loadGraphs(GRAPHS_DIR);
         const width = Math.max(...[...graphs.keys()].map((n) => n.length));
