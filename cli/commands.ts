@@ -6,6 +6,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { firstValueFrom, lastValueFrom, take, tap } from 'rxjs';
 import { findDataset } from '../datasets/index.ts';
+import { FeatureModel, folderFeatures, type FeatureKind } from '../stages/eval/features.ts';
+import { FeatureMoments, frechetDistance, frechetFromSamples, readFidStats, type Gaussian } from '../stages/eval/frechet.ts';
 import { checkSyntheticOptions, syntheticClip, syntheticOptions, syntheticSpec } from '../datasets/synthetic.ts';
 import { UsageError } from '../pipeline/errors.ts';
 import type { Clip } from '../pipeline/frame-batch.ts';
@@ -161,4 +163,60 @@ export async function exportDataset(args: ExportArgs, io: Io): Promise<void> {
   const manifest = readManifest(args.out);
   const counts = Object.entries(manifest.splits).map(([k, v]) => `${v} ${k}`).join(', ');
   io.out(`${args.out}: ${manifest.shards.length} shard files in sets ${manifest.sets.join(', ')} (${counts}) in ${(result.elapsedMs / 1000).toFixed(1)} s`);
+}
+
+export interface DistanceArgs {
+  readonly a: string;
+  readonly b: string;
+  readonly model?: string;
+  readonly json: boolean;
+  /** Frames per video clip (FVD). */
+  readonly frames?: number;
+}
+
+/**
+ * `fid` and `fvd`: each side is a `.npz` of statistics or a folder whose features the model
+ * computes. Two folders go through the exact sample route when that is cheaper than two d × d
+ * eigen-decompositions (fewer vectors than dimensions), else through their moments.
+ */
+export async function frechetCommand(kind: FeatureKind, args: DistanceArgs, io: Io): Promise<void> {
+  const metric = kind === 'inception' ? 'fid' : 'fvd';
+  let model: FeatureModel | undefined;
+  const side = async (p: string): Promise<{ gaussian: Gaussian } | { samples: Float32Array }> => {
+    if (p.endsWith('.npz')) {
+      if (!existsSync(p)) throw new UsageError(`${metric}: no file "${p}"`);
+      return { gaussian: readFidStats(p) };
+    }
+    if (!existsSync(p)) throw new UsageError(`${metric}: no file or folder "${p}"`);
+    if (!args.model) throw new UsageError(`${metric}: "${p}" is a folder; its features need --model (a converted ${kind === 'inception' ? 'Inception-v3' : 'I3D'} graph model, see the README)`);
+    model ??= await FeatureModel.load(args.model, kind);
+    let last = performance.now();
+    const samples = await folderFeatures(model, p, {
+      frames: args.frames,
+      progress: (n) => {
+        if (performance.now() - last < 10_000) return;
+        last = performance.now();
+        io.err(`${p}: ${n} ${kind === 'inception' ? 'frames' : 'clips'}`);
+      },
+    });
+    io.err(`${p}: ${samples.length / model.dimension} ${kind === 'inception' ? 'frames' : 'clips'}`);
+    return { samples };
+  };
+  try {
+    const a = await side(args.a);
+    const b = await side(args.b);
+    const d = model?.dimension ?? ('gaussian' in a ? a.gaussian.mu.length : 0);
+    const gaussianOf = (s: { gaussian: Gaussian } | { samples: Float32Array }): Gaussian => {
+      if ('gaussian' in s) return s.gaussian;
+      const moments = new FeatureMoments(d);
+      moments.add(s.samples);
+      return moments.gaussian();
+    };
+    let distance: number;
+    if ('samples' in a && 'samples' in b && (a.samples.length / d) * (b.samples.length / d) <= d * d) distance = frechetFromSamples(a.samples, b.samples, d);
+    else distance = frechetDistance(gaussianOf(a), gaussianOf(b));
+    io.out(args.json ? JSON.stringify({ [metric]: distance }) : `${metric.toUpperCase()} ${distance.toFixed(4)}`);
+  } finally {
+    model?.dispose();
+  }
 }

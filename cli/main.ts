@@ -6,7 +6,6 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
-import { frechetDistance, readFidStats } from '../stages/eval/frechet.ts';
 import { inpaintVideo } from '../stages/apply/inpaint-video.ts';
 import yargs, { type Argv, type Options } from 'yargs';
 import { CancelledError, UsageError, oneLine } from '../pipeline/errors.ts';
@@ -14,7 +13,7 @@ import { loadGraphFile, loadGraphs, parseOptionPairs, resolveParams, type GraphD
 import { runGraph } from '../pipeline/runner.ts';
 import { DATASETS } from '../datasets/index.ts';
 import { OCCLUSIONS, findOcclusion } from '../stages/occlusion/index.ts';
-import { exportDataset, peek, previewOcclusion, type Io } from './commands.ts';
+import { exportDataset, frechetCommand, peek, previewOcclusion, type Io } from './commands.ts';
 
 export const GRAPHS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'graphs');
 
@@ -177,20 +176,29 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
       )
       .command(
         'fid <a> <b>',
-        "Fréchet distance between two sets of feature statistics (pytorch-fid's .npz files holding mu and sigma)",
+        "FID: Fréchet distance of Inception-v3 pool features of two folders of frames (images, and every frame of videos) or pytorch-fid .npz statistics",
         (y) =>
           y
-            .positional('a', { type: 'string', demandOption: true, describe: 'a .npz with mu and sigma' })
-            .positional('b', { type: 'string', demandOption: true, describe: 'a .npz with mu and sigma' })
-            .option('model', { type: 'string', describe: 'a tfjs graph model of Inception-v3 (needed for folders of frames; not supported yet)' })
+            .positional('a', { type: 'string', demandOption: true, describe: 'a folder of images or videos, or a .npz with mu and sigma' })
+            .positional('b', { type: 'string', demandOption: true, describe: 'a folder of images or videos, or a .npz with mu and sigma' })
+            .option('model', { type: 'string', describe: 'a converted Inception-v3 tfjs graph model (folder or URL; see the README); needed for folders' })
             .option('json', { type: 'boolean', default: false, describe: 'print {"fid": …} as the last line' }),
-        (args) => {
-          for (const p of [args.a, args.b]) {
-            if (!p.endsWith('.npz')) throw new UsageError(`fid: "${p}" is not a .npz statistics file; computing features from frames or videos (with --model) is not supported yet`);
-            if (!existsSync(p)) throw new UsageError(`fid: no file "${p}"`);
-          }
-          const distance = frechetDistance(readFidStats(args.a), readFidStats(args.b));
-          io.out(args.json ? JSON.stringify({ fid: distance }) : `FID ${distance.toFixed(4)}`);
+        async (args) => {
+          await frechetCommand('inception', { a: args.a, b: args.b, model: args.model, json: args.json }, io);
+        },
+      )
+      .command(
+        'fvd <a> <b>',
+        'FVD: Fréchet distance of I3D logits of two folders of videos (each video\'s first --frames frames), or .npz statistics',
+        (y) =>
+          y
+            .positional('a', { type: 'string', demandOption: true, describe: 'a folder of videos, or a .npz with mu and sigma' })
+            .positional('b', { type: 'string', demandOption: true, describe: 'a folder of videos, or a .npz with mu and sigma' })
+            .option('model', { type: 'string', describe: 'a converted I3D (Kinetics-400) tfjs graph model (folder or URL; see the README); needed for folders' })
+            .option('frames', { type: 'number', default: 16, describe: 'frames of each video (padded by repeating the last)' })
+            .option('json', { type: 'boolean', default: false, describe: 'print {"fvd": …} as the last line' }),
+        async (args) => {
+          await frechetCommand('i3d', { a: args.a, b: args.b, model: args.model, json: args.json, frames: args.frames }, io);
         },
       )
       .command(
@@ -225,7 +233,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
           io.out(`${args.output}: ${summary.frames} frames of ${summary.width}×${summary.height} in ${summary.seconds.toFixed(1)} s${metrics}`);
         },
       )
-      .demandCommand(1, 'name a command: graphs, run, describe, peek, preview-occlusion, export, fid, apply')
+      .demandCommand(1, 'name a command: graphs, run, describe, peek, preview-occlusion, export, fid, fvd, apply')
       .strict()
       .help()
       .alias('help', 'h')

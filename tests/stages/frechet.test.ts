@@ -139,7 +139,9 @@ describe('.npz statistics and the fid command', () => {
     assert.equal(await main(['fid', pa, pb, '--json'], { out: (l) => out.push(l), err: (l) => err.push(l) }), 0);
     assert.ok(Math.abs((JSON.parse(out.at(-1)!) as { fid: number }).fid - expected) < 1e-9 * Math.max(1, expected));
     assert.equal(await main(['fid', pa, join(scratch, 'frames/')], { out: () => {}, err: (l) => err.push(l) }), 2);
-    assert.match(err.at(-1)!, /not a \.npz statistics file/);
+    assert.match(err.at(-1)!, /fid: no file or folder ".*frames\/"/);
+    assert.equal(await main(['fid', pa, scratch], { out: () => {}, err: (l) => err.push(l) }), 2);
+    assert.match(err.at(-1)!, /is a folder; its features need --model \(a converted Inception-v3 graph model/);
     writeFileSync(join(scratch, 'bad.npz'), 'not a zip');
     assert.equal(await main(['fid', pa, join(scratch, 'bad.npz')], { out: () => {}, err: (l) => err.push(l) }), 1);
     assert.match(err.at(-1)!, /bad\.npz: not a readable \.npz file/);
