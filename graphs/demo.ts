@@ -41,6 +41,8 @@ export const DEMO_PARAMS = {
   threads: { type: 'number', default: 0, integer: true, min: 0, max: 2, describe: 'training threads on a CPU backend (2: data-parallel over two cores; 0: 2 when the machine has them and the batch allows)' },
   'eval-every': { type: 'number', default: 25, integer: true, min: 0, describe: 'score model and baselines on held-out clips every N steps (and at the end; 0: only at the end)' },
   'eval-clips': { type: 'number', default: 16, integer: true, min: 1, describe: 'held-out test clips scored' },
+  'fid-model': { type: 'string', default: '', describe: 'a converted Inception-v3 tfjs graph model (folder or URL): FID of every method at the end' },
+  'fvd-model': { type: 'string', default: '', describe: 'a converted I3D tfjs graph model (folder or URL): FVD of every method at the end' },
 } satisfies ParamSpecs;
 
 /** What a graph built on the demo may add to it. */

@@ -56,6 +56,8 @@ export const EXPERIMENT_PARAMS = {
   threads: { type: 'number', default: 0, integer: true, min: 0, max: 2, describe: 'training threads on a CPU backend (0: 2 when the machine has them and the batch allows)' },
   'eval-every': { type: 'number', default: 0, integer: true, min: 0, describe: `score model and baselines on test clips every N steps and at the end ${fromPreset('eval-every')}` },
   'eval-clips': { type: 'number', default: 0, integer: true, min: 0, describe: `test clips scored ${fromPreset('eval-clips')}` },
+  'fid-model': { type: 'string', default: '', describe: 'a converted Inception-v3 tfjs graph model (folder or URL): FID of every method at the end' },
+  'fvd-model': { type: 'string', default: '', describe: 'a converted I3D tfjs graph model (folder or URL): FVD of every method at the end' },
 } satisfies ParamSpecs;
 
 export type ExperimentParams = ParamValues<typeof EXPERIMENT_PARAMS>;

@@ -25,6 +25,9 @@ import { MaskSampler, applyMask, clipRandom, fillValue } from '../../stages/occl
 import { Random } from '../../stages/random.ts';
 import { HeldOutEvaluation, inpaintClips, toUnit, type HeldOutClip } from '../../stages/eval/evaluate.ts';
 import { BASELINES, type Baseline } from '../../stages/eval/baselines.ts';
+import { FeatureModel, setDistances } from '../../stages/eval/features.ts';
+
+type SetDistances = Record<string, Record<string, number>>;
 import type { MetricRow } from '../../stages/eval/metrics.ts';
 import { metricsText, verdict, writeReport, type ReportInput } from '../../stages/sinks/report.ts';
 import { maskRow, stripPng, writeStrip } from '../../stages/sinks/png-strip.ts';
@@ -45,6 +48,9 @@ export interface TrainingSettings {
   readonly threads: number;
   readonly 'eval-every': number;
   readonly 'eval-clips': number;
+  /** Converted Inception-v3 / I3D graph models (folder or URL) for FID / FVD at the final evaluation; '' leaves them out. */
+  readonly 'fid-model'?: string;
+  readonly 'fvd-model'?: string;
 }
 
 export interface TrainingPlan {
@@ -124,7 +130,7 @@ export function trainAndReport(p: TrainingSettings, { runDir, log, resume }: Run
     return (heldOut = new HeldOutEvaluation(clips, shape, plan.baselines ?? BASELINES));
   };
   let pictures: ReportInput['pictures'] = [];
-  const evaluate = async (trainer: Trainer, record: { step: number }): Promise<{ rows: MetricRow[] } | undefined> => {
+  const evaluate = async (trainer: Trainer, record: { step: number }): Promise<{ rows: MetricRow[]; sets?: SetDistances } | undefined> => {
     const every = p['eval-every'];
     if (record.step !== p.steps && (every === 0 || record.step % every !== 0)) return undefined;
     const held = await heldOutClips();
@@ -141,6 +147,19 @@ export function trainAndReport(p: TrainingSettings, { runDir, log, resume }: Run
     await writeStrip(join(runDir, 'previews', `step-${record.step}.png`), [{ pixels: held.clips[0]!.observed, range: unit }, { pixels: result.outputs.get('model')![0]!, range: unit }, { pixels: held.clips[0]!.truth, range: unit }], shape);
     const model = result.rows.find((r) => r.method === 'model')!;
     log(`evaluation at step ${record.step}: model masked MAE ${model.values.mae.mean.toFixed(4)}`);
+    // FID and FVD of every method against the clean clips, once, at the end (Inception and I3D are heavy).
+    if (record.step === p.steps && (p['fid-model'] || p['fvd-model'])) {
+      const load = async (location: string | undefined, kind: 'inception' | 'i3d') => (location ? FeatureModel.load(location, kind) : undefined);
+      const models = { fid: await load(p['fid-model'], 'inception'), fvd: await load(p['fvd-model'], 'i3d') };
+      try {
+        const sets = await setDistances(result.outputs, held.clips.map((c) => c.truth), shape, models);
+        log(`held-out ${Object.keys(Object.values(sets)[0] ?? {}).join(' and ').toUpperCase()}: ${Object.entries(sets).map(([m, v]) => `${m} ${Object.values(v).map((x) => x.toFixed(2)).join(' / ')}`).join(', ')}`);
+        return { rows: result.rows, sets };
+      } finally {
+        models.fid?.dispose();
+        models.fvd?.dispose();
+      }
+    }
     return { rows: result.rows };
   };
 
@@ -161,6 +180,7 @@ export function trainAndReport(p: TrainingSettings, { runDir, log, resume }: Run
       evaluations,
       pictures,
       elapsedSeconds: (performance.now() - started) / 1000,
+      distances: { fid: Boolean(p['fid-model']), fvd: Boolean(p['fvd-model']) },
       notes:
         p['self-supervised'] > 0
           ? [`this run adds a self-supervised fill term that is not in the paper (weight ${p['self-supervised']}): G also fills observations hidden further by fresh masks and is scored on the observed pixels it had to fill. It uses no clean data; --self-supervised 0 trains the paper's model exactly.`]
@@ -180,7 +200,8 @@ export function trainAndReport(p: TrainingSettings, { runDir, log, resume }: Run
       steps.push({ step: record.step, lossG: record.lossG, lossD: record.lossD, lossSelf: record.lossSelf });
       const out: object[] = [{ type: 'step', ...record }];
       if (evaluation) {
-        const e = { step: record.step, rows: (evaluation as { rows: MetricRow[] }).rows };
+        const { rows, sets } = evaluation as { rows: MetricRow[]; sets?: SetDistances };
+        const e = { step: record.step, rows, ...(sets && { sets }) };
         evaluations.push(e);
         out.push({ type: 'evaluation', ...e });
       }
@@ -201,16 +222,16 @@ export function trainAndReport(p: TrainingSettings, { runDir, log, resume }: Run
 type StepPoint = ReportInput['steps'][number];
 
 /** Step and evaluation records already in a run's metrics file (an earlier session of a resumed run). */
-function readRecords(path: string): { steps: StepPoint[]; evaluations: Array<{ step: number; rows: MetricRow[] }> } {
+function readRecords(path: string): { steps: StepPoint[]; evaluations: Array<{ step: number; rows: MetricRow[]; sets?: SetDistances }> } {
   const steps: StepPoint[] = [];
-  const evaluations: Array<{ step: number; rows: MetricRow[] }> = [];
+  const evaluations: Array<{ step: number; rows: MetricRow[]; sets?: SetDistances }> = [];
   if (!existsSync(path)) return { steps, evaluations };
   for (const line of readFileSync(path, 'utf8').split('\n')) {
     if (!line.trim()) continue;
     try {
-      const r = JSON.parse(line) as { type?: string; step?: number; lossG?: number; lossD?: number; lossSelf?: number; rows?: MetricRow[] };
+      const r = JSON.parse(line) as { type?: string; step?: number; lossG?: number; lossD?: number; lossSelf?: number; rows?: MetricRow[]; sets?: SetDistances };
       if (r.type === 'step' && typeof r.step === 'number') steps.push({ step: r.step, lossG: r.lossG ?? NaN, lossD: r.lossD ?? NaN, lossSelf: r.lossSelf ?? 0 });
-      if (r.type === 'evaluation' && typeof r.step === 'number' && r.rows) evaluations.push({ step: r.step, rows: r.rows });
+      if (r.type === 'evaluation' && typeof r.step === 'number' && r.rows) evaluations.push({ step: r.step, rows: r.rows, ...(r.sets && { sets: r.sets }) });
     } catch {
       // A torn last line of a crashed session: the records before it still count.
     }

@@ -19,6 +19,7 @@ import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
 import fetch from 'node-fetch';
 import sharp from 'sharp';
 import { UsageError } from '../../pipeline/errors.ts';
+import { FeatureMoments, frechetDistance, frechetFromSamples } from './frechet.ts';
 import { FrameReader, probeVideo } from '../io/video.ts';
 
 export type FeatureKind = 'inception' | 'i3d';
@@ -230,5 +231,46 @@ export async function folderFeatures(model: FeatureModel, folder: string, o: { f
   }
   const out = new Float32Array(rows.length * model.dimension);
   rows.forEach((r, i) => out.set(r, i * model.dimension));
+  return out;
+}
+
+/**
+ * FID and FVD of each method's filled clips against the clean ones, for a held-out set: frames
+ * of clips in [0, 1] (T·H·W·C each). A metric whose model is not given, or with fewer than two
+ * vectors (FVD of one clip), is left out.
+ */
+export async function setDistances(
+  methods: ReadonlyMap<string, readonly Float32Array[]>,
+  truth: readonly Float32Array[],
+  shape: { readonly frames: number; readonly height: number; readonly width: number; readonly channels: number },
+  models: { readonly fid?: FeatureModel; readonly fvd?: FeatureModel },
+): Promise<Record<string, Record<string, number>>> {
+  const { frames: T, height: H, width: W, channels: C } = shape;
+  const frameSize = H * W * C;
+  const featuresOf = (model: FeatureModel, clips: readonly Float32Array[]): Float32Array => {
+    const rows: Float32Array[] = [];
+    for (const clip of clips) {
+      if (model.kind === 'i3d') rows.push(model.features(clip, { count: 1, frames: T, height: H, width: W, channels: C }));
+      else for (let t = 0; t < T; t++) rows.push(model.features(clip.subarray(t * frameSize, (t + 1) * frameSize), { count: 1, height: H, width: W, channels: C }));
+    }
+    const out = new Float32Array(rows.length * model.dimension);
+    rows.forEach((r, i) => out.set(r, i * model.dimension));
+    return out;
+  };
+  const distance = (a: Float32Array, b: Float32Array, d: number): number => {
+    const n = a.length / d;
+    if (n * n <= d * d) return frechetFromSamples(a, b, d);
+    const [ma, mb] = [new FeatureMoments(d), new FeatureMoments(d)];
+    ma.add(a);
+    mb.add(b);
+    return frechetDistance(ma.gaussian(), mb.gaussian());
+  };
+  const out: Record<string, Record<string, number>> = {};
+  for (const [metric, model] of [['fid', models.fid], ['fvd', models.fvd]] as const) {
+    // A covariance needs two vectors: FVD of one clip is not defined.
+    if (!model || (model.kind === 'i3d' ? truth.length : truth.length * T) < 2) continue;
+    const real = featuresOf(model, truth);
+    for (const [method, clips] of methods) (out[method] ??= {})[metric] = distance(featuresOf(model, clips), real, model.dimension);
+  }
   return out;
 }

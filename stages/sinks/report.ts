@@ -15,7 +15,9 @@ export interface ReportInput {
   /** Per iteration: the generator's total loss (adversarial, plus the weighted self-supervised term when on), the discriminators', and the self-supervised term alone. */
   readonly steps: ReadonlyArray<{ readonly step: number; readonly lossG: number; readonly lossD: number; readonly lossSelf?: number }>;
   /** Every evaluation of the run, the last one being the one the table shows. */
-  readonly evaluations: ReadonlyArray<{ readonly step: number; readonly rows: readonly MetricRow[] }>;
+  readonly evaluations: ReadonlyArray<{ readonly step: number; readonly rows: readonly MetricRow[]; readonly sets?: Readonly<Record<string, Readonly<Record<string, number>>>> }>;
+  /** Whether FID / FVD models were given (the report says so when they were not). */
+  readonly distances?: { readonly fid: boolean; readonly fvd: boolean };
   /** PNG strips with a caption. */
   readonly pictures: ReadonlyArray<{ readonly caption: string; readonly png: Buffer }>;
   readonly elapsedSeconds: number;
@@ -94,6 +96,14 @@ export function reportHtml(r: ReportInput): string {
         .map((row) => `<tr><td>${escape(row.method)}</td><td>${fmt(row.values.mae, 4)}</td><td>${fmt(row.values.psnr, 2)}</td><td>${fmt(row.values.ssim, 3)}</td><td>${row.clips}</td></tr>`)
         .join('')}</tbody></table><p>${escape(verdict(last.rows))} Occluded share of the held-out pixels: ${fmt(last.rows[0]!.values.occluded, 3)}.</p>`
     : '<p>No evaluation was run.</p>';
+  const sets = [...r.evaluations].reverse().find((e) => e.sets);
+  const missing = [r.distances?.fid ? '' : 'FID (--fid-model: a converted Inception-v3)', r.distances?.fvd ? '' : 'FVD (--fvd-model: a converted I3D)'].filter(Boolean);
+  const distances =
+    (sets?.sets
+      ? `<table id="distances"><thead><tr><th>method</th>${['fid', 'fvd'].filter((k) => Object.values(sets.sets!).some((v) => k in v)).map((k) => `<th>${k.toUpperCase()} ↓ (iteration ${sets.step})</th>`).join('')}</tr></thead><tbody>${Object.entries(sets.sets)
+          .map(([method, v]) => `<tr><td>${escape(method)}</td>${['fid', 'fvd'].filter((k) => Object.values(sets.sets!).some((x) => k in x)).map((k) => `<td>${v[k] === undefined ? '–' : v[k]!.toFixed(2)}</td>`).join('')}</tr>`)
+          .join('')}</tbody></table>`
+      : '') + (missing.length ? `<p>Not computed: ${escape(missing.join('; '))}. See the README.</p>` : '');
   const methods = last ? last.rows.map((row) => row.method) : [];
   const maeCurve = lineChart(
     'masked MAE on held-out clips',
@@ -122,6 +132,7 @@ figure { margin: 1em 0; } img { image-rendering: pixelated; max-width: 100%; } f
 ${(r.notes ?? []).map((n) => `<p class="note"><strong>Note:</strong> ${escape(n)}</p>`).join('\n')}
 <h2>Held-out metrics${last ? ` (iteration ${last.step})` : ''}</h2>
 <div id="metrics">${table}</div>
+${distances}
 <h2>Clips</h2>
 ${pictures || '<p>No pictures.</p>'}
 <h2>Curves</h2>

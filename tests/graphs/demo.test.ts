@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import demo from '../../graphs/demo.ts';
 import { runGraph } from '../../pipeline/runner.ts';
+import { writeGraphModel } from '../fixtures/graph-model.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'st-inpaint-demo-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -55,6 +56,19 @@ test('demo trains, checkpoints, and a resumed run repeats the uninterrupted one'
   // The report of the resumed run covers both sessions (the first one ended, and scored, at step 3).
   assert.deepEqual(evaluatedAt(resumed.runDir), [2, 3, 4, 5]);
   assert.match(readFileSync(join(resumed.runDir, 'report.html'), 'utf8'), / 5 iterations in /);
+});
+
+test('with --fid-model and --fvd-model the final evaluation scores every method by FID and FVD; without them the report says so', async () => {
+  writeGraphModel(join(scratch, 'inception'), { inputShape: [-1, 299, 299, 3], axes: [1, 2], out: 2048 });
+  writeGraphModel(join(scratch, 'i3d'), { inputShape: [-1, -1, 224, 224, 3], axes: [1, 2, 3], out: 400 });
+  const quiet = { progress: false as const, handleSignals: false, log: () => {} };
+  const run = await runGraph(demo, { ...tiny, clips: 120, steps: 2, 'eval-every': 0, 'fid-model': join(scratch, 'inception'), 'fvd-model': join(scratch, 'i3d') }, { ...quiet, runsDir: join(scratch, 'fid') });
+  const [evaluation] = records(run.runDir, 'evaluation') as unknown as Array<{ sets: Record<string, { fid: number; fvd: number }> }>;
+  assert.deepEqual(Object.keys(evaluation!.sets), ['model', 'dineof', 'interpolation', 'mean-fill']);
+  for (const v of Object.values(evaluation!.sets)) assert.ok(v.fid >= -1e-9 && Number.isFinite(v.fid) && v.fvd >= -1e-9 && Number.isFinite(v.fvd), JSON.stringify(v));
+  assert.match(readFileSync(join(run.runDir, 'report.html'), 'utf8'), /<table id="distances">.*FID ↓.*FVD ↓/s);
+  const plain = await runGraph(demo, { ...tiny, steps: 1, 'eval-every': 0 }, { ...quiet, runsDir: join(scratch, 'nofid') });
+  assert.match(readFileSync(join(plain.runDir, 'report.html'), 'utf8'), /Not computed: FID \(--fid-model: a converted Inception-v3\); FVD \(--fvd-model: a converted I3D\)/);
 });
 
 test('--resume without an earlier run is a usage error naming the folder', async () => {

@@ -21,6 +21,7 @@ import { FeatureModel } from '../../stages/eval/features.ts';
 import { FeatureMoments, frechetDistance, frechetFromSamples } from '../../stages/eval/frechet.ts';
 import { ffmpegPath } from '../../stages/io/video.ts';
 import { Random } from '../../stages/random.ts';
+import { Q, writeGraphModel } from '../fixtures/graph-model.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'st-inpaint-features-'));
 let server: Server;
@@ -29,45 +30,6 @@ after(() => {
   server?.close();
   rmSync(scratch, { recursive: true, force: true });
 });
-
-// An orthogonal 3×3 mixing (a rotation): features = (mean RGB in [−1, 1]) · Q, zero elsewhere, so
-// the Fréchet distance of the features equals that of the 3-d mean colours.
-const c = Math.cos(0.7);
-const s = Math.sin(0.7);
-const Q = [
-  [c, -s, 0],
-  [s * 0.6, c * 0.6, 0.8],
-  [-s * 0.8, -c * 0.8, 0.6],
-];
-
-const dim = (n: number) => ({ size: String(n) });
-/** A graph model: input → Mean over the pixel (and time) axes → MatMul by [3, out] → output. */
-function writeGraphModel(folder: string, o: { inputShape: number[]; axes: number[]; out: number }): void {
-  mkdirSync(folder, { recursive: true });
-  const w = new Float32Array(3 * o.out);
-  for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) w[i * o.out + j] = Q[i]![j]!;
-  const axes = Int32Array.from(o.axes);
-  const node = (name: string, op: string, input: string[], attr: Record<string, unknown>) => ({ name, op, input, attr });
-  const json = {
-    format: 'graph-model',
-    generatedBy: 'st-inpaint test',
-    convertedBy: 'hand-written',
-    modelTopology: {
-      node: [
-        node('input', 'Placeholder', [], { dtype: { type: 'DT_FLOAT' }, shape: { shape: { dim: o.inputShape.map(dim) } } }),
-        node('axes', 'Const', [], { dtype: { type: 'DT_INT32' }, value: { tensor: { dtype: 'DT_INT32', tensorShape: { dim: [dim(axes.length)] } } } }),
-        node('w', 'Const', [], { dtype: { type: 'DT_FLOAT' }, value: { tensor: { dtype: 'DT_FLOAT', tensorShape: { dim: [dim(3), dim(o.out)] } } } }),
-        node('pool', 'Mean', ['input', 'axes'], { T: { type: 'DT_FLOAT' }, Tidx: { type: 'DT_INT32' }, keep_dims: { b: false } }),
-        node('features', 'MatMul', ['pool', 'w'], { T: { type: 'DT_FLOAT' }, transpose_a: { b: false }, transpose_b: { b: false } }),
-      ],
-      library: {},
-      versions: { producer: 1 },
-    },
-    weightsManifest: [{ paths: ['group1-shard1of1.bin'], weights: [{ name: 'axes', shape: [axes.length], dtype: 'int32' }, { name: 'w', shape: [3, o.out], dtype: 'float32' }] }],
-  };
-  writeFileSync(join(folder, 'model.json'), JSON.stringify(json));
-  writeFileSync(join(folder, 'group1-shard1of1.bin'), Buffer.concat([Buffer.from(axes.buffer), Buffer.from(w.buffer)]));
-}
 
 /** Flat-colour patches over a random background: their mean RGB in [−1, 1] is what the models see. */
 function picture(random: Random, size: number): Uint8Array {
