@@ -11,7 +11,7 @@
  */
 import { createReadStream, existsSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import { UsageError } from '../pipeline/errors.ts';
+import { StageError, UsageError } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions } from '../pipeline/graph.ts';
 import { source, type SourceOptions } from '../pipeline/operators/source.ts';
@@ -51,35 +51,42 @@ export function bairClips(location: string, given: Readonly<Record<string, unkno
     let entry = '';
     let parser: TFRecordParser | undefined;
     let index = 0;
-    for await (const chunk of tarChunks(input, location)) {
-      const match = /softmotion30_44k\/(train|test)\/[^/]+\.tfrecords?$/.exec(chunk.path);
-      if (!match || (o.split !== 'all' && match[1] !== o.split)) continue;
-      if (chunk.path !== entry) {
-        entry = chunk.path;
-        parser = new TFRecordParser(`${location}:${entry}`);
-        index = 0;
-      }
-      // After a framing error (bad length CRC, truncation) the rest of the entry cannot be cut
-      // into records: under --on-error skip it is dropped and the next entry read.
-      if (!parser) continue;
-      const split = match[1] as Split;
-      let records: ReturnType<TFRecordParser['push']>;
-      try {
-        records = [...parser.push(chunk.bytes)];
-        if (chunk.last) parser.end();
-      } catch (err) {
-        parser = undefined;
-        skip({ file: location, entry }, err);
-        continue;
-      }
-      for (const record of records) {
-        const id = `${entry}#${index++}`;
+    try {
+      for await (const chunk of tarChunks(input, location)) {
+        const match = /softmotion30_44k\/(train|test)\/[^/]+\.tfrecords?$/.exec(chunk.path);
+        if (!match || (o.split !== 'all' && match[1] !== o.split)) continue;
+        if (chunk.path !== entry) {
+          entry = chunk.path;
+          parser = new TFRecordParser(`${location}:${entry}`);
+          index = 0;
+        }
+        // After a framing error (bad length CRC, truncation) the rest of the entry cannot be cut
+        // into records: under --on-error skip it is dropped and the next entry read.
+        if (!parser) continue;
+        const split = match[1] as Split;
+        let records: ReturnType<TFRecordParser['push']>;
         try {
-          yield { id, split, frames: bairFrames(decodeExample(record.data), T, o.camera, `record ${index - 1} (byte ${record.offset})`) } satisfies DatasetClip;
+          records = [...parser.push(chunk.bytes)];
+          if (chunk.last) parser.end();
         } catch (err) {
-          skip({ clip: id, file: location, entry }, err);
+          parser = undefined;
+          skip({ file: location, entry }, err);
+          continue;
+        }
+        for (const record of records) {
+          const id = `${entry}#${index++}`;
+          try {
+            yield { id, split, frames: bairFrames(decodeExample(record.data), T, o.camera, `record ${index - 1} (byte ${record.offset})`) } satisfies DatasetClip;
+          } catch (err) {
+            skip({ clip: id, file: location, entry }, err);
+          }
         }
       }
+    } catch (err) {
+      if (err instanceof StageError) throw err; // a skip() under the fail policy
+      // The archive itself broke (truncated, unreadable): nothing after this point can be read.
+      // Under --on-error skip the entry in progress is dropped and counted and the clips so far stand.
+      skip({ file: location, entry }, err);
     }
   }, stage);
   return { spec, clips };

@@ -140,4 +140,19 @@ test('a damaged record is named with its entry and byte offset', async () => {
   assert.deepEqual(got.map((c) => c.id), expected().filter((c) => c.id.startsWith(FILES[1]!.path)).map((c) => c.id));
   assert.equal(skipped.length, 1);
   assert.match(skipped[0]!, /entry "softmotion30_44k\/train\/traj_0_to_255\.tfrecords": .*bad data CRC/);
+
+  // A truncated archive: by default named; under skip the clips read so far stand, and the broken end is counted.
+  const truncated = join(scratch, 'truncated.tar');
+  const whole = readFileSync(tarPath);
+  writeFileSync(truncated, whole.subarray(0, Math.floor(whole.length * 0.9)));
+  await assert.rejects(clipsOf(truncated), /truncated\.tar/);
+  const t2 = new Telemetry();
+  const skipped2: string[] = [];
+  t2.events$.subscribe((e) => e.kind === 'skipped' && skipped2.push(e.message));
+  const partial = await lastValueFrom(metered(t2, findDataset('bair').open({}, truncated, { onError: 'skip' }).clips).pipe(unwrap(), toArray()));
+  const all = expected().map((c) => c.id);
+  assert.ok(partial.length >= 5 && partial.length < all.length, `${partial.length} of ${all.length} clips`);
+  assert.deepEqual(partial.map((c) => c.id), all.slice(0, partial.length));
+  assert.equal(skipped2.length, 1);
+  assert.match(skipped2[0]!, /truncated\.tar" entry "softmotion30_44k\/train\/traj_256_to_511\.tfrecords"/);
 });
