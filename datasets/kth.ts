@@ -5,9 +5,13 @@
  * (truncated, or padded by repeating the last frame). Zips are read as streams and videos
  * decoded from memory: nothing is extracted.
  *
+ * The source is a folder of the zips with 00sequences.txt, one zip (with `sequences=PATH`), or the
+ * URL of the site (or a mirror), whose seven files are downloaded once into the cache.
+ *
  * Splits: the paper's seeded random 5/5/90 (val/test/train) by clip, or the official person-based
  * one (train 11–18, val 19–21, 23–25, 1, 4, test 22, 2, 3, 5–10).
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UsageError } from '../pipeline/errors.ts';
@@ -15,6 +19,7 @@ import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions } from '../pipeline/graph.ts';
 import { source, type SourceOptions } from '../pipeline/operators/source.ts';
 import type { Source } from '../pipeline/stage.ts';
+import { defaultCache, fetchToCache } from '../stages/io/fetch.ts';
 import { decodeVideoBytes } from '../stages/io/video.ts';
 import { zipEntries } from '../stages/io/zip.ts';
 import { Random } from '../stages/random.ts';
@@ -52,15 +57,33 @@ export function parseSequences(text: string, file: string): Map<string, Array<[n
   return out;
 }
 
-export function kthClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Source<DatasetClip> } {
-  const o = resolveOptions('dataset "kth"', kthOptions, given);
+/** The files of the KTH site (http://www.csc.kth.se/cvap/actions/): the six action zips and the segmentation. */
+export const KTH_FILES = ['boxing.zip', 'handclapping.zip', 'handwaving.zip', 'jogging.zip', 'running.zip', 'walking.zip', '00sequences.txt'] as const;
+
+/** The zips and the segmentation of a local folder (or one zip). */
+function localLayout(location: string, sequencesOption: string): { zips: string[]; sequences: Map<string, Array<[number, number]>> } {
   if (!existsSync(location)) throw new UsageError(`--source ${location}: no such file or folder`);
   const folder = statSync(location).isDirectory();
   const zips = folder ? readdirSync(location).filter((f) => f.endsWith('.zip')).sort().map((f) => join(location, f)) : [location];
   if (zips.length === 0) throw new UsageError(`--source ${location}: no .zip files in it`);
-  const sequencesFile = o.sequences || join(folder ? location : dirname(location), '00sequences.txt');
+  const sequencesFile = sequencesOption || join(folder ? location : dirname(location), '00sequences.txt');
   if (!existsSync(sequencesFile)) throw new UsageError(`dataset "kth": no ${sequencesFile}; give --dataset-option sequences=PATH`);
-  const sequences = parseSequences(readFileSync(sequencesFile, 'utf8'), sequencesFile);
+  return { zips, sequences: parseSequences(readFileSync(sequencesFile, 'utf8'), sequencesFile) };
+}
+
+/** The site's files downloaded (once, resumably) into the cache; returns the folder. */
+async function downloadKth(base: string): Promise<string> {
+  const folder = join(defaultCache(), 'kth', createHash('sha256').update(base).digest('hex').slice(0, 12));
+  const root = base.endsWith('/') ? base : `${base}/`;
+  for (const file of KTH_FILES) await fetchToCache(new URL(file, root).toString(), { cache: folder, name: file });
+  return folder;
+}
+
+export function kthClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Source<DatasetClip> } {
+  const o = resolveOptions('dataset "kth"', kthOptions, given);
+  // A URL (the KTH site, or a mirror with the same files) is downloaded into the cache when the clips are first pulled.
+  const remote = /^https?:\/\//.test(location);
+  const local = remote ? undefined : localLayout(location, o.sequences);
   const T = o.frames;
   const S = o.size;
   const spec: FrameBatchSpec = { shape: { frames: T, height: S, width: S, channels: 1 }, pixelType: 'uint8', range: [0, 255] };
@@ -70,6 +93,7 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
     return u < 0.05 ? 'val' : u < 0.1 ? 'test' : 'train';
   };
   const clips = source('kth', async function* ({ skip }) {
+    const { zips, sequences } = local ?? localLayout(await downloadKth(location), o.sequences);
     for (const zip of zips) {
       for await (const entry of zipEntries(zip)) {
         const video = basename(entry.path).replace(/_uncomp\.avi$|\.avi$/i, '');

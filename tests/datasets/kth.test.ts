@@ -5,7 +5,9 @@
  * zip and a zip entry escaping its folder are named.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -13,7 +15,7 @@ import { zipSync } from 'fflate';
 import { lastValueFrom, toArray } from 'rxjs';
 import { main } from '../../cli/main.ts';
 import { findDataset, type DatasetClip } from '../../datasets/index.ts';
-import { parseSequences } from '../../datasets/kth.ts';
+import { KTH_FILES, parseSequences } from '../../datasets/kth.ts';
 import { unwrap } from '../../pipeline/operators/unwrap.ts';
 import { decodeVideoBytes } from '../../stages/io/video.ts';
 import { kthAvi, writeKthFixture, type KthVideo } from '../fixtures/kth.ts';
@@ -67,6 +69,45 @@ test('peek prints KTH clips; a single zip takes --dataset-option sequences', asy
   const lines = out.map((l) => JSON.parse(l) as { id: string; frames: number; height: number; channels: number; mean: number });
   assert.deepEqual(lines.map((l) => [l.id, l.frames, l.height, l.channels]), [['person11_walking_d3#0', 35, 64, 1], ['person11_walking_d3#1', 35, 64, 1]]);
   assert.ok(lines.every((l) => l.mean > 0.05 && l.mean < 0.95));
+});
+
+test('a URL source: the site\'s seven files are downloaded once into the cache, and give the same clips as the folder', async () => {
+  // The site has six action zips; the fixture's other four are empty zips.
+  const site = join(scratch, 'site');
+  mkdirSync(site);
+  for (const file of KTH_FILES) {
+    const local = join(data, file);
+    writeFileSync(join(site, file), existsSync(local) ? readFileSync(local) : zipSync({}));
+  }
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    requests.push(req.url ?? '');
+    try {
+      const body = readFileSync(join(site, decodeURIComponent((req.url ?? '/').replace('/kth/', ''))));
+      res.writeHead(200, { 'Content-Length': body.length });
+      res.end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const cache = process.env['ST_INPAINT_CACHE'];
+  process.env['ST_INPAINT_CACHE'] = join(scratch, 'cache');
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/kth`;
+    const want = await clips(data, { frames: 6, size: 16 });
+    const got = await clips(url, { frames: 6, size: 16 });
+    assert.deepEqual(got.map((c) => c.id), want.map((c) => c.id));
+    got.forEach((c, i) => assert.ok(Buffer.from(c.frames).equals(Buffer.from(want[i]!.frames)), c.id));
+    assert.equal(requests.length, KTH_FILES.length);
+    await clips(url, { frames: 6, size: 16 });
+    assert.equal(requests.length, KTH_FILES.length, 'the second open reads the cache');
+    await assert.rejects(clips(`${url.replace('/kth', '/gone')}`, {}), /gone\/boxing\.zip.*404/);
+  } finally {
+    if (cache === undefined) delete process.env['ST_INPAINT_CACHE'];
+    else process.env['ST_INPAINT_CACHE'] = cache;
+    server.close();
+  }
 });
 
 test('a corrupt video inside a zip, an escaping entry and a bad segmentation line are named', async () => {
