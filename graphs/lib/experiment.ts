@@ -47,6 +47,7 @@ export const EXPERIMENT_PARAMS = {
   'learning-rate': { type: 'number', default: 1e-4, min: 0, describe: 'Adam learning rate of G (decays ×0.99 every 50 steps)' },
   'd-learning-rate': { type: 'number', default: 1e-4, min: 0, describe: "the discriminators' learning rate" },
   'self-supervised': { type: 'number', default: 0, min: 0, describe: "weight of the self-supervised fill term (not in the paper; 0: the paper's model)" },
+  'g-average': { type: 'number', default: 0, min: 0, max: 0.9999, describe: "β of a moving average of G's weights that fills the held-out clips and is checkpointed (0: off, the weights as trained)" },
   'lr-decay': { type: 'number', default: 0.99, min: 0, max: 1, describe: 'multiply the learning rates by this every --lr-decay-every iterations (official code: 0.99 every 50)' },
   'lr-decay-every': { type: 'number', default: 50, integer: true, min: 1, describe: 'iterations between learning-rate decays' },
   backend: { type: 'string', default: 'auto', choices: BACKENDS, describe: 'compute backend' },

@@ -40,6 +40,8 @@ export interface TrainingSettings {
   readonly 'learning-rate': number;
   readonly 'd-learning-rate': number;
   readonly 'self-supervised': number;
+  /** β of the moving average of G's weights used for filling (0: off). */
+  readonly 'g-average'?: number;
   readonly 'lr-decay': number;
   readonly 'lr-decay-every': number;
   readonly backend: string;
@@ -114,6 +116,7 @@ export function trainAndReport(p: TrainingSettings, { runDir, log, resume }: Run
       learningRate: p['learning-rate'],
       discriminatorLearningRate: p['d-learning-rate'],
       selfSupervisedWeight: p['self-supervised'],
+      generatorAverage: p['g-average'] ?? 0,
       decay: p['lr-decay'],
       decayEvery: p['lr-decay-every'],
     };

@@ -103,7 +103,7 @@ export async function inpaintVideo(o: ApplyOptions): Promise<ApplySummary> {
 
   log(describeSelection(await selectBackend(o.backend ?? 'auto')));
   const unused = Random.fromKey('apply').state;
-  const trainer = new GanTrainer({ config, seed: content.state.seed, fill: 1, timeDependent: true, sampler: { sample: () => new Uint8Array(0), state: unused } });
+  const trainer = new GanTrainer({ config, seed: content.state.seed, fill: 1, timeDependent: true, sampler: { sample: () => new Uint8Array(0), state: unused }, generatorAverage: content.state.generatorAverage ?? 0 });
   trainer.restore(content);
   log(`model ${checkpointPath} (step ${content.step}): ${T} frames of ${config.width}×${config.height}×${C}; input ${o.input} ${W0}×${H0} at ${info.fps} fps`);
 

@@ -57,6 +57,13 @@ export interface TrainerOptions {
    * to fill from their context, which short CPU runs need (the demo); see the README.
    */
   readonly selfSupervisedWeight?: number;
+  /**
+   * β of an exponential moving average of G's weights, a ← β·a + (1 − β)·w after every G step
+   * (Polyak averaging, as BigGAN and StyleGAN evaluate with); `inpaint` then fills with the
+   * averaged weights, which smooths out the step-to-step noise of a short GAN run. Default 0: off,
+   * `inpaint` uses the weights as trained. The average is part of the checkpoint.
+   */
+  readonly generatorAverage?: number;
 }
 
 /** What one iteration reports. Losses are the values before the iteration's updates. */
@@ -89,6 +96,8 @@ export interface TrainerState {
   readonly position: number;
   readonly learningRate: number;
   readonly adamIterations: { readonly g: number; readonly d: number };
+  /** β of the generator's weight average, when one is kept (its arrays are `g-average/<name>`). */
+  readonly generatorAverage?: number;
   readonly sampler: RandomState;
 }
 
@@ -120,7 +129,7 @@ export class GanTrainer {
 
   constructor(options: TrainerOptions) {
     const learningRate = options.learningRate ?? 1e-4;
-    this.o = { decay: 0.99, decayEvery: 50, discriminatorSteps: 2, selfSupervisedWeight: 0, ...options, learningRate, discriminatorLearningRate: options.discriminatorLearningRate ?? learningRate };
+    this.o = { decay: 0.99, decayEvery: 50, discriminatorSteps: 2, selfSupervisedWeight: 0, generatorAverage: 0, ...options, learningRate, discriminatorLearningRate: options.discriminatorLearningRate ?? learningRate };
     const { config, seed } = options;
     this.generator = new Generator(config, seed);
     this.frameDiscriminator = new FrameDiscriminator(config, seed);
@@ -129,7 +138,13 @@ export class GanTrainer {
     const dVars = new Map([...prefixed(this.sequenceDiscriminator), ...prefixed(this.frameDiscriminator)]);
     this.discriminatorVariables = [...dVars.values()];
     this.adamD = new Adam(dVars);
+    if (this.o.generatorAverage > 0) {
+      this.average = new Map([...this.generator.params.trainable].map(([name, v]) => [name, tf.variable(v.clone(), false)]));
+    }
   }
+
+  /** The moving average of G's weights, when `generatorAverage` > 0. */
+  private readonly average?: Map<string, tf.Variable>;
 
   get config(): GanConfig {
     return this.o.config;
@@ -237,6 +252,13 @@ export class GanTrainer {
       }, [...this.generator.params.trainable.values()]);
       const gGrads = average(gStep.grads);
       this.adamG.apply(gGrads, learningRate);
+      if (this.average) {
+        const beta = this.o.generatorAverage;
+        for (const [name, v] of this.generator.params.trainable) {
+          const a = this.average.get(name)!;
+          a.assign(tf.add(tf.mul(a, beta), tf.mul(v, 1 - beta)));
+        }
+      }
       const gradNormG = globalNorm(gGrads);
 
       const fake = yHat!;
@@ -294,9 +316,21 @@ export class GanTrainer {
     };
   }
 
-  /** x̂ for observed clips, in inference mode (running batch-norm statistics, no state changes). */
+  /**
+   * x̂ for observed clips, in inference mode (running batch-norm statistics, no state changes),
+   * with the averaged weights of G when an average is kept.
+   */
   inpaint(y: tf.Tensor5D, m: tf.Tensor5D): tf.Tensor5D {
-    return tf.tidy(() => this.complete(y, m, false));
+    if (!this.average) return tf.tidy(() => this.complete(y, m, false));
+    const trainable = [...this.generator.params.trainable];
+    const live = trainable.map(([, v]) => tf.keep(v.clone()));
+    try {
+      for (const [name, v] of trainable) v.assign(this.average.get(name)!);
+      return tf.tidy(() => this.complete(y, m, false));
+    } finally {
+      trainable.forEach(([, v], i) => v.assign(live[i]!));
+      tf.dispose(live);
+    }
   }
 
   private networks(): Network[] {
@@ -312,6 +346,7 @@ export class GanTrainer {
     }
     for (const [name, v] of this.adamG.state) put(`adam-g/${name}`, v);
     for (const [name, v] of this.adamD.state) put(`adam-d/${name}`, v);
+    for (const [name, v] of this.average ?? []) put(`g-average/${name}`, v);
     const state: TrainerState = {
       config: this.config,
       seed: this.o.seed,
@@ -319,6 +354,7 @@ export class GanTrainer {
       learningRate: this.learningRate,
       adamIterations: { g: this.adamG.iterations, d: this.adamD.iterations },
       sampler: this.o.sampler.state,
+      ...(this.average && { generatorAverage: this.o.generatorAverage }),
     };
     return { step: this.step, state, arrays };
   }
@@ -340,6 +376,7 @@ export class GanTrainer {
     }
     for (const [name, v] of this.adamG.state) set(`adam-g/${name}`, v);
     for (const [name, v] of this.adamD.state) set(`adam-d/${name}`, v);
+    for (const [name, v] of this.average ?? []) set(`g-average/${name}`, v);
     this.adamG.iterations = state.adamIterations.g;
     this.adamD.iterations = state.adamIterations.d;
     this.o.sampler.state = state.sampler;
@@ -349,6 +386,7 @@ export class GanTrainer {
   }
 
   dispose(): void {
+    for (const v of this.average?.values() ?? []) v.dispose();
     for (const net of this.networks()) net.dispose();
     this.adamG.dispose();
     this.adamD.dispose();

@@ -325,6 +325,29 @@ test('the self-supervised fill term: 0 and absent from the loss when off; when o
   on.dispose();
 });
 
+test('the average of G\'s weights: it fills, leaves the trained weights as they were, is checkpointed and leaks nothing', async () => {
+  await selectBackend('wasm');
+  const { y, m } = await batchAt(TINY, 0);
+  const plain = await makeTrainer(TINY);
+  const averaged = await makeTrainer(TINY, 'raindrops', { generatorAverage: 0.9 });
+  for (let s = 0; s < 4; s++) assert.deepEqual(comparable(averaged.trainStep(y, m)), comparable(plain.trainStep(y, m)), 'the average does not change training');
+  const live = [...averaged.generator.params.trainable.values()].map((v) => v.dataSync().slice());
+  const before = tf.memory().numTensors;
+  const filled = averaged.inpaint(y, m);
+  const direct = plain.inpaint(y, m);
+  assert.equal(tf.memory().numTensors, before + 2);
+  assert.notDeepEqual(filled.dataSync(), direct.dataSync(), 'the averaged weights fill differently');
+  [...averaged.generator.params.trainable.values()].forEach((v, i) => assert.deepEqual(v.dataSync(), live[i], 'trained weights restored'));
+  const snapshot = averaged.snapshot();
+  assert.equal(snapshot.state.generatorAverage, 0.9);
+  assert.ok([...snapshot.arrays.keys()].some((k) => k.startsWith('g-average/')));
+  const restored = await makeTrainer(TINY, 'raindrops', { generatorAverage: 0.9 });
+  restored.restore(snapshot);
+  assert.deepEqual(restored.inpaint(y, m).dataSync(), filled.dataSync());
+  tf.dispose([filled, direct, y, m]);
+  for (const t of [plain, averaged, restored]) t.dispose();
+});
+
 test('a NaN loss stops training with a clear error and the trainer refuses to go on or be checkpointed', async () => {
   await selectBackend('wasm');
   const trainer = await makeTrainer(TINY);
