@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { firstValueFrom, lastValueFrom, take, tap } from 'rxjs';
 import { findDataset } from '../datasets/index.ts';
 import { FeatureModel, folderFeatures, type FeatureKind } from '../stages/eval/features.ts';
-import { FeatureMoments, frechetDistance, frechetFromSamples, readFidStats, type Gaussian } from '../stages/eval/frechet.ts';
+import { frechetOfSets, readFidStats, type FeatureSet } from '../stages/eval/frechet.ts';
 import { checkSyntheticOptions, syntheticClip, syntheticOptions, syntheticSpec } from '../datasets/synthetic.ts';
 import { UsageError } from '../pipeline/errors.ts';
 import type { Clip } from '../pipeline/frame-batch.ts';
@@ -182,7 +182,7 @@ export interface DistanceArgs {
 export async function frechetCommand(kind: FeatureKind, args: DistanceArgs, io: Io): Promise<void> {
   const metric = kind === 'inception' ? 'fid' : 'fvd';
   let model: FeatureModel | undefined;
-  const side = async (p: string): Promise<{ gaussian: Gaussian } | { samples: Float32Array }> => {
+  const side = async (p: string): Promise<FeatureSet> => {
     if (p.endsWith('.npz')) {
       if (!existsSync(p)) throw new UsageError(`${metric}: no file "${p}"`);
       return { gaussian: readFidStats(p) };
@@ -206,15 +206,7 @@ export async function frechetCommand(kind: FeatureKind, args: DistanceArgs, io: 
     const a = await side(args.a);
     const b = await side(args.b);
     const d = model?.dimension ?? ('gaussian' in a ? a.gaussian.mu.length : 0);
-    const gaussianOf = (s: { gaussian: Gaussian } | { samples: Float32Array }): Gaussian => {
-      if ('gaussian' in s) return s.gaussian;
-      const moments = new FeatureMoments(d);
-      moments.add(s.samples);
-      return moments.gaussian();
-    };
-    let distance: number;
-    if ('samples' in a && 'samples' in b && (a.samples.length / d) * (b.samples.length / d) <= d * d) distance = frechetFromSamples(a.samples, b.samples, d);
-    else distance = frechetDistance(gaussianOf(a), gaussianOf(b));
+    const distance = frechetOfSets(a, b, d);
     io.out(args.json ? JSON.stringify({ [metric]: distance }) : `${metric.toUpperCase()} ${distance.toFixed(4)}`);
   } finally {
     model?.dispose();

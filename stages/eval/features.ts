@@ -19,7 +19,7 @@ import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
 import fetch from 'node-fetch';
 import sharp from 'sharp';
 import { UsageError } from '../../pipeline/errors.ts';
-import { FeatureMoments, frechetDistance, frechetFromSamples } from './frechet.ts';
+import { frechetOfSets } from './frechet.ts';
 import { FrameReader, probeVideo } from '../io/video.ts';
 
 export type FeatureKind = 'inception' | 'i3d';
@@ -59,7 +59,7 @@ async function readModelFiles(location: string): Promise<{ json: ModelJson; shar
     throw err instanceof UsageError ? err : new UsageError(`--model ${location}: model.json is not JSON (${(err as Error).message})`);
   }
   if (!json.modelTopology || !Array.isArray(json.weightsManifest)) throw new UsageError(`--model ${location}: model.json is not a tfjs model (no modelTopology or weightsManifest)`);
-  const base = remote ? modelUrl.slice(0, modelUrl.lastIndexOf('/') + 1) : modelUrl.slice(0, modelUrl.lastIndexOf('/') + 1) || './';
+  const base = modelUrl.slice(0, modelUrl.lastIndexOf('/') + 1) || './';
   const shards: Uint8Array[] = [];
   for (const group of json.weightsManifest) for (const path of group.paths) shards.push(await read(remote ? new URL(path, base).toString() : join(base, path)));
   return { json, shards };
@@ -104,7 +104,7 @@ export class FeatureModel {
   private check(): void {
     const want = SHAPES[this.kind];
     const input = this.model.inputs[0]?.shape ?? [];
-    const size = this.kind === 'inception' ? [want.size, want.size, 3] : [want.size, want.size, 3];
+    const size = [want.size, want.size, 3];
     const tail = input.slice(-3);
     if (input.length !== want.rank || tail.some((d, i) => d !== -1 && d !== size[i])) {
       throw new UsageError(`--model ${this.location}: input shape [${input.join(', ')}]; ${want.metric} needs [N, ${this.kind === 'i3d' ? 'T, ' : ''}${size.join(', ')}] (is it the ${this.kind === 'inception' ? 'Inception-v3' : 'I3D'} model?)`);
@@ -229,8 +229,13 @@ export async function folderFeatures(model: FeatureModel, folder: string, o: { f
     rows.push(model.features(item.pixels, { count: 1, frames: item.frames, height: item.height, width: item.width, channels: 3 }));
     o.progress?.(rows.length);
   }
-  const out = new Float32Array(rows.length * model.dimension);
-  rows.forEach((r, i) => out.set(r, i * model.dimension));
+  return stack(rows, model.dimension);
+}
+
+/** Feature rows one after the other in one array. */
+function stack(rows: readonly Float32Array[], dimension: number): Float32Array {
+  const out = new Float32Array(rows.length * dimension);
+  rows.forEach((r, i) => out.set(r, i * dimension));
   return out;
 }
 
@@ -253,24 +258,14 @@ export async function setDistances(
       if (model.kind === 'i3d') rows.push(model.features(clip, { count: 1, frames: T, height: H, width: W, channels: C }));
       else for (let t = 0; t < T; t++) rows.push(model.features(clip.subarray(t * frameSize, (t + 1) * frameSize), { count: 1, height: H, width: W, channels: C }));
     }
-    const out = new Float32Array(rows.length * model.dimension);
-    rows.forEach((r, i) => out.set(r, i * model.dimension));
-    return out;
-  };
-  const distance = (a: Float32Array, b: Float32Array, d: number): number => {
-    const n = a.length / d;
-    if (n * n <= d * d) return frechetFromSamples(a, b, d);
-    const [ma, mb] = [new FeatureMoments(d), new FeatureMoments(d)];
-    ma.add(a);
-    mb.add(b);
-    return frechetDistance(ma.gaussian(), mb.gaussian());
+    return stack(rows, model.dimension);
   };
   const out: Record<string, Record<string, number>> = {};
   for (const [metric, model] of [['fid', models.fid], ['fvd', models.fvd]] as const) {
     // A covariance needs two vectors: FVD of one clip is not defined.
     if (!model || (model.kind === 'i3d' ? truth.length : truth.length * T) < 2) continue;
     const real = featuresOf(model, truth);
-    for (const [method, clips] of methods) (out[method] ??= {})[metric] = distance(featuresOf(model, clips), real, model.dimension);
+    for (const [method, clips] of methods) (out[method] ??= {})[metric] = frechetOfSets({ samples: featuresOf(model, clips) }, { samples: real }, model.dimension);
   }
   return out;
 }

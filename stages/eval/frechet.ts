@@ -178,3 +178,21 @@ export function frechetFromSamples(a: ArrayLike<number>, b: ArrayLike<number>, d
   for (let i = 0; i < d; i++) meanTerm += (p.mu[i]! - q.mu[i]!) ** 2;
   return meanTerm + p.trace + q.trace - 2 * singular.reduce((s, v) => s + Math.max(v, 0), 0);
 }
+
+/** One side of a Fréchet distance: fitted statistics (a `.npz`), or the feature vectors themselves. */
+export type FeatureSet = { readonly gaussian: Gaussian } | { readonly samples: ArrayLike<number> };
+
+/**
+ * The Fréchet distance of two feature sets of dimension `d`, by the cheaper exact route: from the
+ * vectors (`frechetFromSamples`) when both sides have them and n₁·n₂ ≤ d², else from the moments.
+ */
+export function frechetOfSets(a: FeatureSet, b: FeatureSet, d: number): number {
+  if ('samples' in a && 'samples' in b && (a.samples.length / d) * (b.samples.length / d) <= d * d) return frechetFromSamples(a.samples, b.samples, d);
+  const gaussianOf = (set: FeatureSet): Gaussian => {
+    if ('gaussian' in set) return set.gaussian;
+    const moments = new FeatureMoments(d);
+    moments.add(set.samples);
+    return moments.gaussian();
+  };
+  return frechetDistance(gaussianOf(a), gaussianOf(b));
+}
