@@ -8,7 +8,6 @@
  *     interpolation, mean fill) on held-out test clips → runs/demo/<id>/report.html
  */
 import type { Observable } from 'rxjs';
-import { BACKENDS } from '../pipeline/backend.ts';
 import type { Clip } from '../pipeline/frame-batch.ts';
 import { defineGraph, type ParamSpecs, type ParamValues, type RunContext } from '../pipeline/graph.ts';
 import type { Stage } from '../pipeline/stage.ts';
@@ -19,7 +18,7 @@ import { epochOrder } from '../stages/batch/epochs.ts';
 import { parameterCounts } from '../stages/gan/networks.ts';
 import { chooseOcclusion } from '../stages/occlusion/index.ts';
 import type { Baseline } from '../stages/eval/baselines.ts';
-import { trainAndReport } from './lib/training.ts';
+import { TRAINING_PARAMS, trainAndReport } from './lib/training.ts';
 import { runIfMain } from './lib/main.ts';
 
 /** The demo's parameters (also those of graphs built on it, such as custom-stage-example). */
@@ -33,17 +32,12 @@ export const DEMO_PARAMS = {
   'learning-rate': { type: 'number', default: 3e-4, min: 0, describe: "Adam learning rate of G (paper: 1e-4; higher here, for a short CPU run)" },
   'd-learning-rate': { type: 'number', default: 1e-4, min: 0, describe: "the discriminators' learning rate (paper: the same as G's; a larger one is a two time-scale update)" },
   'self-supervised': { type: 'number', default: 10, min: 0, describe: "weight of the self-supervised fill term (not in the paper; 0: the paper's model exactly; see the README)" },
-  'g-average': { type: 'number', default: 0, min: 0, max: 0.9999, describe: "β of a moving average of G's weights that fills the held-out clips and is checkpointed (0: off, the weights as trained)" },
-  'lr-decay': { type: 'number', default: 0.99, min: 0, max: 1, describe: 'multiply the learning rates by this every --lr-decay-every iterations (official code: 0.99 every 50)' },
-  'lr-decay-every': { type: 'number', default: 50, integer: true, min: 1, describe: 'iterations between learning-rate decays' },
-  backend: { type: 'string', default: 'auto', choices: BACKENDS, describe: 'compute backend' },
   seed: { type: 'number', default: 1, integer: true, min: 0, describe: 'seed of data, masks and weights' },
   'checkpoint-every': { type: 'number', default: 25, integer: true, min: 0, describe: 'checkpoint every N steps (and at the end; 0: only at the end)' },
   threads: { type: 'number', default: 0, integer: true, min: 0, max: 2, describe: 'training threads on a CPU backend (2: data-parallel over two cores; 0: 2 when the machine has them and the batch allows)' },
   'eval-every': { type: 'number', default: 25, integer: true, min: 0, describe: 'score model and baselines on held-out clips every N steps (and at the end; 0: only at the end)' },
   'eval-clips': { type: 'number', default: 16, integer: true, min: 1, describe: 'held-out test clips scored' },
-  'fid-model': { type: 'string', default: '', describe: 'a converted Inception-v3 tfjs graph model (folder or URL): FID of every method at the end' },
-  'fvd-model': { type: 'string', default: '', describe: 'a converted I3D tfjs graph model (folder or URL): FVD of every method at the end' },
+  ...TRAINING_PARAMS,
 } satisfies ParamSpecs;
 
 /** What a graph built on the demo may add to it. */

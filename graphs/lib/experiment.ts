@@ -11,7 +11,6 @@
  * `--preset cpu` shrinks what a CPU cannot train in hours (C = 4, 32×32, 8 frames, 150
  * iterations); anything given explicitly wins over the preset.
  */
-import { BACKENDS } from '../../pipeline/backend.ts';
 import type { ClipShape, FrameBatchSpec } from '../../pipeline/frame-batch.ts';
 import { UsageError } from '../../pipeline/errors.ts';
 import { defineGraph, parseOptionPairs, type GraphDefinition, type ParamSpecs, type ParamValues } from '../../pipeline/graph.ts';
@@ -23,7 +22,7 @@ import { fitClipPixels, fitClips } from '../../stages/frames/fit.ts';
 import { parameterCounts } from '../../stages/gan/networks.ts';
 import { chooseOcclusion } from '../../stages/occlusion/index.ts';
 import { Random } from '../../stages/random.ts';
-import { trainAndReport } from './training.ts';
+import { TRAINING_PARAMS, trainAndReport } from './training.ts';
 import { runIfMain } from './main.ts';
 
 /** Settings a preset fills in where the command line leaves 0. */
@@ -47,18 +46,13 @@ export const EXPERIMENT_PARAMS = {
   'learning-rate': { type: 'number', default: 1e-4, min: 0, describe: 'Adam learning rate of G (decays ×0.99 every 50 steps)' },
   'd-learning-rate': { type: 'number', default: 1e-4, min: 0, describe: "the discriminators' learning rate" },
   'self-supervised': { type: 'number', default: 0, min: 0, describe: "weight of the self-supervised fill term (not in the paper; 0: the paper's model)" },
-  'g-average': { type: 'number', default: 0, min: 0, max: 0.9999, describe: "β of a moving average of G's weights that fills the held-out clips and is checkpointed (0: off, the weights as trained)" },
-  'lr-decay': { type: 'number', default: 0.99, min: 0, max: 1, describe: 'multiply the learning rates by this every --lr-decay-every iterations (official code: 0.99 every 50)' },
-  'lr-decay-every': { type: 'number', default: 50, integer: true, min: 1, describe: 'iterations between learning-rate decays' },
-  backend: { type: 'string', default: 'auto', choices: BACKENDS, describe: 'compute backend' },
   seed: { type: 'number', default: 1, integer: true, min: 0, describe: 'seed of the shuffle, the masks and the weights' },
   shuffle: { type: 'number', default: 256, integer: true, min: 1, describe: 'shuffle buffer, in clips (bounds memory whatever the dataset size)' },
   'checkpoint-every': { type: 'number', default: 0, integer: true, min: 0, describe: `checkpoint every N steps and at the end ${fromPreset('checkpoint-every')}` },
   threads: { type: 'number', default: 0, integer: true, min: 0, max: 2, describe: 'training threads on a CPU backend (0: 2 when the machine has them and the batch allows)' },
   'eval-every': { type: 'number', default: 0, integer: true, min: 0, describe: `score model and baselines on test clips every N steps and at the end ${fromPreset('eval-every')}` },
   'eval-clips': { type: 'number', default: 0, integer: true, min: 0, describe: `test clips scored ${fromPreset('eval-clips')}` },
-  'fid-model': { type: 'string', default: '', describe: 'a converted Inception-v3 tfjs graph model (folder or URL): FID of every method at the end' },
-  'fvd-model': { type: 'string', default: '', describe: 'a converted I3D tfjs graph model (folder or URL): FVD of every method at the end' },
+  ...TRAINING_PARAMS,
 } satisfies ParamSpecs;
 
 export type ExperimentParams = ParamValues<typeof EXPERIMENT_PARAMS>;

@@ -8,10 +8,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Observable, from, mergeMap } from 'rxjs';
-import { describeSelection, selectBackend } from '../../pipeline/backend.ts';
+import { BACKENDS, describeSelection, selectBackend } from '../../pipeline/backend.ts';
 import { latestCheckpoint, readCheckpointState } from '../../pipeline/checkpoint.ts';
 import { FrameBatchPool, encodeFrameBatch, type Clip, type FrameBatchSpec } from '../../pipeline/frame-batch.ts';
-import type { RunContext } from '../../pipeline/graph.ts';
+import type { ParamSpecs, RunContext } from '../../pipeline/graph.ts';
 import type { Leased } from '../../pipeline/credit.ts';
 import { UsageError } from '../../pipeline/errors.ts';
 import { batch } from '../../pipeline/operators/batch.ts';
@@ -31,6 +31,16 @@ type SetDistances = Record<string, Record<string, number>>;
 import type { MetricRow } from '../../stages/eval/metrics.ts';
 import { metricsText, verdict, writeReport, type ReportInput } from '../../stages/sinks/report.ts';
 import { maskRow, stripPng, writeStrip } from '../../stages/sinks/png-strip.ts';
+
+/** The parameters every training graph declares alike (the demo's and the experiments' own come beside them). */
+export const TRAINING_PARAMS = {
+  'g-average': { type: 'number', default: 0, min: 0, max: 0.9999, describe: "β of a moving average of G's weights that fills the held-out clips and is checkpointed (0: off, the weights as trained)" },
+  'lr-decay': { type: 'number', default: 0.99, min: 0, max: 1, describe: 'multiply the learning rates by this every --lr-decay-every iterations (official code: 0.99 every 50)' },
+  'lr-decay-every': { type: 'number', default: 50, integer: true, min: 1, describe: 'iterations between learning-rate decays' },
+  backend: { type: 'string', default: 'auto', choices: BACKENDS, describe: 'compute backend' },
+  'fid-model': { type: 'string', default: '', describe: 'a converted Inception-v3 tfjs graph model (folder or URL): FID of every method at the end' },
+  'fvd-model': { type: 'string', default: '', describe: 'a converted I3D tfjs graph model (folder or URL): FVD of every method at the end' },
+} satisfies ParamSpecs;
 
 /** The settings every training graph has (as CLI options, with their graph's defaults). */
 export interface TrainingSettings {
