@@ -58,49 +58,24 @@ const shards: Dataset = {
   },
 };
 
-const bair: Dataset = {
-  name: 'bair',
-  description: 'BAIR robot pushing: the softmotion30_44k tar (URL or file) streamed without extraction, TFRecords of 30 frames of 64×64×3',
-  options: bairOptions,
-  channels: 3,
-  needsSource: true,
-  open(given, source, stage) {
-    return bairClips(source!, given, stage);
-  },
-};
+/** A dataset read from a user-given source (URL, file or folder) by its own clips function. */
+function fromSource(
+  name: string,
+  description: string,
+  options: ParamSpecs,
+  channels: number,
+  clips: (source: string, given: Readonly<Record<string, unknown>>, stage?: SourceOptions) => { spec: FrameBatchSpec; clips: Source<DatasetClip> },
+): Dataset {
+  return { name, description, options, channels, needsSource: true, open: (given, source, stage) => clips(source!, given, stage) };
+}
 
-const kth: Dataset = {
-  name: 'kth',
-  description: 'KTH actions: the six per-action zips (a folder, or one zip) cut by 00sequences.txt, gray 64×64, 35 frames',
-  options: kthOptions,
-  channels: 1,
-  needsSource: true,
-  open(given, source, stage) {
-    return kthClips(source!, given, stage);
-  },
-};
+const bair = fromSource('bair', 'BAIR robot pushing: the softmotion30_44k tar (URL or file) streamed without extraction, TFRecords of 30 frames of 64×64×3', bairOptions, 3, bairClips);
 
-const sst: Dataset = {
-  name: 'sst',
-  description: 'sea-surface temperature: Copernicus Marine NetCDF-4 files (a file or folder), 24-hour sequences, 64×64 crops, normalised per sequence',
-  options: sstOptions,
-  channels: 1,
-  needsSource: true,
-  open(given, source, stage) {
-    return sstClips(source!, given, stage);
-  },
-};
+const kth = fromSource('kth', 'KTH actions: the six per-action zips (a folder, or one zip) cut by 00sequences.txt, gray 64×64, 35 frames', kthOptions, 1, kthClips);
 
-const faceforensics: Dataset = {
-  name: 'faceforensics',
-  description: "FaceForensics++ originals: the user's folder of videos, face crops (detector weights in an npm package) to 64×64×3, 35 frames",
-  options: faceforensicsOptions,
-  channels: 3,
-  needsSource: true,
-  open(given, source, stage) {
-    return faceforensicsClips(source!, given, stage);
-  },
-};
+const sst = fromSource('sst', 'sea-surface temperature: Copernicus Marine NetCDF-4 files (a file or folder), 24-hour sequences, 64×64 crops, normalised per sequence', sstOptions, 1, sstClips);
+
+const faceforensics = fromSource('faceforensics', "FaceForensics++ originals: the user's folder of videos, face crops (detector weights in an npm package) to 64×64×3, 35 frames", faceforensicsOptions, 3, faceforensicsClips);
 
 export const DATASETS: ReadonlyMap<string, Dataset> = new Map([synthetic, shards, bair, kth, sst, faceforensics].map((d) => [d.name, d]));
 

@@ -18,7 +18,7 @@ import { source } from '../../pipeline/operators/source.ts';
 import { pull } from '../../pipeline/operators/pull.ts';
 import { findDataset, type Dataset, type DatasetClip } from '../../datasets/index.ts';
 import { shuffled } from '../../stages/batch/shuffle.ts';
-import { fitClipPixels, fitClips } from '../../stages/frames/fit.ts';
+import { fitClips } from '../../stages/frames/fit.ts';
 import { parameterCounts } from '../../stages/gan/networks.ts';
 import { chooseOcclusion } from '../../stages/occlusion/index.ts';
 import { Random } from '../../stages/random.ts';
@@ -134,8 +134,6 @@ export function defineExperiment(e: ExperimentDefinition): GraphDefinition {
       if (native.pixelType !== 'uint8' && (native.shape.height !== target.height || native.shape.width !== target.width)) {
         throw new UsageError(`dataset "${e.dataset}" gives ${native.shape.height}×${native.shape.width} float frames; set --size ${native.shape.height} (float frames are cropped by the dataset, not resampled)`);
       }
-      const fitted = async (clip: DatasetClip): Promise<DatasetClip> =>
-        clip.frames instanceof Uint8Array ? { ...clip, frames: await fitClipPixels(clip.frames, native.shape, target) } : clip;
       return trainAndReport(p, context, {
         title: `st-inpaint ${e.name}: ${e.dataset} under ${e.occlusion}`,
         spec,
@@ -158,8 +156,8 @@ export function defineExperiment(e: ExperimentDefinition): GraphDefinition {
           }).pipe(fitClips('fit', native.shape, target)),
         heldOut: async () => {
           const clips: DatasetClip[] = [];
-          for await (const clip of pull(open('test').clips)) {
-            clips.push(await fitted(clip));
+          for await (const clip of pull(open('test').clips.pipe(fitClips('fit-test', native.shape, target)))) {
+            clips.push(clip);
             if (clips.length >= p['eval-clips']) break;
           }
           return clips;
