@@ -85,7 +85,7 @@ export interface TrainingPlan {
 }
 
 /** Where a resumed run left off: the clips its newest checkpoint had consumed. */
-export function resumePosition({ runDir, resume }: RunContext): number {
+function resumePosition({ runDir, resume }: Pick<RunContext, 'runDir' | 'resume'>): number {
   const latest = resume ? latestCheckpoint(join(runDir, 'checkpoints')) : undefined;
   return latest ? readCheckpointState<TrainerState>(latest.path).state.position : 0;
 }
@@ -105,7 +105,7 @@ export function trainAndReport(p: TrainingSettings, { runDir, log, resume }: Run
   const { spec, occlusion } = plan;
   const shape = spec.shape;
   const checkpoints = join(runDir, 'checkpoints');
-  const start = resumePosition({ runDir, resume } as RunContext);
+  const start = resumePosition({ runDir, resume });
   const pool = new FrameBatchPool();
 
   let backendLine = '';
