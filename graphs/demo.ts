@@ -38,6 +38,7 @@ export const DEMO_PARAMS = {
   'eval-every': { type: 'number', default: 25, integer: true, min: 0, describe: 'score model and baselines on held-out clips every N steps (and at the end; 0: only at the end)' },
   'eval-clips': { type: 'number', default: 16, integer: true, min: 1, describe: 'held-out test clips scored' },
   ...TRAINING_PARAMS,
+  'mean-offset': { ...TRAINING_PARAMS['mean-offset'], default: true },
 } satisfies ParamSpecs;
 
 /** What a graph built on the demo may add to it. */

@@ -35,6 +35,7 @@ import { maskRow, stripPng, writeStrip } from '../../stages/sinks/png-strip.ts';
 /** The parameters every training graph declares alike (the demo's and the experiments' own come beside them). */
 export const TRAINING_PARAMS = {
   'g-average': { type: 'number', default: 0, min: 0, max: 0.9999, describe: "β of a moving average of G's weights that fills the held-out clips and is checkpointed (0: off, the weights as trained)" },
+  'mean-offset': { type: 'boolean', default: false, describe: "offset G's fill by each clip's visible mean, so that an untrained G starts at the mean fill (not in the paper; see the README)" },
   'lr-decay': { type: 'number', default: 0.99, min: 0, max: 1, describe: 'multiply the learning rates by this every --lr-decay-every iterations (official code: 0.99 every 50)' },
   'lr-decay-every': { type: 'number', default: 50, integer: true, min: 1, describe: 'iterations between learning-rate decays' },
   backend: { type: 'string', default: 'auto', choices: BACKENDS, describe: 'compute backend' },
@@ -52,6 +53,8 @@ export interface TrainingSettings {
   readonly 'self-supervised': number;
   /** β of the moving average of G's weights used for filling (0: off). */
   readonly 'g-average'?: number;
+  /** G's fill offset by each clip's visible mean (GanConfig.meanOffset). */
+  readonly 'mean-offset'?: boolean;
   readonly 'lr-decay': number;
   readonly 'lr-decay-every': number;
   readonly backend: string;
@@ -118,7 +121,7 @@ export function trainAndReport(p: TrainingSettings, { runDir, log, resume }: Run
     log(backendLine);
     const drawer = await occlusion.process.prepare(occlusion.options as never, shape);
     const options = {
-      config: { base: p.base, channels: shape.channels, frames: shape.frames, height: shape.height, width: shape.width, extraBlock: false },
+      config: { base: p.base, channels: shape.channels, frames: shape.frames, height: shape.height, width: shape.width, extraBlock: false, ...(p['mean-offset'] && { meanOffset: true }) },
       seed: p.seed,
       fill: fillValue(occlusion.process, [-1, 1]),
       timeDependent: occlusion.process.timeDependent,
@@ -194,10 +197,14 @@ export function trainAndReport(p: TrainingSettings, { runDir, log, resume }: Run
       pictures,
       elapsedSeconds: (performance.now() - started) / 1000,
       distances: { fid: Boolean(p['fid-model']), fvd: Boolean(p['fvd-model']) },
-      notes:
-        p['self-supervised'] > 0
+      notes: [
+        ...(p['self-supervised'] > 0
           ? [`this run adds a self-supervised fill term that is not in the paper (weight ${p['self-supervised']}): G also fills observations hidden further by fresh masks and is scored on the observed pixels it had to fill. It uses no clean data; --self-supervised 0 trains the paper's model exactly.`]
-          : [],
+          : []),
+        ...(p['mean-offset']
+          ? ["G's fill is offset by each clip's visible mean (not in the paper): an untrained G fills close to the mean fill and training learns the departure from it. --mean-offset false gives the paper's generator."]
+          : []),
+      ],
     });
     const last = evaluations[evaluations.length - 1];
     if (last) log(`held-out metrics at step ${last.step}:\n${metricsText(last.rows)}\n${verdict(last.rows)}`);

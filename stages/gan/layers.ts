@@ -200,8 +200,9 @@ export class BatchNorm {
   private readonly runningMean: tf.Variable;
   private readonly runningVar: tf.Variable;
 
-  constructor(params: ParamStore, name: string, channels: number) {
-    this.gamma = params.constant(`${name}.gamma`, [channels], 1);
+  /** @param scale the initial γ (default 1). */
+  constructor(params: ParamStore, name: string, channels: number, scale = 1) {
+    this.gamma = params.constant(`${name}.gamma`, [channels], scale);
     this.beta = params.constant(`${name}.beta`, [channels], 0);
     this.runningMean = params.stateVariable(`${name}.running-mean`, tf.zeros([channels]));
     this.runningVar = params.stateVariable(`${name}.running-var`, tf.ones([channels]));

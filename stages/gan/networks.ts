@@ -21,7 +21,17 @@ export interface GanConfig {
   readonly width: number;
   /** The paper's extra 16C → 16C residual block (row 3 of its table; absent in the official code). */
   readonly extraBlock: boolean;
+  /**
+   * Not in the paper (absent: the paper's generator). When true, φ's output is offset by each
+   * clip's visible mean per channel, φ(y) = tanh(out(y) + atanh(μ)), and the last batch norm's
+   * scale starts at {@link MEAN_OFFSET_GAMMA} instead of 1, so an untrained G fills every hole with
+   * close to the mean fill and training learns the departure from it. See `Generator.apply`.
+   */
+  readonly meanOffset?: boolean;
 }
+
+/** The last batch norm's initial scale when the generator has a mean offset: small, so that the untrained fill is close to μ. */
+export const MEAN_OFFSET_GAMMA = 0.1;
 
 /** The paper's settings: C = 32, 64×64, 35 frames, with the extra block. */
 export const PAPER_CONFIG: GanConfig = { base: 32, channels: 3, frames: 35, height: 64, width: 64, extraBlock: true };
@@ -75,7 +85,7 @@ export class Generator extends Network {
     this.blocks = plan.blocks.map(([i, o], k) => new ResBlock3d(this.params, `block${k + 1}`, i, o));
     this.attentionAfter = plan.attentionAfter;
     this.attention = new FrameAttention(this.params, 'attention', 2 * config.base);
-    this.outNorm = new BatchNorm(this.params, 'out-bn', config.base);
+    this.outNorm = new BatchNorm(this.params, 'out-bn', config.base, config.meanOffset ? MEAN_OFFSET_GAMMA : 1);
     this.outConv = new SNConv(this.params, 'out', { dims: 3, inChannels: config.base, outChannels: config.channels, kernel: 3, bias: true });
   }
 
@@ -83,13 +93,25 @@ export class Generator extends Network {
     return [...this.blocks.flatMap((b) => b.convs), ...this.attention.convs, this.outConv];
   }
 
-  apply(y: tf.Tensor5D, mode: Mode): tf.Tensor5D {
+  /**
+   * φ(y) for observed clips `y` [B, T, H, W, C] in [−1, 1]. With a mean offset, the masks `m`
+   * [B, T, H, W, 1] (1 = visible) give each clip's visible mean μ per channel (0 where nothing is visible).
+   */
+  apply(y: tf.Tensor5D, mode: Mode, m?: tf.Tensor5D): tf.Tensor5D {
+    let offset: tf.Tensor | undefined;
+    if (this.config.meanOffset) {
+      if (!m) throw new Error('a generator with a mean offset needs the masks');
+      const visible = tf.sum(m, [1, 2, 3], true);
+      const mean = tf.div(tf.sum(tf.mul(y, m), [1, 2, 3], true), tf.maximum(visible, 1));
+      offset = tf.atanh(tf.clipByValue(mean, -0.99, 0.99));
+    }
     let h = y;
     this.blocks.forEach((block, k) => {
       h = block.apply(h, mode);
       if (k + 1 === this.attentionAfter) h = this.attention.apply(h);
     });
-    return tf.tanh(this.outConv.apply(tf.relu(this.outNorm.apply(h, mode))));
+    const out = this.outConv.apply(tf.relu(this.outNorm.apply(h, mode)));
+    return tf.tanh(offset ? (tf.add(out, offset) as tf.Tensor5D) : out);
   }
 }
 

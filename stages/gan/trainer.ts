@@ -166,7 +166,7 @@ export class GanTrainer {
 
   /** x̂ = φ(y)·(1−m) + y·m: visible pixels copied, holes filled. */
   private complete(y: tf.Tensor5D, m: tf.Tensor5D, training: boolean): tf.Tensor5D {
-    const phi = this.generator.apply(y, { training });
+    const phi = this.generator.apply(y, { training }, m);
     return tf.add(tf.mul(phi, tf.sub(1, m)), tf.mul(y, m));
   }
 

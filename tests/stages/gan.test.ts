@@ -325,6 +325,49 @@ test('the self-supervised fill term: 0 and absent from the loss when off; when o
   on.dispose();
 });
 
+test('the mean offset: an untrained generator fills each clip with close to its own visible mean; without it, far from it', async () => {
+  await selectBackend('wasm');
+  // Two clips with different brightness, holes white (+1) as raindrops leave them.
+  const rng = Random.fromKey('mean-offset-test');
+  const n = TINY.frames * TINY.height * TINY.width;
+  const centres = [-0.5, 0.4];
+  const yv = new Float32Array(2 * n);
+  const mv = new Float32Array(2 * n);
+  const visibleMean = centres.map((c, b) => {
+    let sum = 0;
+    let count = 0;
+    for (let i = 0; i < n; i++) {
+      const visible = rng.uniform() < 0.75;
+      mv[b * n + i] = visible ? 1 : 0;
+      yv[b * n + i] = visible ? c + 0.3 * (rng.uniform() - 0.5) : 1;
+      if (visible) (sum += yv[b * n + i]!, count++);
+    }
+    return sum / count;
+  });
+  const y = tf.tensor5d(yv, [2, TINY.frames, TINY.height, TINY.width, 1]);
+  const m = tf.tensor5d(mv, [2, TINY.frames, TINY.height, TINY.width, 1]);
+  // Largest distance from the clip's visible mean over the holes, per clip, after the spectral norms settled.
+  const distances = (config: GanConfig): number[] => {
+    const g = new Generator(config, 5);
+    for (let k = 0; k < 30; k++) g.powerIterate();
+    const phi = tf.tidy(() => g.apply(y, { training: true, updateStatistics: false }, m).dataSync() as Float32Array);
+    g.dispose();
+    return visibleMean.map((mu, b) => {
+      let worst = 0;
+      for (let i = 0; i < n; i++) if (mv[b * n + i] === 0) worst = Math.max(worst, Math.abs(phi[b * n + i]! - mu));
+      return worst;
+    });
+  };
+  const offset = distances({ ...TINY, meanOffset: true });
+  assert.ok(offset.every((d) => d < 0.2), `with the offset, holes within ${offset.map((d) => d.toFixed(3)).join(', ')} of the visible means ${visibleMean.map((v) => v.toFixed(3)).join(', ')}`);
+  const paper = distances(TINY);
+  assert.ok(Math.max(...paper) > 0.5, `the paper's generator fills far from the means: ${paper.map((d) => d.toFixed(3)).join(', ')}`);
+  const needsMasks = new Generator({ ...TINY, meanOffset: true }, 1);
+  assert.throws(() => tf.tidy(() => needsMasks.apply(y, { training: false })), /needs the masks/);
+  needsMasks.dispose();
+  tf.dispose([y, m]);
+});
+
 test('the average of G\'s weights: it fills, leaves the trained weights as they were, is checkpointed and leaks nothing', async () => {
   await selectBackend('wasm');
   const { y, m } = await batchAt(TINY, 0);
