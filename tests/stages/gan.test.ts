@@ -346,22 +346,23 @@ test('the mean offset: an untrained generator fills each clip with close to its 
   });
   const y = tf.tensor5d(yv, [2, TINY.frames, TINY.height, TINY.width, 1]);
   const m = tf.tensor5d(mv, [2, TINY.frames, TINY.height, TINY.width, 1]);
-  // Largest distance from the clip's visible mean over the holes, per clip, after the spectral norms settled.
+  // Mean distance from the clip's visible mean over the holes, per clip, after the spectral norms settled.
   const distances = (config: GanConfig): number[] => {
     const g = new Generator(config, 5);
     for (let k = 0; k < 30; k++) g.powerIterate();
     const phi = tf.tidy(() => g.apply(y, { training: true, updateStatistics: false }, m).dataSync() as Float32Array);
     g.dispose();
     return visibleMean.map((mu, b) => {
-      let worst = 0;
-      for (let i = 0; i < n; i++) if (mv[b * n + i] === 0) worst = Math.max(worst, Math.abs(phi[b * n + i]! - mu));
-      return worst;
+      let sum = 0;
+      let holes = 0;
+      for (let i = 0; i < n; i++) if (mv[b * n + i] === 0) (sum += Math.abs(phi[b * n + i]! - mu), holes++);
+      return sum / holes;
     });
   };
   const offset = distances({ ...TINY, meanOffset: true });
-  assert.ok(offset.every((d) => d < 0.2), `with the offset, holes within ${offset.map((d) => d.toFixed(3)).join(', ')} of the visible means ${visibleMean.map((v) => v.toFixed(3)).join(', ')}`);
+  assert.ok(offset.every((d) => d < 0.12), `with the offset, holes on average within ${offset.map((d) => d.toFixed(3)).join(', ')} of the visible means ${visibleMean.map((v) => v.toFixed(3)).join(', ')}`);
   const paper = distances(TINY);
-  assert.ok(Math.max(...paper) > 0.5, `the paper's generator fills far from the means: ${paper.map((d) => d.toFixed(3)).join(', ')}`);
+  assert.ok(Math.min(...paper) > 2 * Math.max(...offset), `the paper's generator fills farther from the means: ${paper.map((d) => d.toFixed(3)).join(', ')}`);
   const needsMasks = new Generator({ ...TINY, meanOffset: true }, 1);
   assert.throws(() => tf.tidy(() => needsMasks.apply(y, { training: false })), /needs the masks/);
   needsMasks.dispose();
