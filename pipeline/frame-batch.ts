@@ -73,6 +73,9 @@ function pixelArrowType(pixelType: PixelType): arrow.Uint8 | arrow.Float32 {
 }
 
 export function frameBatchSchema(spec: FrameBatchSpec): arrow.Schema {
+  // A stage passes the same spec object for every batch: it is checked and keyed once.
+  const known = schemaOfSpec.get(spec);
+  if (known) return known;
   checkSpec(spec);
   // Schemas are immutable: one per distinct spec is built and shared by every batch of that spec
   // (building one costs more than a small batch's remaining bookkeeping).
@@ -83,8 +86,11 @@ export function frameBatchSchema(spec: FrameBatchSpec): arrow.Schema {
     schemas.set(key, (schema = buildSchema(spec)));
     specs.set(schema, spec);
   }
+  schemaOfSpec.set(spec, schema);
   return schema;
 }
+
+const schemaOfSpec = new WeakMap<FrameBatchSpec, arrow.Schema>();
 
 const schemas = new Map<string, arrow.Schema>();
 const specs = new WeakMap<arrow.Schema, FrameBatchSpec>();

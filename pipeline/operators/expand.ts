@@ -18,6 +18,11 @@ interface Job<In, Out> extends AnyIterator<Out> {
   /** Outputs emitted and not yet released. */
   outstanding: number;
   exhausted: boolean;
+  /**
+   * Called when one of the job's outputs is released: one closure per input, shared by all its
+   * outputs (a closure per output costs far more; see `Lease` in credit.ts).
+   */
+  readonly onOutputReleased: () => void;
 }
 
 /**
@@ -54,10 +59,21 @@ export function expand<In, Out>(
       };
       const emitFrom = (current: Job<In, Out>, value: Out): void => {
         current.outstanding += 1;
-        outlet.emit(value, () => {
-          current.outstanding -= 1;
-          settle(current);
-        });
+        outlet.emit(value, current.onOutputReleased);
+      };
+      const openJob = (next: { item: Leased<In>; index: number }): Job<In, Out> => {
+        const opened: Job<In, Out> = {
+          ...next,
+          ...openIterator(project(next.item.value, next.index)),
+          pending: false,
+          outstanding: 0,
+          exhausted: false,
+          onOutputReleased: () => {
+            opened.outstanding -= 1;
+            settle(opened);
+          },
+        };
+        return opened;
       };
       /** Applies the error policy; true when the run goes on. */
       const jobFailed = (current: Job<In, Out>, err: unknown): boolean => {
@@ -75,7 +91,7 @@ export function expand<In, Out>(
             const next = queue.shift();
             if (!next) break;
             try {
-              job = { ...next, ...openIterator(project(next.item.value, next.index)), pending: false, outstanding: 0, exhausted: false };
+              job = openJob(next);
             } catch (err) {
               if (!outlet.failed(err, describe(next.item.value, next.index))) {
                 stopped = true;
