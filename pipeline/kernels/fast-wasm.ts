@@ -13,7 +13,12 @@
  * - `Identity` shares the input's data (as the cpu backend does); tensors are immutable.
  * - `Transpose` runs as cache-blocked copies in JS (≈ 400 M values/s) for the permutations
  *   training uses once adjacent axes are merged: [1,0], [0,2,1], [2,1,0] and [1,0,2].
- * - `BatchMatMul` with transposed operands transposes them explicitly, then takes the fast path.
+ * - `BatchMatMul` with transposed operands transposes them explicitly (or, for transposeA, computes
+ *   the transposed product when that moves fewer values), then takes the fast path: one product
+ *   for a batch of one or a shared right operand, else one product per batch entry (the backend's
+ *   batched product is a naive loop, ≈ 0.6 GFLOP/s on the attention's shapes).
+ * - `ShiftStack` and its gradient (`shift-stack.ts`): the temporal taps of a 3D convolution in one
+ *   pass over the heap each way, instead of pad, slices and a concat (whose gradient is a strided split).
  * - `Sum` and `Mean` over leading axes are one average pooling (XNNPACK).
  * - `Conv2DBackpropInput` is one forward convolution per stride phase with the flipped filter.
  * - `Conv2DBackpropFilter` is one forward convolution with batch and channels swapped.
@@ -24,6 +29,7 @@
  * Must not know about any model.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { registerShiftStack } from './shift-stack.ts';
 
 type Attrs = Record<string, unknown>;
 type Original = tf.KernelConfig | undefined;
@@ -156,20 +162,88 @@ const identityKernel: tf.KernelFunc = ({ inputs, backend }) => {
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 };
 
-function swapLast(t: tf.Tensor): tf.Tensor {
+function swapLast<T extends tf.Tensor>(t: T): T {
   const perm = t.shape.map((_, i) => i);
   const r = perm.length;
   [perm[r - 2], perm[r - 1]] = [perm[r - 1]!, perm[r - 2]!];
-  return tf.transpose(t, perm);
+  return tf.transpose(t, perm) as T;
 }
 
+/**
+ * One product per batch entry on the backend's own kernel, for operands without transposition:
+ * a [n or 1, M, K] · b [n or 1, K, N] → [n, M, N] (an operand with batch 1 is shared). The wasm
+ * kernel takes XNNPACK's fast path only for a batch of one; a batched product goes to a naive
+ * loop (measured on attention shapes: [32, 1024, 4] · [32, 4, 256] 150 ms batched against 8 ms as
+ * 32 single products). Each entry is copied out of and back into the heap: two memcpys, against a
+ * product that reads and writes the same bytes.
+ */
+function productPerEntry(backend: HeapBackend, original: tf.KernelConfig, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo {
+  const [na, m, k] = a.shape as [number, number, number];
+  const [nb, , n] = b.shape as [number, number, number];
+  const batch = Math.max(na, nb);
+  const out = backend.makeOutput([batch, m, n], 'float32');
+  for (let i = 0; i < batch; i++) {
+    const ai = backend.makeOutput([1, m, k], 'float32');
+    const bi = backend.makeOutput([1, k, n], 'float32');
+    const ia = na === 1 ? 0 : i;
+    const ib = nb === 1 ? 0 : i;
+    // Views after every makeOutput: growing the heap detaches the earlier ones.
+    backend.typedArrayFromHeap(ai).set(backend.typedArrayFromHeap(a).subarray(ia * m * k, (ia + 1) * m * k));
+    backend.typedArrayFromHeap(bi).set(backend.typedArrayFromHeap(b).subarray(ib * k * n, (ib + 1) * k * n));
+    const ci = original.kernelFunc({ inputs: { a: ai, b: bi }, backend, attrs: { transposeA: false, transposeB: false } }) as tf.TensorInfo;
+    backend.typedArrayFromHeap(out).set(backend.typedArrayFromHeap(ci), i * m * n);
+    for (const t of [ai, bi, ci]) backend.disposeData(t.dataId);
+  }
+  return out;
+}
+
+/**
+ * BatchMatMul in the form the backend computes fast: no transposed operand (the backend's
+ * transposeA path is 50× slower than a product of the same size) and a batch of one per call.
+ *
+ * With transposeA, C = AᵀB (or AᵀBᵀ) is computed either by transposing A or as the transpose of
+ * Cᵀ = BᵀA (or BA), whichever moves fewer values: the gradient of attention, Aᵀ of [1024, 256]
+ * times a [1024, 4], transposes 1 024 values each way instead of 262 144.
+ */
 function batchMatMulKernel(original: Original): tf.KernelFunc {
   return (args) => {
-    const { inputs, backend } = args;
+    const { inputs } = args;
     const attrs = args.attrs ?? {};
-    if (!attrs['transposeA'] && !attrs['transposeB']) return original!.kernelFunc(args);
-    return withTensors(inputs, backend as tf.KernelBackend, ['a', 'b'], (a, b) =>
-      tf.tidy(() => tf.matMul(attrs['transposeA'] ? swapLast(a!) : a!, attrs['transposeB'] ? swapLast(b!) : b!)),
+    const backend = args.backend as HeapBackend;
+    const [ta, tb] = [Boolean(attrs['transposeA']), Boolean(attrs['transposeB'])];
+    const [a, b] = [inputs['a']!, inputs['b']!];
+    const outerA = a.shape.slice(0, -2);
+    const outerB = b.shape.slice(0, -2);
+    const [batchA, batchB] = [prod(outerA), prod(outerB)];
+    const sameOuter = outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i]);
+    const batched = sameOuter || batchA === 1 || batchB === 1;
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || !batched || (!ta && !tb && batchA <= 1 && batchB <= 1)) return original!.kernelFunc(args);
+    const outer = batchA >= batchB ? outerA : outerB;
+    return withTensors(inputs, backend, ['a', 'b'], (at, bt) =>
+      tf.tidy(() => {
+        // 3D views: [batch, rows, cols] as stored.
+        const a3 = tf.reshape(at!, [batchA, a.shape[a.shape.length - 2]!, a.shape[a.shape.length - 1]!]) as tf.Tensor3D;
+        const b3 = tf.reshape(bt!, [batchB, b.shape[b.shape.length - 2]!, b.shape[b.shape.length - 1]!]) as tf.Tensor3D;
+        const [m, n] = [ta ? a.shape[a.shape.length - 1]! : a.shape[a.shape.length - 2]!, tb ? b.shape[b.shape.length - 2]! : b.shape[b.shape.length - 1]!];
+        const plain = (x: tf.Tensor3D, y: tf.Tensor3D): tf.Tensor3D => {
+          // A shared right operand: the batch folds into the rows of one product.
+          if (y.shape[0] === 1 && x.shape[0]! > 1) {
+            const folded = tf.reshape(x, [x.shape[0]! * x.shape[1]!, x.shape[2]!]) as tf.Tensor2D;
+            return tf.reshape(tf.matMul(folded, tf.reshape(y, [y.shape[1], y.shape[2]]) as tf.Tensor2D), [x.shape[0], x.shape[1], y.shape[2]]);
+          }
+          if (x.shape[0] === 1 && y.shape[0] === 1) return tf.matMul(x, y);
+          return tf.engine().makeTensorFromTensorInfo(productPerEntry(backend, original!, x, y), backend) as tf.Tensor3D;
+        };
+        let c: tf.Tensor3D;
+        const swapAndTransposeOut = ta && (tb ? 0 : b3.size) + Math.max(batchA, batchB) * m * n < a3.size + (tb ? b3.size : 0);
+        if (swapAndTransposeOut) {
+          // Cᵀ = op(B)ᵀ · A, where op(B)ᵀ is B itself when tb, else Bᵀ.
+          c = swapLast(plain(tb ? b3 : swapLast(b3), a3));
+        } else {
+          c = plain(ta ? swapLast(a3) : a3, tb ? swapLast(b3) : b3);
+        }
+        return tf.reshape(c, [...outer, m, n]);
+      }),
     );
   };
 }
@@ -358,7 +432,8 @@ const installed = new Set<string>();
  * @returns the names of the kernels it replaced or supplied.
  */
 export function registerFastKernels(backendName: string): string[] {
-  if (installed.has(backendName)) return FAST.map(([name]) => name);
+  const supplied = registerShiftStack(backendName);
+  if (installed.has(backendName)) return [...FAST.map(([name]) => name), ...supplied];
   for (const [name, make] of FAST) {
     const original = tf.getKernel(name, backendName);
     if (!original && name !== 'Conv2DBackpropFilter') continue;
@@ -366,5 +441,5 @@ export function registerFastKernels(backendName: string): string[] {
     tf.registerKernel({ kernelName: name, backendName, kernelFunc: make(original), ...(original?.setupFunc ? { setupFunc: original.setupFunc } : {}) });
   }
   installed.add(backendName);
-  return FAST.map(([name]) => name);
+  return [...FAST.map(([name]) => name), ...supplied];
 }

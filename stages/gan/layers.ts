@@ -16,6 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Random } from '../random.ts';
+import { shiftStack } from '../../pipeline/kernels/shift-stack.ts';
 
 /** Whether a forward pass trains (batch statistics, running averages updated) or infers. */
 export interface Mode {
@@ -171,19 +172,7 @@ export function conv3dBy2d(x: tf.Tensor5D, w: tf.Tensor5D, stride = 1): tf.Tenso
   const [b, t, h, wd, ci] = x.shape;
   const [kt, kh, kw, , co] = w.shape;
   if (kh !== kw || kt !== kh) throw new Error(`conv3dBy2d: cubic kernels only, got ${w.shape.slice(0, 3).join('×')}`);
-  let stacked: tf.Tensor;
-  if (kt === 1) {
-    stacked = x;
-  } else {
-    // Shifts and stacking on rank-3 and rank-2 views: the wasm backend's slice and split (the
-    // gradient of concat) are many times slower on rank-5 tensors.
-    const p = Math.floor(kt / 2);
-    const frame = h * wd * ci;
-    const padded = tf.pad(tf.reshape(x, [b, t, frame]), [[0, 0], [p, p], [0, 0]]);
-    const shifted: tf.Tensor[] = [];
-    for (let k = 0; k < kt; k++) shifted.push(tf.reshape(tf.slice(padded, [0, k, 0], [b, t, frame]), [b * t * h * wd, ci]));
-    stacked = tf.concat(shifted, 1);
-  }
+  const stacked = shiftStack(tf.reshape(x, [b, t, h * wd, ci]), kt);
   const filter = tf.reshape(tf.transpose(w, [1, 2, 0, 3, 4]), [kh, kw, kt * ci, co]) as tf.Tensor4D;
   const y = conv2dSame(tf.reshape(stacked, [b * t, h, wd, kt * ci]) as tf.Tensor4D, filter, stride, kh);
   const [, oh, ow] = y.shape;

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend, describeSelection } from '../../pipeline/backend.ts';
 import { Random } from '../../stages/random.ts';
+import { shiftStack } from '../../pipeline/kernels/shift-stack.ts';
 
 test('an unknown backend is a usage error naming it', async () => {
   await assert.rejects(selectBackend('tpu'), (err: Error) => err.name === 'UsageError' && /--backend must be one of .*"tpu"/.test(err.message));
@@ -111,6 +112,25 @@ test('wasm BatchMatMul with transposed operands, Transpose, Sum, Mean and Identi
       return tf.matMul(a, bb, ta, tb);
     });
   }
+  // Batched products (one product per entry on wasm), with a shared operand on either side, a
+  // rank-4 batch, and the thin attention shapes whose transposeA goes through Cᵀ = BᵀA.
+  const batchedCases: Array<[number[], number[]]> = [
+    [[1, 7, 5], [4, 5, 3]],
+    [[4, 7, 5], [5, 3]],
+    [[4, 7, 5], [1, 5, 3]],
+    [[2, 3, 6, 4], [2, 3, 4, 5]],
+    [[3, 64, 2], [3, 2, 16]],
+    [[3, 16, 64], [3, 64, 2]],
+  ];
+  for (const [sa, sb] of batchedCases) {
+    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const shapeA = ta ? [...sa.slice(0, -2), sa[sa.length - 1]!, sa[sa.length - 2]!] : sa;
+      const shapeB = tb ? [...sb.slice(0, -2), sb[sb.length - 1]!, sb[sb.length - 2]!] : sb;
+      const as = uniform(random, shapeA.reduce((x, v) => x * v, 1));
+      const bs = uniform(random, shapeB.reduce((x, v) => x * v, 1));
+      await sameOnBoth(`matMul [${shapeA}]·[${shapeB}] transposeA ${ta} transposeB ${tb}`, () => tf.matMul(tf.tensor(as, shapeA), tf.tensor(bs, shapeB), ta, tb));
+    }
+  }
   for (let n = 0; n < 10; n++) {
     const rank = random.int(2, 5);
     const shape = Array.from({ length: rank }, () => random.int(1, 9));
@@ -144,6 +164,19 @@ test('wasm BatchMatMul with transposed operands, Transpose, Sum, Mean and Identi
   copy.dispose();
 });
 
+test('wasm ShiftStack and its gradient (one heap pass each) equal the composition of pad, slice and concat on cpu', async () => {
+  const random = Random.fromKey('shift-stack');
+  // Shorter sequences than taps, one channel, one feature, and the demo's layer shapes.
+  const cases: Array<[number[], number]> = [[[2, 5, 7, 3], 3], [[1, 2, 4, 1], 5], [[3, 1, 1, 2], 3], [[2, 8, 16, 4], 3], [[1, 6, 9, 5], 5], [[2, 4, 3, 6], 1]];
+  for (let n = 0; n < 6; n++) cases.push([[random.int(1, 3), random.int(1, 9), random.int(1, 20), random.int(1, 7)], 2 * random.int(0, 3) + 1]);
+  for (const [shape, taps] of cases) {
+    const xs = uniform(random, shape.reduce((a, v) => a * v, 1));
+    await sameOnBoth(`shiftStack [${shape}] taps ${taps}`, () => shiftStack(tf.tensor4d(xs, shape as [number, number, number, number]), taps), 0);
+    await sameOnBoth(`d shiftStack [${shape}] taps ${taps}`, () => tf.grad((x: tf.Tensor) => weighted(shiftStack(x as tf.Tensor4D, taps)))(tf.tensor4d(xs, shape as [number, number, number, number])), 1e-6);
+  }
+  assert.throws(() => shiftStack(tf.zeros([1, 2, 3, 4]) as tf.Tensor4D, 2), /taps must be a positive odd integer, got 2/);
+});
+
 test('the supplied kernels leak no tensors', async () => {
   await selectBackend('wasm');
   const x = tf.randomNormal([2, 7, 5, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
@@ -155,10 +188,17 @@ test('the supplied kernels leak no tensors', async () => {
         dx!.dataSync();
         dw!.dataSync();
       }
+      // Batched products (per-entry copies on the heap) and the shift stack with its gradient.
+      const [da, db] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.matMul(a, b, false, true)))([tf.reshape(x, [2, 35, 3]), tf.reshape(x, [2, 35, 3])]);
+      da!.dataSync();
+      db!.dataSync();
+      tf.grad((t: tf.Tensor) => tf.sum(shiftStack(t as tf.Tensor4D, 3)))(x).dataSync();
     });
   step();
-  const before = tf.memory().numTensors;
+  const before = { tensors: tf.memory().numTensors, buffers: tf.backend().numDataIds() };
   for (let i = 0; i < 5; i++) step();
-  assert.equal(tf.memory().numTensors, before);
+  assert.equal(tf.memory().numTensors, before.tensors);
+  // Buffers the kernels make on the heap themselves (no tensor of their own) are counted by the backend only.
+  assert.equal(tf.backend().numDataIds(), before.buffers);
   tf.dispose([x, w]);
 });
