@@ -51,6 +51,35 @@ test('parameter counts at C = 32, 3 channels match the paper (≈ 29.0 M / 14.8 
   }
 });
 
+test('both discriminators score real and fake in one batch exactly as in two (no batch statistics), gradients included', async () => {
+  // The trainer's D step passes [real; fake] through each discriminator at once; that is only the
+  // method's D step if no layer mixes clips.
+  await selectBackend('wasm');
+  const random = Random.fromKey('joint-discriminator');
+  const clips = (): tf.Tensor5D => tf.tensor5d(Float32Array.from({ length: 3 * 4 * 16 * 16 }, () => random.uniform(-1, 1)), [3, 4, 16, 16, 1]);
+  const [real, fake] = [clips(), clips()];
+  for (const d of [new SequenceDiscriminator(TINY, 3), new FrameDiscriminator(TINY, 3)]) {
+    const score = (x: tf.Tensor5D): tf.Tensor => (d instanceof SequenceDiscriminator ? d.apply(x) : d.apply(tf.reshape(x, [-1, 16, 16, 1]) as tf.Tensor4D));
+    const vars = [...d.params.trainable.values()];
+    const loss = (r: tf.Tensor, f: tf.Tensor): tf.Scalar => tf.add(tf.mean(tf.relu(tf.sub(1, r))), tf.mean(tf.relu(tf.add(1, f))));
+    const apart = tf.variableGrads(() => loss(score(real), score(fake)), vars);
+    const together = tf.variableGrads(() => {
+      const [r, f] = tf.split(score(tf.concat([real, fake]) as tf.Tensor5D), 2) as [tf.Tensor, tf.Tensor];
+      return loss(r, f);
+    }, vars);
+    assert.ok(Math.abs(apart.value.dataSync()[0]! - together.value.dataSync()[0]!) < 1e-6);
+    for (const v of vars) {
+      const [a, b] = [apart.grads[v.name]!.dataSync(), together.grads[v.name]!.dataSync()];
+      let scale = 1e-12;
+      for (const x of a) scale = Math.max(scale, Math.abs(x));
+      a.forEach((x, i) => assert.ok(Math.abs(x - b[i]!) <= 1e-5 * scale, `${v.name}[${i}]: ${x} apart, ${b[i]} together`));
+    }
+    tf.dispose([apart.value, together.value, ...Object.values(apart.grads), ...Object.values(together.grads)]);
+    d.dispose();
+  }
+  tf.dispose([real, fake]);
+});
+
 test('weights start N(0, 0.02) and the same seed gives the same weights', async () => {
   await selectBackend('cpu');
   const a = new Generator(TINY, 7);
