@@ -297,6 +297,32 @@ function padOrCrop(x: tf.Tensor4D, [top, bottom]: [number, number], [left, right
   return p.some((v) => v > 0) ? tf.pad(y, [[0, 0], [p[0]!, p[1]!], [p[2]!, p[3]!], [0, 0]]) : y;
 }
 
+/**
+ * A stride-1 convolution of x padded (positive) or cropped (negative) on axes 1 and 2: crops are
+ * slices, pads go to the convolution as explicit padding (no padded copy of x is made).
+ */
+function convPadded(x: tf.Tensor4D, filter: tf.Tensor4D, [top, bottom]: [number, number], [left, right]: [number, number], dilations: [number, number] = [1, 1]): tf.Tensor4D {
+  const cropped = padOrCrop(x, [Math.min(0, top), Math.min(0, bottom)], [Math.min(0, left), Math.min(0, right)]);
+  const pad: tf.backend_util.ExplicitPadding = [[0, 0], [Math.max(0, top), Math.max(0, bottom)], [Math.max(0, left), Math.max(0, right)], [0, 0]];
+  return tf.conv2d(cropped, filter, 1, pad, 'NHWC', dilations);
+}
+
+/**
+ * The filter [kh, kw, ci, co] with its taps reversed and in and out swapped, [kh, kw, co, ci]:
+ * one pass over the heap (a reverse then a transpose, as ops, are two passes through slow kernels).
+ */
+function flippedFilter(filter: tf.Tensor4D): tf.Tensor4D {
+  const backend = tf.backend() as HeapBackend;
+  if (typeof backend.typedArrayFromHeap !== 'function' || filter.dtype !== 'float32') return tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]);
+  const [kh, kw, ci, co] = filter.shape;
+  const out = backend.makeOutput([kh, kw, co, ci], 'float32');
+  const [src, dst] = [backend.typedArrayFromHeap(filter), backend.typedArrayFromHeap(out)];
+  const taps = kh * kw;
+  // Tap (i, j) is s = i·kw + j; reversing both axes maps it to taps − 1 − s.
+  for (let t = 0; t < taps; t++) transposeBlock(src, t * ci * co, co, ci, co, dst, (taps - 1 - t) * ci * co, ci);
+  return tf.engine().makeTensorFromTensorInfo(out, backend) as tf.Tensor4D;
+}
+
 /** One stride phase along one axis: which filter taps feed it and how dy must be padded. */
 interface Phase {
   /** First filter tap (the others follow every `stride`). */
@@ -332,7 +358,7 @@ export function conv2dInputGradByPhases(dy: tf.Tensor4D, filter: tf.Tensor4D, in
   const [sh, sw] = [info.strideHeight, info.strideWidth];
   return tf.tidy(() => {
     // [kh, kw, ci, co] → reversed taps, in and out swapped: [kh, kw, co, ci].
-    const flipped = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+    const flipped = flippedFilter(filter);
     const rowsOut: tf.Tensor4D[] = [];
     const hs = Math.ceil(h / sh);
     const ws = Math.ceil(w / sw);
@@ -346,8 +372,9 @@ export function conv2dInputGradByPhases(dy: tf.Tensor4D, filter: tf.Tensor4D, in
           part = tf.zeros([n, Math.max(py.length, 0), Math.max(px.length, 0), ci]);
         } else {
           // Taps first, first + s, … of the original filter are, reversed, the last ones of `flipped`.
-          const sub = tf.stridedSlice(flipped, [kh - 1 - (py.first + (py.taps - 1) * sh), kw - 1 - (px.first + (px.taps - 1) * sw), 0, 0], [kh - py.first, kw - px.first, flipped.shape[2], ci], [sh, sw, 1, 1]) as tf.Tensor4D;
-          part = tf.conv2d(padOrCrop(dy, [py.before, py.after], [px.before, px.after]), sub, 1, 'valid');
+          const whole = sh === 1 && sw === 1;
+          const sub = whole ? flipped : (tf.stridedSlice(flipped, [kh - 1 - (py.first + (py.taps - 1) * sh), kw - 1 - (px.first + (px.taps - 1) * sw), 0, 0], [kh - py.first, kw - px.first, flipped.shape[2], ci], [sh, sw, 1, 1]) as tf.Tensor4D);
+          part = convPadded(dy, sub, [py.before, py.after], [px.before, px.after]);
         }
         // Every phase to the same [hs, ws] so that they interleave; the excess is cut below.
         cols.push(padOrCrop(part, [0, hs - part.shape[1]], [0, ws - part.shape[2]]));
@@ -385,10 +412,12 @@ export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: [
   const hp = (oh - 1) * sh + kh;
   const wp = (ow - 1) * sw + kw;
   return tf.tidy(() => {
-    const padded = padOrCrop(x, [top, hp - x.shape[1] - top], [left, wp - x.shape[2] - left]);
-    const images = tf.transpose(padded, [3, 1, 2, 0]) as tf.Tensor4D;
+    const [padTop, padBottom, padLeft, padRight] = [top, hp - x.shape[1] - top, left, wp - x.shape[2] - left];
+    // Crops before the transpose; zero padding inside the convolution (no padded copy).
+    const cropped = padOrCrop(x, [Math.min(0, padTop), Math.min(0, padBottom)], [Math.min(0, padLeft), Math.min(0, padRight)]);
+    const images = tf.transpose(cropped, [3, 1, 2, 0]) as tf.Tensor4D;
     const filter = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
-    const grad = tf.conv2d(images, filter, 1, 'valid', 'NHWC', [sh, sw]);
+    const grad = convPadded(images, filter, [Math.max(0, padTop), Math.max(0, padBottom)], [Math.max(0, padLeft), Math.max(0, padRight)], [sh, sw]);
     return tf.transpose(grad, [1, 2, 0, 3]) as tf.Tensor4D;
   });
 }
