@@ -124,13 +124,38 @@ export function permuteInto(src: Float32Array | Int32Array | Uint8Array, dims: r
   if (key === '2,1,0') {
     // out[c, m, a] = in[a, m, c]: for each m, an a × c block with row strides m·c and m·a.
     const [a, m, c] = dims as [number, number, number];
-    for (let k = 0; k < m; k++) transposeBlock(src, k * c, m * c, a, c, dst, k * a, m * a);
+    if (c < 16) {
+      for (let k = 0; k < m; k++) transposeBlock(src, k * c, m * c, a, c, dst, k * a, m * a);
+    } else {
+      // Row by row of the source: its c values go to c destination lines, which the next rows
+      // (the same m, a + 1) fill further while they are still in cache (≈ 1.3× the blocked copy
+      // for the convolutions' [32, 1156, 64…192]).
+      for (let k = 0; k < m; k++) {
+        for (let i = 0; i < a; i++) {
+          const from = i * m * c + k * c;
+          const to = k * a + i;
+          for (let j = 0; j < c; j++) dst[to + j * m * a] = src[from + j]!;
+        }
+      }
+    }
     return true;
   }
   if (key === '1,0,2') {
     // out[b, a, :] = in[a, b, :]: contiguous runs of c values.
+    // Runs shorter than 32 values are copied by a loop: a subarray and a set per run cost more than
+    // the copy (measured for [32, 1024, c]: 34 M values/s by set at c = 4, 191 M by the loop).
     const [a, b, c] = dims as [number, number, number];
-    for (let i = 0; i < a; i++) for (let j = 0; j < b; j++) dst.set(src.subarray((i * b + j) * c, (i * b + j + 1) * c), (j * a + i) * c);
+    if (c >= 32) {
+      for (let i = 0; i < a; i++) for (let j = 0; j < b; j++) dst.set(src.subarray((i * b + j) * c, (i * b + j + 1) * c), (j * a + i) * c);
+    } else {
+      for (let i = 0; i < a; i++) {
+        for (let j = 0; j < b; j++) {
+          const from = (i * b + j) * c;
+          const to = (j * a + i) * c;
+          for (let k = 0; k < c; k++) dst[to + k] = src[from + k]!;
+        }
+      }
+    }
     return true;
   }
   return false;

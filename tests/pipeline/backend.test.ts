@@ -151,7 +151,7 @@ test('wasm BatchMatMul with transposed operands, Transpose, Sum, Mean and Identi
     await sameOnBoth(`mean [${shape}] over leading [${leading}]`, () => tf.mean(tf.tensor(xs, shape), leading));
   }
   // The permutations training uses, each of the JS paths, size-1 axes included.
-  for (const [shape, perm] of [[[37, 29], [1, 0]], [[3, 17, 19], [0, 2, 1]], [[4, 6, 5, 3], [3, 1, 2, 0]], [[4, 6, 5, 3], [1, 2, 0, 3]], [[5, 1, 7, 1, 9], [4, 1, 2, 3, 0]]] as const) {
+  for (const [shape, perm] of [[[37, 29], [1, 0]], [[3, 17, 19], [0, 2, 1]], [[4, 6, 5, 3], [3, 1, 2, 0]], [[3, 5, 4, 20], [3, 1, 2, 0]], [[4, 6, 5, 3], [1, 2, 0, 3]], [[3, 4, 5, 40], [1, 2, 0, 3]], [[5, 1, 7, 1, 9], [4, 1, 2, 3, 0]]] as const) {
     const xs = uniform(random, shape.reduce((a: number, v: number) => a * v, 1));
     await sameOnBoth(`transpose [${shape}] by [${perm}]`, () => tf.transpose(tf.tensor(xs, [...shape]), [...perm]), 0);
   }
