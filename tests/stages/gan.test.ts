@@ -11,7 +11,7 @@ import { after, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../pipeline/backend.ts';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint } from '../../pipeline/checkpoint.ts';
-import { FrameAttention, ParamStore, SNConv, conv3dBy2d } from '../../stages/gan/layers.ts';
+import { BatchNorm, FrameAttention, ParamStore, SNConv, conv3dBy2d } from '../../stages/gan/layers.ts';
 import { FrameDiscriminator, Generator, PAPER_CONFIG, SequenceDiscriminator, parameterCounts, type GanConfig } from '../../stages/gan/networks.ts';
 import { GanTrainer, NonFiniteLossError, type StepRecord, type TrainerOptions, type TrainerState } from '../../stages/gan/trainer.ts';
 import { chooseOcclusion } from '../../stages/occlusion/index.ts';
@@ -78,6 +78,56 @@ test('both discriminators score real and fake in one batch exactly as in two (no
     d.dispose();
   }
   tf.dispose([real, fake]);
+});
+
+test('batch norm: (x − μ)/√(σ² + ε)·γ + β over all but channels, computed independently; its gradients; running statistics with momentum 0.1', async () => {
+  for (const backend of ['cpu', 'wasm']) {
+    await selectBackend(backend);
+    const random = Random.fromKey('batch-norm');
+    const [b, t, h, w, c] = [2, 3, 4, 5, 3];
+    const xs = Float32Array.from({ length: b * t * h * w * c }, (_, i) => random.uniform(-2, 2) + (i % c));
+    const params = new ParamStore('bn-test', 1);
+    const bn = new BatchNorm(params, 'bn', c, 0.5);
+    params.trainable.get('bn.beta')!.assign(tf.tensor1d([0.1, -0.2, 0.3]));
+    const x = tf.tensor5d(xs, [b, t, h, w, c]);
+    const y = bn.apply(x, { training: true }).dataSync();
+    // Independent: per channel mean and biased variance in float64.
+    const n = xs.length / c;
+    const beta = [0.1, -0.2, 0.3];
+    for (let ch = 0; ch < c; ch++) {
+      let sum = 0;
+      for (let i = ch; i < xs.length; i += c) sum += xs[i]!;
+      const mean = sum / n;
+      let sq = 0;
+      for (let i = ch; i < xs.length; i += c) sq += (xs[i]! - mean) ** 2;
+      const variance = sq / n;
+      for (let i = ch; i < xs.length; i += c) {
+        const expected = ((xs[i]! - mean) / Math.sqrt(variance + 1e-5)) * 0.5 + beta[ch]!;
+        assert.ok(Math.abs(y[i]! - expected) < 1e-4, `${backend} channel ${ch} element ${i}: ${y[i]} against ${expected}`);
+      }
+      // Running statistics: 0.9·(0, 1) + 0.1·(μ, unbiased σ²).
+      const running = params.state.get('bn.running-mean')!.dataSync()[ch]!;
+      const runningVar = params.state.get('bn.running-var')!.dataSync()[ch]!;
+      assert.ok(Math.abs(running - 0.1 * mean) < 1e-5, `${backend} running mean ${running}`);
+      assert.ok(Math.abs(runningVar - (0.9 + 0.1 * (sq / (n - 1)))) < 1e-4, `${backend} running variance ${runningVar}`);
+    }
+    // Gradients, through μ and σ² too, against the textbook formula differentiated by tfjs.
+    const gamma = params.trainable.get('bn.gamma')!;
+    const weights = tf.randomUniform([b, t, h, w, c], -1, 1, 'float32', 3);
+    const mine = tf.grads((xt: tf.Tensor, g: tf.Tensor) => tf.sum(tf.mul(weights, bn.apply(xt as tf.Tensor5D, { training: true, updateStatistics: false }))))([x, gamma]);
+    const textbook = tf.grads((xt: tf.Tensor, g: tf.Tensor) => {
+      const { mean, variance } = tf.moments(xt, [0, 1, 2, 3]);
+      return tf.sum(tf.mul(weights, tf.add(tf.mul(tf.div(tf.sub(xt, mean), tf.sqrt(tf.add(variance, 1e-5))), g), params.trainable.get('bn.beta')!)));
+    })([x, gamma]);
+    for (let k = 0; k < 2; k++) {
+      const [u, v] = [mine[k]!.dataSync(), textbook[k]!.dataSync()];
+      let scale = 1e-12;
+      for (const e of v) scale = Math.max(scale, Math.abs(e));
+      u.forEach((e, i) => assert.ok(Math.abs(e - v[i]!) <= 1e-4 * scale, `${backend} gradient ${k} element ${i}: ${e} against ${v[i]}`));
+    }
+    tf.dispose([x, weights, ...mine, ...textbook]);
+    params.dispose();
+  }
 });
 
 test('weights start N(0, 0.02) and the same seed gives the same weights', async () => {
