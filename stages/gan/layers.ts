@@ -198,14 +198,10 @@ export class BatchNorm {
   }
 
   apply(x: tf.Tensor5D, mode: Mode): tf.Tensor5D {
-    // Written out with basic ops (tfjs's fused batchNorm has no gradient for rank-5 inputs), as
-    // x·s + t with s = γ/√(σ² + ε) and t = β − μ·s: two passes over x instead of four, the
-    // per-channel arithmetic done on [C]-sized tensors.
-    const normalise = (mean: tf.Tensor, variance: tf.Tensor): tf.Tensor5D => {
-      const scale = tf.mul(this.gamma, tf.rsqrt(tf.add(variance, 1e-5)));
-      return tf.add(tf.mul(x, scale), tf.sub(this.beta, tf.mul(mean, scale)));
-    };
-    if (!mode.training) return normalise(this.runningMean, this.runningVar);
+    if (!mode.training) {
+      const scale = tf.mul(this.gamma, tf.rsqrt(tf.add(this.runningVar, EPSILON)));
+      return tf.add(tf.mul(x, scale), tf.sub(this.beta, tf.mul(this.runningMean, scale)));
+    }
     const { mean, variance } = tf.moments(x, [0, 1, 2, 3]);
     const n = x.size / x.shape[4];
     if (mode.updateStatistics !== false) tf.tidy(() => {
@@ -213,8 +209,47 @@ export class BatchNorm {
       this.runningMean.assign(tf.add(tf.mul(this.runningMean, 0.9), tf.mul(mean, 0.1)));
       this.runningVar.assign(tf.add(tf.mul(this.runningVar, 0.9), tf.mul(unbiased, 0.1)));
     });
-    return normalise(mean, variance);
+    return batchNormTraining(x, this.gamma, this.beta, mean, variance);
   }
+}
+
+const EPSILON = 1e-5;
+
+/**
+ * y = x·s + t with s = γ/√(σ² + ε), t = β − μ·s (μ, σ² the batch's moments over all but channels),
+ * with the analytic backward pass (x̂ = (x − μ)/√(σ² + ε), sums over all but channels):
+ *
+ *   dβ = Σ dy,  dγ = Σ dy·x̂,  dx = s·(dy − dβ/n − x̂·dγ/n)
+ *
+ * Written out with basic ops (tfjs's fused batchNorm has no gradient for rank-5 inputs). The
+ * forward pass is two passes over x, the per-channel arithmetic on [C]; differentiating through
+ * the moments instead costs about twice the passes, and tfjs's gradient of a mean builds a tensor
+ * of ones the size of x in JS each time.
+ */
+function batchNormTraining(x: tf.Tensor5D, gamma: tf.Tensor, beta: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor): tf.Tensor5D {
+  const f = tf.customGrad((...args: unknown[]) => {
+    const [xi, g, b] = args as [tf.Tensor5D, tf.Tensor1D, tf.Tensor1D];
+    const save = args[3] as tf.GradSaveFunc;
+    const scale = tf.mul(g, tf.rsqrt(tf.add(variance, EPSILON)));
+    // The moments are made outside this function (they also move the running statistics): kept
+    // for the backward pass, which runs after the forward pass's intermediates are gone.
+    save([xi, g, mean, variance]);
+    return {
+      value: tf.add(tf.mul(xi, scale), tf.sub(b, tf.mul(mean, scale))),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, gs, mu, sigma2] = saved as [tf.Tensor5D, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D];
+        const axes = [0, 1, 2, 3];
+        const count = xs.size / xs.shape[4];
+        const r = tf.rsqrt(tf.add(sigma2, EPSILON));
+        const xHat = tf.mul(tf.sub(xs, mu), r);
+        const dBeta = tf.sum(dy, axes);
+        const dGamma = tf.sum(tf.mul(dy, xHat), axes);
+        const dx = tf.mul(tf.sub(tf.sub(dy, tf.div(dBeta, count)), tf.mul(xHat, tf.div(dGamma, count))), tf.mul(gs, r));
+        return [dx, dGamma, dBeta];
+      },
+    };
+  });
+  return f(x, gamma, beta) as tf.Tensor5D;
 }
 
 /**
