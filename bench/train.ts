@@ -111,7 +111,9 @@ async function measure(backend: string, presetName: string, iterations: number):
   const trainer = new GanTrainer(await trainerOptions(preset));
   const { y, m } = observedBatch(preset);
   try {
-    // One metered iteration (which also warms up), then timed ones without the meter.
+    // One warm-up iteration (first calls set up kernels and grow the heap), one metered, then
+    // timed ones without the meter.
+    trainer.trainStep(y, m);
     const meter = new KernelMeter(tf.getBackend());
     let flops: number;
     try {
