@@ -63,6 +63,8 @@ export interface KernelStats {
   calls: number;
   selfMs: number;
   flops: number;
+  /** Inclusive time of the calls charged with `flops` (the outermost with a formula): their rate is flops / flopMs. */
+  flopMs: number;
 }
 
 /** Meters every kernel of `backendName` until `stop()`. */
@@ -83,7 +85,7 @@ export class KernelMeter {
   private wrap(config: tf.KernelConfig): tf.KernelFunc {
     const { kernelName, kernelFunc } = config;
     let entry = this.stats.get(kernelName);
-    if (!entry) this.stats.set(kernelName, (entry = { kernel: kernelName, calls: 0, selfMs: 0, flops: 0 }));
+    if (!entry) this.stats.set(kernelName, (entry = { kernel: kernelName, calls: 0, selfMs: 0, flops: 0, flopMs: 0 }));
     const stats = entry;
     return (args) => {
       const frame = { started: performance.now(), childMs: 0, counted: false };
@@ -106,6 +108,7 @@ export class KernelMeter {
         const ms = performance.now() - frame.started;
         stats.calls += 1;
         stats.selfMs += ms - frame.childMs;
+        if (formula !== undefined) stats.flopMs += ms;
         const parent = this.stack[this.stack.length - 1];
         if (parent) parent.childMs += ms;
       }
@@ -119,7 +122,7 @@ export class KernelMeter {
   }
 
   reset(): void {
-    for (const s of this.stats.values()) Object.assign(s, { calls: 0, selfMs: 0, flops: 0 });
+    for (const s of this.stats.values()) Object.assign(s, { calls: 0, selfMs: 0, flops: 0, flopMs: 0 });
   }
 
   /** The kernels that took the most time, heaviest first. */
