@@ -1,6 +1,7 @@
 /**
  * Kernels that make training fast on the wasm backend, each built from what that backend does
- * well: XNNPACK's matrix product and forward 2D convolution (≈ 40 GFLOP/s on two cores here).
+ * well: XNNPACK's matrix product and forward 2D convolution (≈ 44 GFLOP/s per thread on this
+ * machine's fast days, 17 – 24 on its slow ones).
  * Measured on this machine before these (ms for one call):
  *
  *   matMul 1024³ 49 · with transposeB 606 · with transposeA 2480 (tfjs's gradient of matMul uses both)
@@ -11,7 +12,7 @@
  *
  * So, registered for wasm by {@link registerFastKernels}:
  * - `Identity` shares the input's data (as the cpu backend does); tensors are immutable.
- * - `Transpose` runs as cache-blocked copies in JS (≈ 400 M values/s) for the permutations
+ * - `Transpose` runs as copies in JS (150 – 400 M values/s by layout and day) for the permutations
  *   training uses once adjacent axes are merged: [1,0], [0,2,1], [2,1,0] and [1,0,2].
  * - `BatchMatMul` with transposed operands transposes them explicitly (or, for transposeA, computes
  *   the transposed product when that moves fewer values), then takes the fast path: one product
