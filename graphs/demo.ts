@@ -39,6 +39,8 @@ export const DEMO_PARAMS = {
   'eval-clips': { type: 'number', default: 16, integer: true, min: 1, describe: 'held-out test clips scored' },
   ...TRAINING_PARAMS,
   'mean-offset': { ...TRAINING_PARAMS['mean-offset'], default: true },
+  // A short GAN run is noisy from one evaluation to the next; the average of G's weights is not.
+  'g-average': { ...TRAINING_PARAMS['g-average'], default: 0.95 },
 } satisfies ParamSpecs;
 
 /** What a graph built on the demo may add to it. */

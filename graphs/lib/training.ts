@@ -204,6 +204,9 @@ export function trainAndReport(p: TrainingSettings, { runDir, log, resume }: Run
         ...(p['mean-offset']
           ? ["G's fill is offset by each clip's visible mean (not in the paper): an untrained G fills close to the mean fill and training learns the departure from it. --mean-offset false gives the paper's generator."]
           : []),
+        ...((p['g-average'] ?? 0) > 0
+          ? [`held-out clips are filled by a moving average of G's weights (β = ${p['g-average']}; not in the paper, which evaluates G as trained). --g-average 0 evaluates the weights as trained.`]
+          : []),
       ],
     });
     const last = evaluations[evaluations.length - 1];
