@@ -30,16 +30,10 @@
  * Must not know about any model.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { registerShiftStack } from './shift-stack.ts';
+import { registerShiftStack, type HeapBackend } from './shift-stack.ts';
 
 type Attrs = Record<string, unknown>;
 type Original = tf.KernelConfig | undefined;
-
-/** The wasm backend's heap-facing methods used by the JS transpose. */
-interface HeapBackend extends tf.KernelBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
 
 /**
  * Kernels are called with their inputs as Tensors by the ops, or as bare TensorInfos by other
@@ -143,16 +137,14 @@ export function permuteInto(src: Float32Array | Int32Array | Uint8Array, dims: r
   }
   if (key === '1,0,2') {
     // out[b, a, :] = in[a, b, :]: contiguous runs of c values.
-    // Runs shorter than 32 values are copied by a loop: a subarray and a set per run cost more than
-    // the copy (measured for [32, 1024, c]: 34 M values/s by set at c = 4, 191 M by the loop).
+    // Runs of 16 or more values in one heap (the kernel's case) are one memmove each; otherwise a
+    // loop, which a subarray and a set per run do not beat (measured for [32, 1024, c]: 34 M values/s
+    // by set at c = 4 against 191 M by the loop, and about the same at c = 32 and 64).
     const [a, b, c] = dims as [number, number, number];
     if (c >= 16 && src.buffer === dst.buffer && src.BYTES_PER_ELEMENT === dst.BYTES_PER_ELEMENT) {
-      // Both in one heap: each run is one memmove, with no subarray made per run.
       const heap = new (src.constructor as Float32ArrayConstructor)(src.buffer as ArrayBuffer);
       const [s0, d0] = [src.byteOffset / src.BYTES_PER_ELEMENT, dst.byteOffset / dst.BYTES_PER_ELEMENT];
       for (let i = 0; i < a; i++) for (let j = 0; j < b; j++) heap.copyWithin(d0 + (j * a + i) * c, s0 + (i * b + j) * c, s0 + (i * b + j + 1) * c);
-    } else if (c >= 32) {
-      for (let i = 0; i < a; i++) for (let j = 0; j < b; j++) dst.set(src.subarray((i * b + j) * c, (i * b + j + 1) * c), (j * a + i) * c);
     } else {
       for (let i = 0; i < a; i++) {
         for (let j = 0; j < b; j++) {

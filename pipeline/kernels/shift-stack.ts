@@ -23,8 +23,8 @@ import * as tf from '@tensorflow/tfjs-core';
 const FORWARD = 'ShiftStack';
 const BACKWARD = 'ShiftStackGrad';
 
-/** The backend's heap-facing methods the kernels use (the wasm backend has them). */
-interface HeapBackend extends tf.KernelBackend {
+/** The backend's heap-facing methods that kernels written in JS use (the wasm backend has them). */
+export interface HeapBackend extends tf.KernelBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
 }
