@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend, describeSelection } from '../../pipeline/backend.ts';
 import { Random } from '../../stages/random.ts';
 import { shiftStack } from '../../pipeline/kernels/shift-stack.ts';
+import { conv2dFilterGradByShifts } from '../../pipeline/kernels/fast-wasm.ts';
 
 test('an unknown backend is a usage error naming it', async () => {
   await assert.rejects(selectBackend('tpu'), (err: Error) => err.name === 'UsageError' && /--backend must be one of .*"tpu"/.test(err.message));
@@ -83,6 +84,40 @@ test('wasm Conv2DBackpropFilter (supplied) equals the cpu kernel on random shape
       const w = tf.tensor4d(ws, [c.k[0], c.k[1], c.x[3], c.co]);
       return tf.grad((wt: tf.Tensor) => weighted(tf.conv2d(x, wt as tf.Tensor4D, c.stride, c.pad as 'same')))(w);
     });
+  }
+});
+
+test('wasm filter gradient by flat shifts (stride 1) equals the cpu kernel: 1×1, even and non-square filters, uneven paddings', async () => {
+  const random = Random.fromKey('conv2d-filter-shifts');
+  for (let k = 0; k < 12; k++) {
+    const [kh, kw] = [random.int(1, 4), random.int(1, 4)];
+    // Paddings from none ('valid') to a full 'same' and uneven on either side; images large enough for the route.
+    const top = random.int(0, kh - 1);
+    const bottom = random.int(0, kh - 1 - top);
+    const left = random.int(0, kw - 1);
+    const right = random.int(0, kw - 1 - left);
+    const xShape: [number, number, number, number] = [random.int(1, 3), random.int(28, 34), random.int(28, 34), random.int(1, 7)];
+    const co = random.int(1, 5);
+    const pad: tf.backend_util.ExplicitPadding = [[0, 0], [top, bottom], [left, right], [0, 0]];
+    const xs = uniform(random, xShape.reduce((a, b) => a * b));
+    const [oh, ow] = [xShape[1] + top + bottom - kh + 1, xShape[2] + left + right - kw + 1];
+    const dys = uniform(random, xShape[0] * oh * ow * co);
+    const what = `dW: x ${xShape.join('×')}, kernel ${kh}×${kw}→${co}, pad ${top},${bottom},${left},${right}`;
+    await selectBackend('cpu');
+    const reference = tf.tidy(() => {
+      const x = tf.tensor4d(xs, xShape);
+      const dy = tf.tensor4d(dys, [xShape[0], oh, ow, co]);
+      // d/dW of Σ conv(x, W) ⊙ dy is the filter gradient for upstream gradient dy.
+      return Float32Array.from(tf.grad((w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x, w as tf.Tensor4D, 1, pad), dy)))(tf.zeros([kh, kw, xShape[3], co])).dataSync() as Float32Array);
+    });
+    await selectBackend('wasm');
+    const actual = tf.tidy(() => {
+      const dW = conv2dFilterGradByShifts(tf.tensor4d(xs, xShape), tf.tensor4d(dys, [xShape[0], oh, ow, co]), [kh, kw], top, left);
+      assert.ok(dW, `${what}: the route applies`);
+      assert.deepEqual(dW.shape, [kh, kw, xShape[3], co]);
+      return Float32Array.from(dW.dataSync() as Float32Array);
+    });
+    assertClose(actual, reference, 1e-4, what);
   }
 });
 
@@ -183,6 +218,8 @@ test('the supplied kernels leak no tensors', async () => {
   const w = tf.randomNormal([3, 3, 3, 4], 0, 1, 'float32', 2) as tf.Tensor4D;
   const step = (): void =>
     tf.tidy(() => {
+      // Stride 1 on a 14 × 15 image takes the flat-shift filter gradient (views of the heap).
+      tf.grad((wt: tf.Tensor) => tf.sum(tf.conv2d(tf.tile(x, [1, 2, 3, 1]) as tf.Tensor4D, wt as tf.Tensor4D, 1, 'same')))(w).dataSync();
       for (const stride of [1, 2]) {
         const [dx, dw] = tf.grads((xt: tf.Tensor, wt: tf.Tensor) => tf.mean(tf.matMul(tf.reshape(tf.conv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, stride, "same"), [2, -1]), tf.ones([2, 4]), true, false)))([x, w]);
         dx!.dataSync();
