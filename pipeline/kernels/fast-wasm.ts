@@ -449,6 +449,16 @@ function heapView(backend: HeapBackend, base: tf.TensorInfo, offset: number, sha
 }
 
 /**
+ * Largest grid of {@link conv2dFilterGradByShifts}, in values (4 MiB): the images of the batch go
+ * through in groups of at most this many grid values, so the route's extra memory stays small
+ * however large x is (the whole batch's grid would be the size of x: 27 MB for the demo
+ * preset's largest layer). Speed is about the same: on the demo preset, one grid and groups
+ * measured alike on one thread, and 2.19 – 2.29 s against 2.10 – 2.21 s per iteration on two
+ * threads in three alternating pairs, within that day's spread.
+ */
+const GROUP_FLOATS = 1 << 20;
+
+/**
  * dW of a stride-1 convolution as one matrix product per filter tap, all reading one padded copy
  * of x with no patches materialised ("flat shifts"). x goes channel-major onto a zero-padded grid
  * of N·Hp·Wp cells per channel, Hp = H + max(top, bottom) and Wp = W + max(left, right): one
@@ -467,11 +477,12 @@ function heapView(backend: HeapBackend, base: tf.TensorInfo, offset: number, sha
  * ran at 0.5 GFLOP/s). A whole training iteration: about 1.08× (median of alternating pairs).
  * Copying x onto the grid took 269 ms of a 4.1 s iteration as a blocked transpose, 128 ms as
  * the loop below.
+ * @param groupFloats the largest grid, in values (a group holds at least one image).
  * @returns undefined where this route does not apply: a backend without a heap, a crop instead
  * of a pad, paddings that give more outputs than cells, or a grid over 1.3× the output (small
  * images, where the wasted cells cost more than the route saves).
  */
-export function conv2dFilterGradByShifts(x: tf.Tensor4D, dy: tf.Tensor4D, [kh, kw]: readonly [number, number], top: number, left: number): tf.Tensor4D | undefined {
+export function conv2dFilterGradByShifts(x: tf.Tensor4D, dy: tf.Tensor4D, [kh, kw]: readonly [number, number], top: number, left: number, groupFloats = GROUP_FLOATS): tf.Tensor4D | undefined {
   const backend = tf.backend() as HeapBackend;
   const matMul = tf.getKernel('BatchMatMul', tf.getBackend());
   if (typeof backend.typedArrayFromHeap !== 'function' || !matMul) return undefined;
@@ -483,70 +494,88 @@ export function conv2dFilterGradByShifts(x: tf.Tensor4D, dy: tf.Tensor4D, [kh, k
   // Each output position needs a cell of its own (a padding of at least the filter size on both
   // sides gives more outputs than cells).
   if (oh > hp || ow > wp || hp * wp > 1.3 * oh * ow) return undefined;
-  const cells = n * hp * wp;
+  // Images go through in groups (see GROUP_FLOATS); each group's products are summed into dW.
+  const group = Math.max(1, Math.min(n, Math.floor(groupFloats / (c * hp * wp))));
   const reach = (kh - 1) * wp + kw - 1;
-  const grid = backend.makeOutput([c * cells + reach], 'float32');
-  const dyGrid = backend.makeOutput([cells, co], 'float32');
+  const maxCells = group * hp * wp;
+  const grid = backend.makeOutput([c * maxCells + reach], 'float32');
   const out = backend.makeOutput([kh, kw, c, co], 'float32');
   // Where the backend cannot register a view of the grid, each tap's slice is copied here.
-  const slice = canView(backend) ? undefined : backend.makeOutput([c, cells], 'float32');
+  const slice = canView(backend) ? undefined : backend.makeOutput([c, maxCells], 'float32');
+  const owned: tf.TensorInfo[] = [];
   try {
-    {
-      // Views after every makeOutput (a growing heap detaches earlier ones).
-      const [src, g, dys, dyg] = [backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(grid), backend.typedArrayFromHeap(dy), backend.typedArrayFromHeap(dyGrid)];
-      g.fill(0);
-      dyg.fill(0);
-      for (let b = 0; b < n; b++) {
-        for (let r = 0; r < h; r++) {
-          // The row's w × c block, transposed: channel ci of pixel (b, r, q) to ci·S + cell,
-          // four channels' runs per pass (measured 2.1× the blocked transpose, 1.5× one channel
-          // per pass, on [32, 32, 32, 192]).
-          const from = (b * h + r) * w * c;
-          const to = b * hp * wp + (r + top) * wp + left;
-          let ci = 0;
-          for (; ci + 4 <= c; ci += 4) {
-            const d0 = to + ci * cells;
-            const [d1, d2, d3] = [d0 + cells, d0 + 2 * cells, d0 + 3 * cells];
-            for (let q = 0; q < w; q++) {
-              const at = from + q * c + ci;
-              g[d0 + q] = src[at]!;
-              g[d1 + q] = src[at + 1]!;
-              g[d2 + q] = src[at + 2]!;
-              g[d3 + q] = src[at + 3]!;
+    for (let b0 = 0; b0 < n; b0 += group) {
+      const images = Math.min(group, n - b0);
+      const cells = images * hp * wp;
+      // The last, smaller group gets a grid of its own size (a product reads its operands' shapes).
+      // dy's grid is new for every group: the backend caches the packing of a product's right
+      // operand by tensor, so refilling one would reuse the first group's packing.
+      const gridInfo = images === group ? grid : backend.makeOutput([c * cells + reach], 'float32');
+      if (gridInfo !== grid) owned.push(gridInfo);
+      const dyInfo = backend.makeOutput([cells, co], 'float32');
+      owned.push(dyInfo);
+      {
+        // Views after every makeOutput (a growing heap detaches earlier ones).
+        const [src, g, dys, dyg] = [backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(gridInfo), backend.typedArrayFromHeap(dy), backend.typedArrayFromHeap(dyInfo)];
+        g.fill(0);
+        dyg.fill(0);
+        for (let k = 0; k < images; k++) {
+          const b = b0 + k;
+          for (let r = 0; r < h; r++) {
+            // The row's w × c block, transposed: channel ci of pixel (b, r, q) to ci·S + cell,
+            // four channels' runs per pass (measured 2.1× the blocked transpose, 1.5× one channel
+            // per pass, on [32, 32, 32, 192]).
+            const from = (b * h + r) * w * c;
+            const to = k * hp * wp + (r + top) * wp + left;
+            let ci = 0;
+            for (; ci + 4 <= c; ci += 4) {
+              const d0 = to + ci * cells;
+              const [d1, d2, d3] = [d0 + cells, d0 + 2 * cells, d0 + 3 * cells];
+              for (let q = 0; q < w; q++) {
+                const at = from + q * c + ci;
+                g[d0 + q] = src[at]!;
+                g[d1 + q] = src[at + 1]!;
+                g[d2 + q] = src[at + 2]!;
+                g[d3 + q] = src[at + 3]!;
+              }
+            }
+            for (; ci < c; ci++) {
+              const d = to + ci * cells;
+              for (let q = 0; q < w; q++) g[d + q] = src[from + q * c + ci]!;
             }
           }
-          for (; ci < c; ci++) {
-            const d = to + ci * cells;
-            for (let q = 0; q < w; q++) g[d + q] = src[from + q * c + ci]!;
+          for (let a = 0; a < oh; a++) dyg.set(dys.subarray((b * oh + a) * ow * co, (b * oh + a + 1) * ow * co), (k * hp * wp + a * wp) * co);
+        }
+      }
+      for (let i = 0; i < kh; i++) {
+        for (let j = 0; j < kw; j++) {
+          const o = i * wp + j;
+          const view = heapView(backend, gridInfo, o, [c, cells]);
+          let a = view?.info;
+          if (!a) {
+            a = { ...slice!, shape: [c, cells] };
+            backend.typedArrayFromHeap(a).set(backend.typedArrayFromHeap(gridInfo).subarray(o, o + c * cells));
           }
+          let product: tf.TensorInfo;
+          try {
+            product = matMul.kernelFunc({ inputs: { a, b: dyInfo }, backend, attrs: { transposeA: false, transposeB: false } }) as tf.TensorInfo;
+          } finally {
+            view?.release();
+          }
+          const [p, d] = [backend.typedArrayFromHeap(product), backend.typedArrayFromHeap(out)];
+          const at = (i * kw + j) * c * co;
+          if (b0 === 0) d.set(p, at);
+          else for (let e = 0; e < p.length; e++) d[at + e] = d[at + e]! + p[e]!;
+          backend.disposeData(product.dataId);
         }
-        for (let a = 0; a < oh; a++) dyg.set(dys.subarray((b * oh + a) * ow * co, (b * oh + a + 1) * ow * co), (b * hp * wp + a * wp) * co);
       }
-    }
-    for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++) {
-        const o = i * wp + j;
-        const view = heapView(backend, grid, o, [c, cells]);
-        let a = view?.info;
-        if (!a) {
-          a = slice!;
-          backend.typedArrayFromHeap(a).set(backend.typedArrayFromHeap(grid).subarray(o, o + c * cells));
-        }
-        let product: tf.TensorInfo;
-        try {
-          product = matMul.kernelFunc({ inputs: { a, b: dyGrid }, backend, attrs: { transposeA: false, transposeB: false } }) as tf.TensorInfo;
-        } finally {
-          view?.release();
-        }
-        backend.typedArrayFromHeap(out).set(backend.typedArrayFromHeap(product), (i * kw + j) * c * co);
-        backend.disposeData(product.dataId);
-      }
+      backend.disposeData(owned.pop()!.dataId);
     }
   } catch (err) {
     backend.disposeData(out.dataId);
     throw err;
   } finally {
-    for (const t of [grid, dyGrid, slice]) if (t) backend.disposeData(t.dataId);
+    for (const t of [grid, slice, ...owned]) if (t) backend.disposeData(t.dataId);
   }
   return tf.engine().makeTensorFromTensorInfo(out, backend) as tf.Tensor4D;
 }

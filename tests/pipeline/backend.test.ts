@@ -96,7 +96,7 @@ test('wasm filter gradient by flat shifts (stride 1) equals the cpu kernel: 1×1
     const bottom = random.int(0, kh - 1 - top);
     const left = random.int(0, kw - 1);
     const right = random.int(0, kw - 1 - left);
-    const xShape: [number, number, number, number] = [random.int(1, 3), random.int(28, 34), random.int(28, 34), random.int(1, 7)];
+    const xShape: [number, number, number, number] = [random.int(1, 5), random.int(28, 34), random.int(28, 34), random.int(1, 7)];
     const co = random.int(1, 5);
     const pad: tf.backend_util.ExplicitPadding = [[0, 0], [top, bottom], [left, right], [0, 0]];
     const xs = uniform(random, xShape.reduce((a, b) => a * b));
@@ -111,13 +111,17 @@ test('wasm filter gradient by flat shifts (stride 1) equals the cpu kernel: 1×1
       return Float32Array.from(tf.grad((w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x, w as tf.Tensor4D, 1, pad), dy)))(tf.zeros([kh, kw, xShape[3], co])).dataSync() as Float32Array);
     });
     await selectBackend('wasm');
-    const actual = tf.tidy(() => {
-      const dW = conv2dFilterGradByShifts(tf.tensor4d(xs, xShape), tf.tensor4d(dys, [xShape[0], oh, ow, co]), [kh, kw], top, left);
-      assert.ok(dW, `${what}: the route applies`);
-      assert.deepEqual(dW.shape, [kh, kw, xShape[3], co]);
-      return Float32Array.from(dW.dataSync() as Float32Array);
-    });
-    assertClose(actual, reference, 1e-4, what);
+    // The whole batch in one grid, one image per group, and groups of two with a smaller last one.
+    const perImage = xShape[3] * (xShape[1] + Math.max(top, bottom)) * (xShape[2] + Math.max(left, right));
+    for (const groupFloats of [undefined, 1, 2 * perImage]) {
+      const actual = tf.tidy(() => {
+        const dW = conv2dFilterGradByShifts(tf.tensor4d(xs, xShape), tf.tensor4d(dys, [xShape[0], oh, ow, co]), [kh, kw], top, left, groupFloats);
+        assert.ok(dW, `${what}: the route applies`);
+        assert.deepEqual(dW.shape, [kh, kw, xShape[3], co]);
+        return Float32Array.from(dW.dataSync() as Float32Array);
+      });
+      assertClose(actual, reference, 1e-4, `${what}, groups of ${groupFloats ?? 'default'} values`);
+    }
   }
 });
 
