@@ -436,7 +436,10 @@ function canView(backend: HeapBackend): backend is ViewingBackend {
  */
 function heapView(backend: HeapBackend, base: tf.TensorInfo, offset: number, shape: number[]): { info: tf.TensorInfo; release(): void } | undefined {
   if (!canView(backend)) return undefined;
-  const info = backend.makeOutput(shape, 'float32', backend.getMemoryOffset(base.dataId) + offset * 4);
+  // The field set to 0 on release must be the one the backend frees: check it names base's memory.
+  const start = backend.getMemoryOffset(base.dataId);
+  if (backend.dataIdMap.get(base.dataId)?.memoryOffset !== start) return undefined;
+  const info = backend.makeOutput(shape, 'float32', start + offset * 4);
   return {
     info,
     release: () => {
