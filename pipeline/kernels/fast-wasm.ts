@@ -504,7 +504,7 @@ export function conv2dFilterGradByShifts(x: tf.Tensor4D, dy: tf.Tensor4D, [kh, k
   const grid = backend.makeOutput([c * maxCells + reach], 'float32');
   const out = backend.makeOutput([kh, kw, c, co], 'float32');
   // Where the backend cannot register a view of the grid, each tap's slice is copied here.
-  const slice = canView(backend) ? undefined : backend.makeOutput([c, maxCells], 'float32');
+  let slice: tf.TensorInfo | undefined;
   const owned: tf.TensorInfo[] = [];
   try {
     for (let b0 = 0; b0 < n; b0 += group) {
@@ -556,7 +556,8 @@ export function conv2dFilterGradByShifts(x: tf.Tensor4D, dy: tf.Tensor4D, [kh, k
           const view = heapView(backend, gridInfo, o, [c, cells]);
           let a = view?.info;
           if (!a) {
-            a = { ...slice!, shape: [c, cells] };
+            slice ??= backend.makeOutput([c, maxCells], 'float32');
+            a = { ...slice, shape: [c, cells] };
             backend.typedArrayFromHeap(a).set(backend.typedArrayFromHeap(gridInfo).subarray(o, o + c * cells));
           }
           let product: tf.TensorInfo;

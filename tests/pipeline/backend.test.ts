@@ -113,14 +113,22 @@ test('wasm filter gradient by flat shifts (stride 1) equals the cpu kernel: 1×1
     await selectBackend('wasm');
     // The whole batch in one grid, one image per group, and groups of two with a smaller last one.
     const perImage = xShape[3] * (xShape[1] + Math.max(top, bottom)) * (xShape[2] + Math.max(left, right));
-    for (const groupFloats of [undefined, 1, 2 * perImage]) {
-      const actual = tf.tidy(() => {
-        const dW = conv2dFilterGradByShifts(tf.tensor4d(xs, xShape), tf.tensor4d(dys, [xShape[0], oh, ow, co]), [kh, kw], top, left, groupFloats);
-        assert.ok(dW, `${what}: the route applies`);
-        assert.deepEqual(dW.shape, [kh, kw, xShape[3], co]);
-        return Float32Array.from(dW.dataSync() as Float32Array);
-      });
-      assertClose(actual, reference, 1e-4, `${what}, groups of ${groupFloats ?? 'default'} values`);
+    // Also with the taps' slices copied, as on a backend that cannot make heap views.
+    const backend = tf.backend() as unknown as { getMemoryOffset?: unknown };
+    for (const [groupFloats, views] of [[undefined, true], [1, true], [2 * perImage, true], [2 * perImage, false]] as const) {
+      // An own property hides the class's method for this call; deleting it brings the method back.
+      if (!views) backend.getMemoryOffset = undefined;
+      try {
+        const actual = tf.tidy(() => {
+          const dW = conv2dFilterGradByShifts(tf.tensor4d(xs, xShape), tf.tensor4d(dys, [xShape[0], oh, ow, co]), [kh, kw], top, left, groupFloats);
+          assert.ok(dW, `${what}: the route applies`);
+          assert.deepEqual(dW.shape, [kh, kw, xShape[3], co]);
+          return Float32Array.from(dW.dataSync() as Float32Array);
+        });
+        assertClose(actual, reference, 1e-4, `${what}, groups of ${groupFloats ?? 'default'} values, ${views ? 'views' : 'copies'}`);
+      } finally {
+        if (!views) delete backend.getMemoryOffset;
+      }
     }
   }
 });
