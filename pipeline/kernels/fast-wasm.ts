@@ -432,7 +432,8 @@ function canView(backend: HeapBackend): backend is ViewingBackend {
  * drops the view without freeing that memory (its offset is set to 0 first: the backend frees
  * a tensor's memory when its last reference goes, and freeing address 0 does nothing). The
  * caller keeps `base` alive until then and must not give the view to anything that keeps it.
- * @returns undefined on a backend without these members.
+ * @returns undefined on a backend without these members, or whose `memoryOffset` field is not
+ * what `getMemoryOffset` reads.
  */
 function heapView(backend: HeapBackend, base: tf.TensorInfo, offset: number, shape: number[]): { info: tf.TensorInfo; release(): void } | undefined {
   if (!canView(backend)) return undefined;
