@@ -160,7 +160,8 @@ test('wasm BatchMatMul with transposed operands, Transpose, Sum, Mean and Identi
     });
   }
   // Batched products (one product per entry on wasm), with a shared operand on either side, a
-  // rank-4 batch, and the thin attention shapes whose transposeA goes through Cᵀ = BᵀA.
+  // rank-4 batch, the thin attention shapes (transposeA by transposing A), and a wide right
+  // operand (transposeA through Cᵀ = BᵀA, which packs the smaller A).
   const batchedCases: Array<[number[], number[]]> = [
     [[1, 7, 5], [4, 5, 3]],
     [[4, 7, 5], [5, 3]],
@@ -168,6 +169,7 @@ test('wasm BatchMatMul with transposed operands, Transpose, Sum, Mean and Identi
     [[2, 3, 6, 4], [2, 3, 4, 5]],
     [[3, 64, 2], [3, 2, 16]],
     [[3, 16, 64], [3, 64, 2]],
+    [[2, 3, 4], [2, 4, 50]],
   ];
   for (const [sa, sb] of batchedCases) {
     for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
