@@ -231,6 +231,34 @@ function productPerEntry(backend: HeapBackend, original: tf.KernelConfig, a: tf.
 }
 
 /**
+ * The shape ("K×N") each right operand was first packed with, by data id. The backend caches
+ * XNNPACK's packing of a product's right operand by tensor id alone, not by shape
+ * (tfjs-backend-wasm 4.22): the same data reshaped, [4] as [4, 1] and then as [1, 4], got the
+ * first packing and a wrong product, reading past the data (found when more products took their
+ * right operand as given; tests/pipeline/backend.test.ts has the case).
+ */
+const packedAs = new WeakMap<tf.DataId, string>();
+
+/** A plain product on the backend's fast path; a right operand packed before with another shape goes in as a copy (a new id). */
+function packedProduct(original: tf.KernelConfig, args: Parameters<tf.KernelFunc>[0], backend: HeapBackend): tf.TensorInfo {
+  const b = args.inputs['b']!;
+  const shape = `${b.shape[b.shape.length - 2]}×${b.shape[b.shape.length - 1]}`;
+  const seen = packedAs.get(b.dataId);
+  if (seen === undefined || seen === shape) {
+    packedAs.set(b.dataId, shape);
+    return original.kernelFunc(args) as tf.TensorInfo;
+  }
+  const copy = backend.makeOutput(b.shape, 'float32');
+  backend.typedArrayFromHeap(copy).set(backend.typedArrayFromHeap(b));
+  packedAs.set(copy.dataId, shape);
+  try {
+    return original.kernelFunc({ ...args, inputs: { ...args.inputs, b: copy } }) as tf.TensorInfo;
+  } finally {
+    backend.disposeData(copy.dataId);
+  }
+}
+
+/**
  * What packing one value of a product's right operand costs, in values moved by a transpose here:
  * XNNPACK packed a fresh [34 848, 64] right operand in about 25 ms (≈ 90 M values/s), against
  * 250 – 600 M values/s for {@link transposeBlock}.
@@ -259,7 +287,8 @@ function batchMatMulKernel(original: Original): tf.KernelFunc {
     const [batchA, batchB] = [prod(outerA), prod(outerB)];
     const sameOuter = outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i]);
     const batched = sameOuter || batchA === 1 || batchB === 1;
-    if (a.dtype !== 'float32' || b.dtype !== 'float32' || !batched || (!ta && !tb && batchA <= 1 && batchB <= 1)) return original!.kernelFunc(args);
+    if (a.dtype === 'float32' && b.dtype === 'float32' && !ta && !tb && batchA <= 1 && batchB <= 1) return packedProduct(original!, args, backend);
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || !batched) return original!.kernelFunc(args);
     const outer = batchA >= batchB ? outerA : outerB;
     return withTensors(inputs, backend, ['a', 'b'], (at, bt) =>
       tf.tidy(() => {

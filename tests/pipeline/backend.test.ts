@@ -213,6 +213,15 @@ test('wasm BatchMatMul with transposed operands, Transpose, Sum, Mean and Identi
   copy.dispose();
 });
 
+test('wasm products by one tensor reshaped four ways each use that shape (the backend caches packings by tensor alone)', async () => {
+  const cases: Array<[number[], number[]]> = [[[3, 6], [6, 1]], [[5, 1], [1, 6]], [[2, 2], [2, 3]], [[4, 3], [3, 2]], [[3, 6], [6, 1]]];
+  await sameOnBoth('ones · six values as 6×1, 1×6, 2×3, 3×2, 6×1 again', () => {
+    // One tensor, whose data is the right operand of every product under another shape.
+    const u = tf.tensor1d([1, 2, 3, 4, 5, 6]);
+    return tf.concat(cases.map(([a, b]) => tf.reshape(tf.matMul(tf.ones(a), tf.reshape(u, b)), [-1])));
+  }, 0);
+});
+
 test('wasm ShiftStack and its gradient (one heap pass each) equal the composition of pad, slice and concat on cpu', async () => {
   const random = Random.fromKey('shift-stack');
   // Shorter sequences than taps, one channel, one feature, and the demo's layer shapes.
