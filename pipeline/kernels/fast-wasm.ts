@@ -526,8 +526,8 @@ const GROUP_FLOATS = 1 << 20;
  * the convolution route below: 1.02 – 1.18× with each tap's slice copied, and views a further
  * 1.06 – 1.11×; a 1×1 filter [32,32,32,4] → 64 took 24 ms against 35 (the swapped convolution
  * ran at 0.5 GFLOP/s). A whole training iteration: about 1.08× (median of alternating pairs).
- * Copying x onto the grid took 269 ms of a 4.1 s iteration as a blocked transpose, 128 ms as
- * the loop below.
+ * Copying x onto the grid took 269 ms of a 4.1 s iteration by the earlier 16 × 16 blocked
+ * transpose, 128 ms by four channels per pass ({@link transposeBlock} now).
  * @param groupFloats the largest grid, in values (a group holds at least one image).
  * @returns undefined where this route does not apply: a backend without a heap, a crop instead
  * of a pad, paddings that give more outputs than cells, or a grid over 1.3× the output (small
@@ -573,27 +573,8 @@ export function conv2dFilterGradByShifts(x: tf.Tensor4D, dy: tf.Tensor4D, [kh, k
         for (let k = 0; k < images; k++) {
           const b = b0 + k;
           for (let r = 0; r < h; r++) {
-            // The row's w × c block, transposed: channel ci of pixel (b, r, q) to ci·S + cell,
-            // four channels' runs per pass (measured 2.1× the blocked transpose, 1.5× one channel
-            // per pass, on [32, 32, 32, 192]).
-            const from = (b * h + r) * w * c;
-            const to = k * hp * wp + (r + top) * wp + left;
-            let ci = 0;
-            for (; ci + 4 <= c; ci += 4) {
-              const d0 = to + ci * cells;
-              const [d1, d2, d3] = [d0 + cells, d0 + 2 * cells, d0 + 3 * cells];
-              for (let q = 0; q < w; q++) {
-                const at = from + q * c + ci;
-                g[d0 + q] = src[at]!;
-                g[d1 + q] = src[at + 1]!;
-                g[d2 + q] = src[at + 2]!;
-                g[d3 + q] = src[at + 3]!;
-              }
-            }
-            for (; ci < c; ci++) {
-              const d = to + ci * cells;
-              for (let q = 0; q < w; q++) g[d + q] = src[from + q * c + ci]!;
-            }
+            // The row's w × c block, transposed: channel ci of pixel (b, r, q) to ci·S + cell.
+            transposeBlock(src, (b * h + r) * w * c, c, w, c, g, k * hp * wp + (r + top) * wp + left, cells);
           }
           for (let a = 0; a < oh; a++) dyg.set(dys.subarray((b * oh + a) * ow * co, (b * oh + a + 1) * ow * co), (k * hp * wp + a * wp) * co);
         }
