@@ -12,12 +12,14 @@
  *
  * So, registered for wasm by {@link registerFastKernels}:
  * - `Identity` shares the input's data (as the cpu backend does); tensors are immutable.
- * - `Transpose` runs as copies in JS (150 – 400 M values/s by layout and day) for the permutations
+ * - `Transpose` runs as copies in JS (250 – 600 M values/s by layout) for the permutations
  *   training uses once adjacent axes are merged: [1,0], [0,2,1], [2,1,0] and [1,0,2].
  * - `BatchMatMul` with transposed operands transposes them explicitly (or, for transposeA, computes
- *   the transposed product when that moves fewer values), then takes the fast path: one product
- *   for a batch of one or a shared right operand, else one product per batch entry (the backend's
- *   batched product is a naive loop, ≈ 0.6 GFLOP/s on the attention's shapes).
+ *   the transposed product when that moves less, counting XNNPACK's packing of the right
+ *   operand), then takes the fast path: one product for a batch of one or a shared right
+ *   operand, else one product per batch entry (the backend's batched product is a naive loop,
+ *   ≈ 0.6 GFLOP/s on the attention's shapes). A right operand once packed under another shape
+ *   goes in as a copy (the backend caches packings by tensor id alone).
  * - `ShiftStack` and its gradient (`shift-stack.ts`): the temporal taps of a 3D convolution in one
  *   pass over the heap each way, instead of pad, slices and a concat (whose gradient is a strided split).
  * - `Sum` and `Mean` over leading axes are one average pooling (XNNPACK).
@@ -93,6 +95,10 @@ function transposeBlock(src: ArrayLike<number>, from: number, srcStride: number,
   }
 }
 
+/**
+ * Reduces a permutation to its essential form: size-1 axes dropped, input axes that stay adjacent
+ * merged. Returns the merged sizes (in input order) and the permutation of the merged axes.
+ */
 export function reducedPermutation(shape: readonly number[], perm: readonly number[]): { dims: number[]; perm: number[] } {
   const live = shape.map((_, a) => a).filter((a) => shape[a]! !== 1);
   const kept = perm.filter((a) => shape[a]! !== 1).map((a) => live.indexOf(a));
@@ -235,7 +241,9 @@ function productPerEntry(backend: HeapBackend, original: tf.KernelConfig, a: tf.
  * XNNPACK's packing of a product's right operand by tensor id alone, not by shape
  * (tfjs-backend-wasm 4.22): the same data reshaped, [4] as [4, 1] and then as [1, 4], got the
  * first packing and a wrong product, reading past the data (found when more products took their
- * right operand as given; tests/pipeline/backend.test.ts has the case).
+ * right operand as given; tests/pipeline/backend.test.ts has the case). Every plain product goes
+ * through this kernel; the backend's `_FusedMatMul` shares the cache unguarded, and nothing here
+ * calls fused ops.
  */
 const packedAs = new WeakMap<tf.DataId, string>();
 
@@ -632,13 +640,13 @@ export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: [
   if (dy.shape[1] !== oh || dy.shape[2] !== ow || dy.shape[3] !== co) {
     throw new Error(`Conv2DBackpropFilter: dy has shape [${dy.shape.join(', ')}], expected [${b}, ${oh}, ${ow}, ${co}]`);
   }
-  // The padded extent every tap of every output reads (tfjs sizes the output of a numeric padding
-  // from the filter's height alone, so a non-square filter may reach past the stated padding; the
-  // backends read zeros there, and so does this). Rows or columns no tap reads are cropped.
   if (sh === 1 && sw === 1) {
     const shifted = conv2dFilterGradByShifts(x, dy, [kh, kw], top, left);
     if (shifted) return shifted;
   }
+  // The padded extent every tap of every output reads (tfjs sizes the output of a numeric padding
+  // from the filter's height alone, so a non-square filter may reach past the stated padding; the
+  // backends read zeros there, and so does this). Rows or columns no tap reads are cropped.
   const hp = (oh - 1) * sh + kh;
   const wp = (ow - 1) * sw + kw;
   return tf.tidy(() => {
