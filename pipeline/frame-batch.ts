@@ -246,7 +246,7 @@ export function encodeFrameBatch(spec: FrameBatchSpec, clips: readonly Clip[], p
     new arrow.Data(seedType, 0, rows, 0, [undefined, seeds, NO_NULLS]),
     utf8Column(processType, clips.map((c) => c.process ?? 'none')),
   ];
-  const batch = assembleBatch(schema, new arrow.Data(new arrow.Struct(schema.fields), 0, rows, 0, [undefined, undefined, NO_NULLS], children));
+  const batch = assembleBatch(schema, new arrow.Data(structOf(schema), 0, rows, 0, [undefined, undefined, NO_NULLS], children));
   if (taken) pool!.adopt(batch, taken);
   return batch;
 }
@@ -270,56 +270,110 @@ const DIRECT_ASSEMBLY: boolean = (() => {
   return Object.keys(probe).sort().join(',') === '_metadata,data,schema' && probe.metadata instanceof Map;
 })();
 
+const structs = new WeakMap<arrow.Schema, arrow.Struct>();
+
+/** The struct type of a schema's rows (types are immutable: one per schema serves every batch). */
+function structOf(schema: arrow.Schema): arrow.Struct {
+  let type = structs.get(schema);
+  if (!type) structs.set(schema, (type = new arrow.Struct(schema.fields)));
+  return type;
+}
+
 /** The validity buffer of a column without nulls (never written, so one is shared). */
 const NO_NULLS = new Uint8Array(0);
 
-/** A non-null Utf8 column (offsets and one UTF-8 buffer), without Arrow's builders. */
+/**
+ * A non-null Utf8 column (offsets and one UTF-8 buffer), without Arrow's builders: the strings are
+ * joined and encoded in one native call; when that gives one byte per character (ASCII, the usual
+ * clip id), the offsets follow from the strings' lengths, otherwise each string's length in bytes
+ * is asked for.
+ */
 function utf8Column(type: arrow.Utf8, strings: readonly string[]): arrow.Data<arrow.Utf8> {
   const offsets = new Int32Array(strings.length + 1);
-  let bound = 0;
-  for (const s of strings) bound += s.length * 3;
-  const values = new Uint8Array(bound);
+  let joined = '';
+  for (const s of strings) joined += s;
+  const values = Buffer.from(joined, 'utf8');
+  const ascii = values.length === joined.length;
   let at = 0;
   for (let i = 0; i < strings.length; i++) {
-    at += TEXT.encodeInto(strings[i]!, values.subarray(at)).written;
+    at += ascii ? strings[i]!.length : Buffer.byteLength(strings[i]!, 'utf8');
     offsets[i + 1] = at;
   }
-  return new arrow.Data(type, 0, strings.length, 0, [offsets, values.subarray(0, at), NO_NULLS]);
+  return new arrow.Data(type, 0, strings.length, 0, [offsets, values, NO_NULLS]);
 }
 
-const TEXT = new TextEncoder();
+/**
+ * Where each column of a frame batch sits among its schema's fields, found once per schema (a
+ * batch read from a file may order its columns differently from the ones built here).
+ */
+interface ColumnIndices {
+  readonly clip: number;
+  readonly frames: number;
+  readonly mask: number;
+  readonly seed: number;
+  readonly process: number;
+}
 
-/** A Utf8 column's values, decoded straight from its buffers when it is one chunk. */
-function strings(batch: arrow.RecordBatch, column: string): string[] {
-  const vector = batch.getChild(column)!;
-  if (vector.data.length !== 1) return Array.from({ length: vector.length }, (_, i) => vector.get(i) as string);
-  // A sliced Data's valueOffsets are already cut to its rows (Arrow slices them with the data).
-  const { valueOffsets, values, length } = vector.data[0] as arrow.Data<arrow.Utf8>;
+const indicesOfSchema = new WeakMap<arrow.Schema, ColumnIndices>();
+
+function columnIndices(schema: arrow.Schema): ColumnIndices {
+  let indices = indicesOfSchema.get(schema);
+  if (!indices) {
+    const at = (name: string): number => {
+      const i = schema.fields.findIndex((f) => f.name === name);
+      if (i < 0) throw new Error(`not an st-inpaint frame batch: no column "${name}"`);
+      return i;
+    };
+    indices = { clip: at('clip'), frames: at('frames'), mask: at('mask'), seed: at('seed'), process: at('process') };
+    indicesOfSchema.set(schema, indices);
+  }
+  return indices;
+}
+
+/**
+ * One column's data, straight from the batch's struct (`RecordBatch.getChild` wraps it in a new
+ * Vector on every call). Arrow slices a column's data along with the batch: fixed-width values
+ * and Utf8 offsets are cut to the batch's rows, and a FixedSizeList's child values start at its
+ * first row.
+ */
+function column<T extends arrow.DataType>(batch: arrow.RecordBatch, index: number): arrow.Data<T> {
+  return batch.data.children[index] as arrow.Data<T>;
+}
+
+/**
+ * A Utf8 column's values. The used bytes are decoded in one native call; when that gives one
+ * character per byte, every row is a slice of the result (each byte decoded to one UTF-16 unit
+ * means no multi-byte sequence and no byte grouped with another into a replacement character, so
+ * the rows' byte ranges are their character ranges); otherwise each row is decoded on its own.
+ */
+function strings(data: arrow.Data<arrow.Utf8>): string[] {
+  const { valueOffsets, values, length } = data;
+  const first = valueOffsets[0]!;
   const bytes = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+  const text = bytes.toString('utf8', first, valueOffsets[length]!);
+  const ascii = text.length === valueOffsets[length]! - first;
   const out = new Array<string>(length);
-  for (let i = 0; i < length; i++) out[i] = bytes.toString('utf8', valueOffsets[i]!, valueOffsets[i + 1]!);
+  for (let i = 0; i < length; i++) {
+    out[i] = ascii ? text.slice(valueOffsets[i]! - first, valueOffsets[i + 1]! - first) : bytes.toString('utf8', valueOffsets[i]!, valueOffsets[i + 1]!);
+  }
   return out;
 }
 
 /** The values buffer of a FixedSizeList column, as one view over all rows (no copy). */
-function listValues<V extends Pixels>(batch: arrow.RecordBatch, column: string, perRow: number): V {
-  const data = batch.getChild(column)?.data;
-  if (!data || data.length !== 1) throw new Error(`frame batch: column "${column}" must be one contiguous chunk`);
-  const list = data[0]!;
-  const child = list.children[0]!;
+function listValues<V extends Pixels>(batch: arrow.RecordBatch, index: number, perRow: number): V {
   // Arrow slices a list's child values along with it (the offsets it keeps only index validity
   // bitmaps), so the rows of this batch always start at the child's first value.
-  return (child.values as V).subarray(0, batch.numRows * perRow) as V;
+  return (column<arrow.FixedSizeList>(batch, index).children[0]!.values as V).subarray(0, batch.numRows * perRow) as V;
 }
 
 /** All pixels of the batch, B·T·H·W·C values in one view over the batch's buffer. */
 export function framesOf(batch: arrow.RecordBatch, spec: FrameBatchSpec = frameBatchSpec(batch.schema)): Pixels {
-  return listValues<Pixels>(batch, 'frames', pixelsPerClip(spec.shape));
+  return listValues<Pixels>(batch, columnIndices(batch.schema).frames, pixelsPerClip(spec.shape));
 }
 
 /** All masks of the batch, B·T·H·W values in one view over the batch's buffer. */
 export function masksOf(batch: arrow.RecordBatch, spec: FrameBatchSpec = frameBatchSpec(batch.schema)): Uint8Array {
-  return listValues<Uint8Array>(batch, 'mask', maskPerClip(spec.shape));
+  return listValues<Uint8Array>(batch, columnIndices(batch.schema).mask, maskPerClip(spec.shape));
 }
 
 /** The batch's clips as views into its buffers (no pixel is copied). */
@@ -329,16 +383,17 @@ export function decodeFrameBatch(batch: arrow.RecordBatch): { spec: FrameBatchSp
   const m = maskPerClip(spec.shape);
   const pixels = framesOf(batch, spec);
   const masks = masksOf(batch, spec);
-  const ids = strings(batch, 'clip');
-  const processes = strings(batch, 'process');
-  const seeds = batch.getChild('seed')!;
+  const at = columnIndices(batch.schema);
+  const ids = strings(column<arrow.Utf8>(batch, at.clip));
+  const processes = strings(column<arrow.Utf8>(batch, at.process));
+  const seeds = column<arrow.Uint64>(batch, at.seed).values;
   const clips: Clip[] = [];
   for (let i = 0; i < batch.numRows; i++) {
     clips.push({
       id: ids[i]!,
       frames: pixels.subarray(i * n, (i + 1) * n),
       mask: masks.subarray(i * m, (i + 1) * m),
-      seed: seeds.get(i) as bigint,
+      seed: seeds[i]!,
       process: processes[i]!,
     });
   }
