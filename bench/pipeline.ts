@@ -18,7 +18,7 @@ const spec: FrameBatchSpec = { shape: { frames: 35, height: 64, width: 64, chann
 const CLIPS = 6000;
 const BATCH = 8;
 const CAPACITY = 4;
-const ROUNDS = 10;
+const ROUNDS = 20;
 
 /** A pool of distinct clips, reused so that generating pixels is not what is measured. */
 const pool: Clip[] = Array.from({ length: 16 }, (_, k) => ({
