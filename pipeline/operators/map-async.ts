@@ -45,9 +45,11 @@ export function mapCore<In, Out>(
 
   return named(name, (upstream: Observable<Leased<In>>) =>
     new Observable<Leased<Out>>((subscriber) => {
-      const queue: Array<{ item: Leased<In>; index: number }> = [];
+      // Items wait in arrival order and start in that order, so an item's index is the number
+      // started before it (no wrapper object per item).
+      const queue: Array<Leased<In>> = [];
       const inners = new Set<Subscription>();
-      let received = 0;
+      let started = 0;
       let active = 0;
       let upstreamDone = false;
       let stopped = false;
@@ -55,7 +57,7 @@ export function mapCore<In, Out>(
       const outlet: Outlet<Out> = new Outlet<Out>(name, subscriber, options, () => {
         while (!stopped && queue.length > 0 && active < concurrency) {
           if (!outlet.gate.tryAcquire()) return;
-          start(queue.shift()!);
+          start(queue.shift()!, started++);
         }
         if (!stopped && upstreamDone && queue.length === 0 && active === 0) {
           stopped = true;
@@ -79,7 +81,7 @@ export function mapCore<In, Out>(
       }
 
       // The synchronous path makes no closure per element (see `Lease` in credit.ts for why).
-      function start({ item, index }: { item: Leased<In>; index: number }): void {
+      function start(item: Leased<In>, index: number): void {
         active += 1;
         if ('sync' in project) {
           let value: Out;
@@ -133,7 +135,7 @@ export function mapCore<In, Out>(
 
       const upstreamSubscription = outlet.subscribeInput(
         upstream,
-        (item) => queue.push({ item, index: received++ }),
+        (item) => queue.push(item),
         () => (upstreamDone = true),
         () => (stopped = true),
       );
