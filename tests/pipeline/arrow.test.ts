@@ -123,6 +123,25 @@ describe('frame batch codec', () => {
     assert.ok(buffers.size >= 2 && buffers.size < 4, `${buffers.size} distinct buffers`);
   });
 
+
+  it('gives a recycled buffer the new batch\'s spec, ids and seeds when the spec differs but the sizes match', () => {
+    const pool = new FrameBatchPool();
+    const other: FrameBatchSpec = { ...u8, range: [0, 1] };
+    const [first, second] = [clips(u8, 4, 11), clips(u8, 4, 12)];
+    const a = encodeFrameBatch(u8, first, pool);
+    assertSameClips(decodeFrameBatch(a).clips, first);
+    pool.recycle(a);
+    const b = encodeFrameBatch(other, second, pool);
+    assert.equal(framesOf(b).buffer, framesOf(a).buffer, 'the same buffers serve the second batch');
+    assert.deepEqual(frameBatchSpec(b.schema), other);
+    assertSameClips(decodeFrameBatch(b).clips, second);
+    const back = tableFromIPC(tableToIPC(new Table([b]), 'stream')).batches[0]!;
+    assert.deepEqual(frameBatchSpec(back.schema), other);
+    assertSameClips(decodeFrameBatch(back).clips, second);
+    pool.recycle(b);
+    const c = encodeFrameBatch(other, first, pool);
+    assertSameClips(decodeFrameBatch(c).clips, first);
+  });
   it('refuses a clip of the wrong size or type, naming it', () => {
     const bad = { id: 'short-one', frames: new Uint8Array(10) };
     assert.throws(() => encodeFrameBatch(u8, [bad]), /clip "short-one": 10 pixel values, expected 630/);
