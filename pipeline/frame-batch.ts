@@ -148,6 +148,15 @@ function uninitialised<A extends Uint8Array | Float32Array>(Kind: { new (buffer:
 interface BatchBuffers {
   readonly pixels: Pixels;
   readonly masks: Uint8Array;
+  readonly seeds: BigUint64Array;
+  /**
+   * The frames, mask and seed columns over these buffers, kept for the next batch that reuses
+   * them (rebuilt when that batch has another schema). A recycled batch's buffers are overwritten
+   * anyway, so sharing the Data objects that point at them changes nothing a live batch could
+   * see. It saves building them after each copy, when megabytes of pixels have just pushed
+   * everything else out of the CPU's caches.
+   */
+  columns?: { readonly schema: arrow.Schema; readonly data: readonly [arrow.Data, arrow.Data, arrow.Data] };
 }
 
 /**
@@ -168,7 +177,7 @@ export class FrameBatchPool {
 
   /** @internal Buffers for `rows` clips: recycled ones when there are, else new uninitialised ones. */
   take(spec: FrameBatchSpec, rows: number): { key: string; buffers: BatchBuffers } {
-    const key = `${spec.pixelType}:${rows * pixelsPerClip(spec.shape)}:${rows * maskPerClip(spec.shape)}`;
+    const key = `${spec.pixelType}:${rows}:${rows * pixelsPerClip(spec.shape)}:${rows * maskPerClip(spec.shape)}`;
     const buffers = this.free.get(key)?.pop() ?? allocate(spec, rows);
     return { key, buffers };
   }
@@ -199,6 +208,7 @@ function allocate(spec: FrameBatchSpec, rows: number): BatchBuffers {
   return {
     pixels: spec.pixelType === 'uint8' ? uninitialised(Uint8Array, n) : uninitialised(Float32Array, n),
     masks: uninitialised(Uint8Array, rows * maskPerClip(spec.shape)),
+    seeds: new BigUint64Array(rows),
   };
 }
 
@@ -213,8 +223,8 @@ export function encodeFrameBatch(spec: FrameBatchSpec, clips: readonly Clip[], p
   const n = pixelsPerClip(spec.shape);
   const m = maskPerClip(spec.shape);
   const taken = pool?.take(spec, rows);
-  const { pixels, masks } = taken?.buffers ?? allocate(spec, rows);
-  const seeds = new BigUint64Array(rows);
+  const buffers = taken?.buffers ?? allocate(spec, rows);
+  const { pixels, masks, seeds } = buffers;
   const expectedType = spec.pixelType === 'uint8' ? Uint8Array : Float32Array;
   clips.forEach((clip, i) => {
     if (!(clip.frames instanceof expectedType)) throw new RangeError(`clip "${clip.id}": pixels are ${clip.frames.constructor.name}, the batch holds ${spec.pixelType}`);
@@ -228,25 +238,23 @@ export function encodeFrameBatch(spec: FrameBatchSpec, clips: readonly Clip[], p
     }
     seeds[i] = clip.seed ?? 0n;
   });
-  // Columns are built as Data directly: `arrow.makeData` re-dispatches through a visitor and
-  // re-wraps every buffer, which costs more per small batch than the batch's other bookkeeping.
-  const [idType, framesType, maskType, seedType, processType] = schema.fields.map((f) => f.type) as [
-    arrow.Utf8,
-    arrow.FixedSizeList,
-    arrow.FixedSizeList,
-    arrow.Uint64,
-    arrow.Utf8,
-  ];
-  const children = [
-    utf8Column(idType, clips.map((c) => c.id)),
-    new arrow.Data(framesType, 0, rows, 0, [undefined, undefined, NO_NULLS], [
-      new arrow.Data(framesType.valueType, 0, rows * n, 0, [undefined, pixels, NO_NULLS]),
-    ]),
-    new arrow.Data(maskType, 0, rows, 0, [undefined, undefined, NO_NULLS], [new arrow.Data(maskType.valueType, 0, rows * m, 0, [undefined, masks, NO_NULLS])]),
-    new arrow.Data(seedType, 0, rows, 0, [undefined, seeds, NO_NULLS]),
-    utf8Column(processType, clips.map((c) => c.process ?? 'none')),
-  ];
-  const batch = assembleBatch(schema, new arrow.Data(structOf(schema), 0, rows, 0, [undefined, undefined, NO_NULLS], children));
+  const parts = partsOf(schema);
+  if (buffers.columns?.schema !== schema) {
+    // Columns are built as Data directly: `arrow.makeData` re-dispatches through a visitor and
+    // re-wraps every buffer, which costs more per small batch than the batch's other bookkeeping.
+    const { framesType, maskType, seedType } = parts;
+    buffers.columns = {
+      schema,
+      data: [
+        new arrow.Data(framesType, 0, rows, 0, [undefined, undefined, NO_NULLS], [new arrow.Data(framesType.valueType, 0, rows * n, 0, [undefined, pixels, NO_NULLS])]),
+        new arrow.Data(maskType, 0, rows, 0, [undefined, undefined, NO_NULLS], [new arrow.Data(maskType.valueType, 0, rows * m, 0, [undefined, masks, NO_NULLS])]),
+        new arrow.Data(seedType, 0, rows, 0, [undefined, seeds, NO_NULLS]),
+      ],
+    };
+  }
+  const [framesData, maskData, seedData] = buffers.columns.data;
+  const children = [utf8Column(parts.idType, clips.map((c) => c.id)), framesData, maskData, seedData, processColumn(parts, clips)];
+  const batch = assembleBatch(schema, new arrow.Data(parts.struct, 0, rows, 0, [undefined, undefined, NO_NULLS], children));
   if (taken) pool!.adopt(batch, taken);
   return batch;
 }
@@ -270,13 +278,46 @@ const DIRECT_ASSEMBLY: boolean = (() => {
   return Object.keys(probe).sort().join(',') === '_metadata,data,schema' && probe.metadata instanceof Map;
 })();
 
-const structs = new WeakMap<arrow.Schema, arrow.Struct>();
+/** What encoding needs of a frame-batch schema: its row type and its columns' types. */
+interface SchemaParts {
+  readonly struct: arrow.Struct;
+  readonly idType: arrow.Utf8;
+  readonly framesType: arrow.FixedSizeList;
+  readonly maskType: arrow.FixedSizeList;
+  readonly seedType: arrow.Uint64;
+  readonly processType: arrow.Utf8;
+  /** Process columns whose rows all hold one name, by row count and name (see processColumn). */
+  readonly uniformProcess: Map<string, arrow.Data<arrow.Utf8>>;
+}
 
-/** The struct type of a schema's rows (types are immutable: one per schema serves every batch). */
-function structOf(schema: arrow.Schema): arrow.Struct {
-  let type = structs.get(schema);
-  if (!type) structs.set(schema, (type = new arrow.Struct(schema.fields)));
-  return type;
+const partsOfSchema = new WeakMap<arrow.Schema, SchemaParts>();
+
+/** A schema's parts, found once per schema (types are immutable: one set serves every batch). */
+function partsOf(schema: arrow.Schema): SchemaParts {
+  let parts = partsOfSchema.get(schema);
+  if (!parts) {
+    const [idType, framesType, maskType, seedType, processType] = schema.fields.map((f) => f.type) as [arrow.Utf8, arrow.FixedSizeList, arrow.FixedSizeList, arrow.Uint64, arrow.Utf8];
+    parts = { struct: new arrow.Struct(schema.fields), idType, framesType, maskType, seedType, processType, uniformProcess: new Map() };
+    partsOfSchema.set(schema, parts);
+  }
+  return parts;
+}
+
+/**
+ * The process column. Every clip of a batch usually went through the same occlusion process (or
+ * none), and such a column is the same whatever the batch: it is built once per row count and
+ * name and shared (Data is immutable).
+ */
+function processColumn(parts: SchemaParts, clips: readonly Clip[]): arrow.Data<arrow.Utf8> {
+  const name = clips[0]?.process ?? 'none';
+  if (!clips.every((c) => (c.process ?? 'none') === name)) return utf8Column(parts.processType, clips.map((c) => c.process ?? 'none'));
+  const key = `${clips.length}:${name}`;
+  let column = parts.uniformProcess.get(key);
+  if (!column) {
+    if (parts.uniformProcess.size >= 64) parts.uniformProcess.clear();
+    parts.uniformProcess.set(key, (column = utf8Column(parts.processType, clips.map(() => name))));
+  }
+  return column;
 }
 
 /** The validity buffer of a column without nulls (never written, so one is shared). */

@@ -127,7 +127,11 @@ describe('frame batch codec', () => {
   it('gives a recycled buffer the new batch\'s spec, ids and seeds when the spec differs but the sizes match', () => {
     const pool = new FrameBatchPool();
     const other: FrameBatchSpec = { ...u8, range: [0, 1] };
-    const [first, second] = [clips(u8, 4, 11), clips(u8, 4, 12)];
+    // The second batch's clips all share one process name, the third's another: such columns are
+    // built once per name and shared, and must never hand one batch another's names.
+    const first = clips(u8, 4, 11);
+    const second = clips(u8, 4, 12).map((c) => ({ ...c, process: 'clouds' }));
+    const third = clips(u8, 4, 13).map((c) => ({ ...c, process: undefined }));
     const a = encodeFrameBatch(u8, first, pool);
     assertSameClips(decodeFrameBatch(a).clips, first);
     pool.recycle(a);
@@ -141,6 +145,11 @@ describe('frame batch codec', () => {
     pool.recycle(b);
     const c = encodeFrameBatch(other, first, pool);
     assertSameClips(decodeFrameBatch(c).clips, first);
+    pool.recycle(c);
+    const d = encodeFrameBatch(other, third, pool);
+    assert.deepEqual(decodeFrameBatch(d).clips.map((clip) => clip.process), ['none', 'none', 'none', 'none']);
+    assertSameClips(decodeFrameBatch(d).clips, third.map((clip) => ({ ...clip, process: 'none' })));
+    assertSameClips(decodeFrameBatch(encodeFrameBatch(other, second)).clips, second);
   });
   it('refuses a clip of the wrong size or type, naming it', () => {
     const bad = { id: 'short-one', frames: new Uint8Array(10) };
