@@ -12,9 +12,10 @@ import { named, type Stage, type StageOptions } from '../stage.ts';
 import { Outlet, closeIterator, defaultDescribe, openIterator, type AnyIterator } from './internal.ts';
 
 /**
- * One input being expanded. A class rather than an object literal spread together from the input
- * and its iterator: the literal was made once per input, and an object spread plus a closure per
- * input cost more than the input's outputs (in `bench/pipeline.ts` expand cost 1.9 µs per output with it, 0.4 with this class).
+ * One input being expanded. A class, not an object literal spread together from the input and
+ * its iterator: every output reads this object's fields, and with the spread literal expand cost
+ * 1.9 µs per output, with the class 0.4 (1-pixel clips through source → batch → expand → sink,
+ * measured in one process, alternating).
  */
 class Job<In, Out> implements AnyIterator<Out> {
   pending = false;
