@@ -62,6 +62,27 @@ function allocatingLoop(): number {
   return checksum;
 }
 
+/**
+ * Diagnosis: `encodeFrameBatch` on the same clips in a plain loop, buffers recycled through a pool
+ * after every batch: the copy plus each batch's bookkeeping, without the graph. Against the plain
+ * loop it shows what the bookkeeping costs after megabytes of copying have emptied the caches;
+ * against the pipeline, what the graph around it costs.
+ */
+function encodeLoop(): number {
+  const buffers = new FrameBatchPool();
+  const group: Clip[] = [];
+  let rows = 0;
+  for (let i = 0; i < CLIPS; i++) {
+    group.push(pool[i % pool.length]!);
+    if (group.length < BATCH) continue;
+    const encoded = encodeFrameBatch(spec, group, buffers);
+    rows += encoded.numRows;
+    buffers.recycle(encoded);
+    group.length = 0;
+  }
+  return rows;
+}
+
 /** One-pixel clips: the same graph with (almost) no bytes to copy, so what is left is the framework's own cost per clip. */
 const tinySpec: FrameBatchSpec = { ...spec, shape: { frames: 1, height: 1, width: 1, channels: 1 } };
 const tinyPool: Clip[] = pool.map((c) => ({ id: c.id, frames: c.frames.slice(0, 1) }));
@@ -117,6 +138,8 @@ export async function pipelineBench(json: boolean): Promise<void> {
   }
   let tinyBest = Infinity;
   for (let r = 0; r < ROUNDS; r++) tinyBest = Math.min(tinyBest, await secondsAsync(() => throughPipeline(new Telemetry(), tinyPool, tinySpec)));
+  let encodeBest = Infinity;
+  for (let r = 0; r < ROUNDS; r++) encodeBest = Math.min(encodeBest, seconds(encodeLoop));
   // The context loop runs last: each of its runs leaves 3.4 GB of batch buffers to the garbage
   // collector, and interleaved with the rounds above, that garbage was collected during the
   // pipeline's timed runs (one scavenge every 4 ms for "external memory pressure"; best ratio
@@ -132,9 +155,10 @@ export async function pipelineBench(json: boolean): Promise<void> {
   console.log(`  5 pass-through stages + Arrow encode/decode: ${clipsPerSecond.toFixed(0)} clips/s (${gb(bytes, pipeBest)})`);
   console.log(`  plain loop writing the same bytes:           ${plainClipsPerSecond.toFixed(0)} clips/s (${gb(bytes, plainBest)})`);
   console.log(`  (context) same loop, fresh buffers per batch: ${(CLIPS / allocBest).toFixed(0)} clips/s (${gb(bytes, allocBest)}); pipeline / this ${(allocBest / pipeBest).toFixed(2)}`);
+  console.log(`  (diagnosis) encodeFrameBatch in a plain loop: ${(CLIPS / encodeBest).toFixed(0)} clips/s, ${(plainBest / encodeBest).toFixed(2)} of the plain loop; the pipeline is ${(encodeBest / pipeBest).toFixed(2)} of this`);
   console.log(`  framework alone (the same graph on 1-pixel clips): ${overheadMicroseconds.toFixed(1)} µs per clip through its 8 stages, ${((tinyBest / pipeBest) * 100).toFixed(0)} % of the full run's time`);
   const sortedRatios = [...roundRatios].sort((a, b) => a - b);
   const medianRatio = sortedRatios[Math.floor(sortedRatios.length / 2)]!;
   console.log(`  ratio ${ratio.toFixed(2)} (best against best; target ≥ 0.8); per round ${sortedRatios[0]!.toFixed(2)} – ${sortedRatios[sortedRatios.length - 1]!.toFixed(2)}, median ${medianRatio.toFixed(2)}; max in flight on any edge ${maxInFlight} (capacity ${CAPACITY})`);
-  if (json) console.log(JSON.stringify({ clipsPerSecond: Math.round(clipsPerSecond), ratioToPlainLoop: Number(ratio.toFixed(3)), maxInFlight, capacity: CAPACITY, medianRoundRatio: Number(medianRatio.toFixed(3)), frameworkMicrosecondsPerClip: Number(overheadMicroseconds.toFixed(2)) }));
+  if (json) console.log(JSON.stringify({ clipsPerSecond: Math.round(clipsPerSecond), ratioToPlainLoop: Number(ratio.toFixed(3)), maxInFlight, capacity: CAPACITY, medianRoundRatio: Number(medianRatio.toFixed(3)), frameworkMicrosecondsPerClip: Number(overheadMicroseconds.toFixed(2)), encodeLoopClipsPerSecond: Math.round(CLIPS / encodeBest) }));
 }
