@@ -20,6 +20,7 @@
  *   operand, else one product per batch entry (the backend's batched product is a naive loop,
  *   ≈ 0.6 GFLOP/s on the attention's shapes). A right operand once packed under another shape
  *   goes in as a copy (the backend caches packings by tensor id alone).
+ * - `_FusedMatMul` (Dense layers with bias and activation) gets that same guard, nothing else.
  * - `ShiftStack` and its gradient (`shift-stack.ts`): the temporal taps of a 3D convolution in one
  *   pass over the heap each way, instead of pad, slices and a concat (whose gradient is a strided split).
  * - `Sum` and `Mean` over leading axes are one average pooling (XNNPACK).
@@ -193,7 +194,7 @@ function transposeKernel(original: Original): tf.KernelFunc {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Identity, BatchMatMul, Sum, Mean
+// Identity, BatchMatMul, _FusedMatMul, Sum, Mean
 
 const identityKernel: tf.KernelFunc = ({ inputs, backend }) => {
   const x = inputs['x']!;
@@ -241,9 +242,9 @@ function productPerEntry(backend: HeapBackend, original: tf.KernelConfig, a: tf.
  * XNNPACK's packing of a product's right operand by tensor id alone, not by shape
  * (tfjs-backend-wasm 4.22): the same data reshaped, [4] as [4, 1] and then as [1, 4], got the
  * first packing and a wrong product, reading past the data (found when more products took their
- * right operand as given; tests/pipeline/backend.test.ts has the case). Every plain product goes
- * through this kernel; the backend's `_FusedMatMul` shares the cache unguarded, and nothing here
- * calls fused ops.
+ * right operand as given; tests/pipeline/backend.test.ts has the case). The backend's
+ * `_FusedMatMul` shares that cache (its key adds the bias and activation, not the shape), and a
+ * fused product on a stale packing aborted the wasm module: both kernels go through here.
  */
 const packedAs = new WeakMap<tf.DataId, string>();
 
@@ -327,6 +328,20 @@ function batchMatMulKernel(original: Original): tf.KernelFunc {
         return tf.reshape(c, [...outer, m, n]);
       }),
     );
+  };
+}
+
+/**
+ * _FusedMatMul (a product with bias and activation, as tfjs-layers' Dense makes) on the backend's
+ * own kernel; only the shape guard of {@link packedProduct} is added, on the same path where the
+ * backend packs and caches the right operand (no transposes, a batch of one).
+ */
+function fusedMatMulKernel(original: Original): tf.KernelFunc {
+  return (args) => {
+    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const attrs = args.attrs ?? {};
+    const cached = !attrs['transposeA'] && !attrs['transposeB'] && prod(a.shape.slice(0, -2)) <= 1 && prod(b.shape.slice(0, -2)) <= 1 && b.dtype === 'float32';
+    return cached ? packedProduct(original!, args, args.backend as HeapBackend) : (original!.kernelFunc(args) as tf.TensorInfo);
   };
 }
 
@@ -685,6 +700,7 @@ const FAST: ReadonlyArray<readonly [string, (original: Original) => tf.KernelFun
   ['Identity', () => identityKernel],
   ['Transpose', transposeKernel],
   ['BatchMatMul', batchMatMulKernel],
+  ['_FusedMatMul', fusedMatMulKernel],
   ['Sum', (o) => leadingReduceKernel(o, false)],
   ['Mean', (o) => leadingReduceKernel(o, true)],
   ['Conv2DBackpropInput', convInputGradKernel],

@@ -222,6 +222,19 @@ test('wasm products by one tensor reshaped four ways each use that shape (the ba
   }, 0);
 });
 
+test('wasm fused products by one tensor reshaped several ways each use that shape, with and without bias and activation', async () => {
+  const cases: Array<[number[], number[]]> = [[[3, 6], [6, 1]], [[5, 1], [1, 6]], [[2, 2], [2, 3]], [[4, 3], [3, 2]], [[3, 6], [6, 1]]];
+  await sameOnBoth('fused ones · six values as 6×1, 1×6, 2×3, 3×2, 6×1 again; then plain and fused mixed', () => {
+    const u = tf.tensor1d([1, -2, 3, -4, 5, -6]);
+    const fused = cases.map(([a, b], i) =>
+      tf.fused.matMul({ a: tf.ones(a), b: tf.reshape(u, b), bias: i % 2 ? tf.fill([b[1]!], 0.5) : undefined, activation: i % 3 ? 'relu' : 'linear' }),
+    );
+    // The same data as a plain product's right operand under one shape, then a fused one's under another.
+    const mixed = [tf.matMul(tf.ones([2, 3]), tf.reshape(u, [3, 2])), tf.fused.matMul({ a: tf.ones([1, 2]), b: tf.reshape(u, [2, 3]), activation: 'relu' })];
+    return tf.concat([...fused, ...mixed].map((t) => tf.reshape(t, [-1])));
+  }, 0);
+});
+
 test('wasm ShiftStack and its gradient (one heap pass each) equal the composition of pad, slice and concat on cpu', async () => {
   const random = Random.fromKey('shift-stack');
   // Shorter sequences than taps, one channel, one feature, and the demo's layer shapes.
