@@ -75,6 +75,12 @@ describe('frame batch codec', () => {
     const input = clips(u8, 7, 5);
     const sliced = encodeFrameBatch(u8, input).slice(2, 6);
     assertSameClips(decodeFrameBatch(sliced).clips, input.slice(2, 6));
+    // All-ASCII ids and names take the one-call decoding path; a slice starts inside its bytes.
+    const ascii = input.map((c, i) => ({ ...c, id: `a-${i}-${'x'.repeat(i)}` }));
+    const asciiSlice = encodeFrameBatch(u8, ascii).slice(3, 7);
+    assertSameClips(decodeFrameBatch(asciiSlice).clips, ascii.slice(3, 7));
+    assertSameClips(decodeFrameBatch(tableFromIPC(tableToIPC(new Table([asciiSlice]), 'stream')).batches[0]!).clips, ascii.slice(3, 7));
+    assert.deepEqual(decodeFrameBatch(encodeFrameBatch(u8, [])).clips, []);
   });
 
   it('keeps all pixels of a batch in one contiguous buffer and decodes without copying', () => {
