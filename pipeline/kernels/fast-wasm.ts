@@ -248,6 +248,14 @@ function productPerEntry(backend: HeapBackend, original: tf.KernelConfig, a: tf.
  */
 const packedAs = new WeakMap<tf.DataId, string>();
 
+/**
+ * Whether the backend takes its cached XNNPACK path for a (plain or fused) product: float32, no
+ * transposed operand, a batch of one on both sides. Only there does it pack and cache b.
+ */
+function packsRightOperand(a: tf.TensorInfo, b: tf.TensorInfo, attrs: tf.NamedAttrMap): boolean {
+  return a.dtype === 'float32' && b.dtype === 'float32' && !attrs['transposeA'] && !attrs['transposeB'] && prod(a.shape.slice(0, -2)) <= 1 && prod(b.shape.slice(0, -2)) <= 1;
+}
+
 /** A plain product on the backend's fast path; a right operand packed before with another shape goes in as a copy (a new id). */
 function packedProduct(original: tf.KernelConfig, args: Parameters<tf.KernelFunc>[0], backend: HeapBackend): tf.TensorInfo {
   const b = args.inputs['b']!;
@@ -296,7 +304,7 @@ function batchMatMulKernel(original: Original): tf.KernelFunc {
     const [batchA, batchB] = [prod(outerA), prod(outerB)];
     const sameOuter = outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i]);
     const batched = sameOuter || batchA === 1 || batchB === 1;
-    if (a.dtype === 'float32' && b.dtype === 'float32' && !ta && !tb && batchA <= 1 && batchB <= 1) return packedProduct(original!, args, backend);
+    if (packsRightOperand(a, b, attrs)) return packedProduct(original!, args, backend);
     if (a.dtype !== 'float32' || b.dtype !== 'float32' || !batched) return original!.kernelFunc(args);
     const outer = batchA >= batchB ? outerA : outerB;
     return withTensors(inputs, backend, ['a', 'b'], (at, bt) =>
@@ -339,9 +347,7 @@ function batchMatMulKernel(original: Original): tf.KernelFunc {
 function fusedMatMulKernel(original: Original): tf.KernelFunc {
   return (args) => {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-    const attrs = args.attrs ?? {};
-    const cached = !attrs['transposeA'] && !attrs['transposeB'] && prod(a.shape.slice(0, -2)) <= 1 && prod(b.shape.slice(0, -2)) <= 1 && b.dtype === 'float32';
-    return cached ? packedProduct(original!, args, args.backend as HeapBackend) : (original!.kernelFunc(args) as tf.TensorInfo);
+    return packsRightOperand(a, b, args.attrs ?? {}) ? packedProduct(original!, args, args.backend as HeapBackend) : (original!.kernelFunc(args) as tf.TensorInfo);
   };
 }
 
