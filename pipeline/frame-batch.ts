@@ -134,9 +134,7 @@ function parseSpec(schema: arrow.Schema): FrameBatchSpec {
     range: JSON.parse(get(META.range)) as [number, number],
   };
   checkSpec(spec);
-  for (const name of ['clip', 'frames', 'mask', 'seed', 'process']) {
-    if (!schema.fields.some((f) => f.name === name)) throw new Error(`not an st-inpaint frame batch: no column "${name}"`);
-  }
+  columnIndices(schema);
   return spec;
 }
 
@@ -296,8 +294,17 @@ const partsOfSchema = new WeakMap<arrow.Schema, SchemaParts>();
 function partsOf(schema: arrow.Schema): SchemaParts {
   let parts = partsOfSchema.get(schema);
   if (!parts) {
-    const [idType, framesType, maskType, seedType, processType] = schema.fields.map((f) => f.type) as [arrow.Utf8, arrow.FixedSizeList, arrow.FixedSizeList, arrow.Uint64, arrow.Utf8];
-    parts = { struct: new arrow.Struct(schema.fields), idType, framesType, maskType, seedType, processType, uniformProcess: new Map() };
+    const at = columnIndices(schema);
+    const type = <T extends arrow.DataType>(index: number): T => schema.fields[index]!.type as T;
+    parts = {
+      struct: new arrow.Struct(schema.fields),
+      idType: type(at.clip),
+      framesType: type(at.frames),
+      maskType: type(at.mask),
+      seedType: type(at.seed),
+      processType: type(at.process),
+      uniformProcess: new Map(),
+    };
     partsOfSchema.set(schema, parts);
   }
   return parts;
