@@ -129,7 +129,6 @@ describe('frame batch codec', () => {
     assert.ok(buffers.size >= 2 && buffers.size < 4, `${buffers.size} distinct buffers`);
   });
 
-
   it('gives a recycled buffer the new batch\'s spec, ids and seeds when the spec differs but the sizes match', () => {
     const pool = new FrameBatchPool();
     const other: FrameBatchSpec = { ...u8, range: [0, 1] };
@@ -157,6 +156,7 @@ describe('frame batch codec', () => {
     assertSameClips(decodeFrameBatch(d).clips, third.map((clip) => ({ ...clip, process: 'none' })));
     assertSameClips(decodeFrameBatch(encodeFrameBatch(other, second)).clips, second);
   });
+
   it('refuses a clip of the wrong size or type, naming it', () => {
     const bad = { id: 'short-one', frames: new Uint8Array(10) };
     assert.throws(() => encodeFrameBatch(u8, [bad]), /clip "short-one": 10 pixel values, expected 630/);

@@ -213,20 +213,21 @@ test('wasm BatchMatMul with transposed operands, Transpose, Sum, Mean and Identi
   copy.dispose();
 });
 
+/** Product shapes (a, b) over one six-value tensor reshaped: 6×1, 1×6, 2×3, 3×2, 6×1 again. */
+const RESHAPED: Array<[number[], number[]]> = [[[3, 6], [6, 1]], [[5, 1], [1, 6]], [[2, 2], [2, 3]], [[4, 3], [3, 2]], [[3, 6], [6, 1]]];
+
 test('wasm products by one tensor reshaped four ways each use that shape (the backend caches packings by tensor alone)', async () => {
-  const cases: Array<[number[], number[]]> = [[[3, 6], [6, 1]], [[5, 1], [1, 6]], [[2, 2], [2, 3]], [[4, 3], [3, 2]], [[3, 6], [6, 1]]];
   await sameOnBoth('ones · six values as 6×1, 1×6, 2×3, 3×2, 6×1 again', () => {
     // One tensor, whose data is the right operand of every product under another shape.
     const u = tf.tensor1d([1, 2, 3, 4, 5, 6]);
-    return tf.concat(cases.map(([a, b]) => tf.reshape(tf.matMul(tf.ones(a), tf.reshape(u, b)), [-1])));
+    return tf.concat(RESHAPED.map(([a, b]) => tf.reshape(tf.matMul(tf.ones(a), tf.reshape(u, b)), [-1])));
   }, 0);
 });
 
 test('wasm fused products by one tensor reshaped several ways each use that shape, with and without bias and activation', async () => {
-  const cases: Array<[number[], number[]]> = [[[3, 6], [6, 1]], [[5, 1], [1, 6]], [[2, 2], [2, 3]], [[4, 3], [3, 2]], [[3, 6], [6, 1]]];
   await sameOnBoth('fused ones · six values as 6×1, 1×6, 2×3, 3×2, 6×1 again; then plain and fused mixed', () => {
     const u = tf.tensor1d([1, -2, 3, -4, 5, -6]);
-    const fused = cases.map(([a, b], i) =>
+    const fused = RESHAPED.map(([a, b], i) =>
       tf.fused.matMul({ a: tf.ones(a), b: tf.reshape(u, b), bias: i % 2 ? tf.fill([b[1]!], 0.5) : undefined, activation: i % 3 ? 'relu' : 'linear' }),
     );
     // The same data as a plain product's right operand under one shape, then a fused one's under another.
