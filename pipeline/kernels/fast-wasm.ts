@@ -582,62 +582,67 @@ export function conv2dFilterGradByShifts(x: tf.Tensor4D, dy: tf.Tensor4D, [kh, k
   const out = backend.makeOutput([kh, kw, c, co], 'float32');
   // Where the backend cannot register a view of the grid, each tap's slice is copied here.
   let slice: tf.TensorInfo | undefined;
-  const owned: tf.TensorInfo[] = [];
   try {
     for (let b0 = 0; b0 < n; b0 += group) {
       const images = Math.min(group, n - b0);
       const cells = images * hp * wp;
-      // The last, smaller group gets a grid of its own size (a product reads its operands' shapes).
-      // dy's grid is new for every group: the backend caches the packing of a product's right
-      // operand by tensor, so refilling one would reuse the first group's packing.
-      const gridInfo = images === group ? grid : backend.makeOutput([c * cells + reach], 'float32');
-      if (gridInfo !== grid) owned.push(gridInfo);
-      const dyInfo = backend.makeOutput([cells, co], 'float32');
-      owned.push(dyInfo);
-      {
-        // Views after every makeOutput (a growing heap detaches earlier ones).
-        const [src, g, dys, dyg] = [backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(gridInfo), backend.typedArrayFromHeap(dy), backend.typedArrayFromHeap(dyInfo)];
-        g.fill(0);
-        dyg.fill(0);
-        for (let k = 0; k < images; k++) {
-          const b = b0 + k;
-          for (let r = 0; r < h; r++) {
-            // The row's w × c block, transposed: channel ci of pixel (b, r, q) to ci·S + cell.
-            transposeBlock(src, (b * h + r) * w * c, c, w, c, g, k * hp * wp + (r + top) * wp + left, cells);
+      // A group's own tensors, freed when the group is done (or fails).
+      const groupTensors: tf.TensorInfo[] = [];
+      try {
+        // The last, smaller group gets a grid of its own size (a product reads its operands' shapes).
+        const gridInfo = images === group ? grid : backend.makeOutput([c * cells + reach], 'float32');
+        if (gridInfo !== grid) groupTensors.push(gridInfo);
+        // dy's grid is new for every group: the backend caches the packing of a product's right
+        // operand by tensor, so refilling one would reuse the first group's packing.
+        const dyInfo = backend.makeOutput([cells, co], 'float32');
+        groupTensors.push(dyInfo);
+        {
+          // Views after every makeOutput (a growing heap detaches earlier ones).
+          const [src, g, dys, dyg] = [backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(gridInfo), backend.typedArrayFromHeap(dy), backend.typedArrayFromHeap(dyInfo)];
+          g.fill(0);
+          dyg.fill(0);
+          for (let k = 0; k < images; k++) {
+            const b = b0 + k;
+            for (let r = 0; r < h; r++) {
+              // The row's w × c block, transposed: channel ci of pixel (b, r, q) to ci·S + cell.
+              transposeBlock(src, (b * h + r) * w * c, c, w, c, g, k * hp * wp + (r + top) * wp + left, cells);
+            }
+            for (let a = 0; a < oh; a++) dyg.set(dys.subarray((b * oh + a) * ow * co, (b * oh + a + 1) * ow * co), (k * hp * wp + a * wp) * co);
           }
-          for (let a = 0; a < oh; a++) dyg.set(dys.subarray((b * oh + a) * ow * co, (b * oh + a + 1) * ow * co), (k * hp * wp + a * wp) * co);
         }
-      }
-      for (let i = 0; i < kh; i++) {
-        for (let j = 0; j < kw; j++) {
-          const o = i * wp + j;
-          const view = heapView(backend, gridInfo, o, [c, cells]);
-          let a = view?.info;
-          if (!a) {
-            slice ??= backend.makeOutput([c, maxCells], 'float32');
-            a = { ...slice, shape: [c, cells] };
-            backend.typedArrayFromHeap(a).set(backend.typedArrayFromHeap(gridInfo).subarray(o, o + c * cells));
+        for (let i = 0; i < kh; i++) {
+          for (let j = 0; j < kw; j++) {
+            const o = i * wp + j;
+            const view = heapView(backend, gridInfo, o, [c, cells]);
+            let a = view?.info;
+            if (!a) {
+              slice ??= backend.makeOutput([c, maxCells], 'float32');
+              a = { ...slice, shape: [c, cells] };
+              backend.typedArrayFromHeap(a).set(backend.typedArrayFromHeap(gridInfo).subarray(o, o + c * cells));
+            }
+            let product: tf.TensorInfo;
+            try {
+              product = matMul.kernelFunc({ inputs: { a, b: dyInfo }, backend, attrs: { transposeA: false, transposeB: false } }) as tf.TensorInfo;
+            } finally {
+              view?.release();
+            }
+            const [p, d] = [backend.typedArrayFromHeap(product), backend.typedArrayFromHeap(out)];
+            const at = (i * kw + j) * c * co;
+            if (b0 === 0) d.set(p, at);
+            else for (let e = 0; e < p.length; e++) d[at + e] = d[at + e]! + p[e]!;
+            backend.disposeData(product.dataId);
           }
-          let product: tf.TensorInfo;
-          try {
-            product = matMul.kernelFunc({ inputs: { a, b: dyInfo }, backend, attrs: { transposeA: false, transposeB: false } }) as tf.TensorInfo;
-          } finally {
-            view?.release();
-          }
-          const [p, d] = [backend.typedArrayFromHeap(product), backend.typedArrayFromHeap(out)];
-          const at = (i * kw + j) * c * co;
-          if (b0 === 0) d.set(p, at);
-          else for (let e = 0; e < p.length; e++) d[at + e] = d[at + e]! + p[e]!;
-          backend.disposeData(product.dataId);
         }
+      } finally {
+        for (const t of groupTensors) backend.disposeData(t.dataId);
       }
-      backend.disposeData(owned.pop()!.dataId);
     }
   } catch (err) {
     backend.disposeData(out.dataId);
     throw err;
   } finally {
-    for (const t of [grid, slice, ...owned]) if (t) backend.disposeData(t.dataId);
+    backend.disposeData(grid.dataId);
+    if (slice) backend.disposeData(slice.dataId);
   }
   return tf.engine().makeTensorFromTensorInfo(out, backend) as tf.Tensor4D;
 }

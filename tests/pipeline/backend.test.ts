@@ -114,10 +114,13 @@ test('wasm filter gradient by flat shifts (stride 1) equals the cpu kernel: 1×1
     // The whole batch in one grid, one image per group, and groups of two with a smaller last one.
     const perImage = xShape[3] * (xShape[1] + Math.max(top, bottom)) * (xShape[2] + Math.max(left, right));
     // Also with the taps' slices copied, as on a backend that cannot make heap views.
-    const backend = tf.backend() as unknown as { getMemoryOffset?: unknown };
+    const backend = tf.backend() as unknown as { getMemoryOffset?: unknown; numDataIds(): number };
     for (const [groupFloats, views] of [[undefined, true], [1, true], [2 * perImage, true], [2 * perImage, false]] as const) {
       // An own property hides the class's method for this call; deleting it brings the method back.
       if (!views) backend.getMemoryOffset = undefined;
+      // The route's grids, slices and products are the backend's own buffers, not engine tensors:
+      // the backend's count of live buffers must come back to where it was.
+      const buffersBefore = backend.numDataIds();
       try {
         const actual = tf.tidy(() => {
           const dW = conv2dFilterGradByShifts(tf.tensor4d(xs, xShape), tf.tensor4d(dys, [xShape[0], oh, ow, co]), [kh, kw], top, left, groupFloats);
@@ -126,6 +129,7 @@ test('wasm filter gradient by flat shifts (stride 1) equals the cpu kernel: 1×1
           return Float32Array.from(dW.dataSync() as Float32Array);
         });
         assertClose(actual, reference, 1e-4, `${what}, groups of ${groupFloats ?? 'default'} values, ${views ? 'views' : 'copies'}`);
+        assert.equal(backend.numDataIds(), buffersBefore, `${what}: backend buffers left behind`);
       } finally {
         if (!views) delete backend.getMemoryOffset;
       }
