@@ -40,7 +40,13 @@ function assertClose(actual: Float32Array, expected: Float32Array, tol: number, 
 async function sameOnBoth(what: string, f: () => tf.Tensor, tol = 1e-4): Promise<void> {
   const on = async (backend: string): Promise<Float32Array> => {
     await selectBackend(backend);
-    return tf.tidy(() => Float32Array.from(f().dataSync() as Float32Array));
+    // The supplied kernels also make buffers of the backend's own, which engine tensor counts
+    // do not see: the backend's count of live buffers must come back to where it was.
+    const live = (): number => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+    const before = live();
+    const values = tf.tidy(() => Float32Array.from(f().dataSync() as Float32Array));
+    assert.equal(live(), before, `${what}: ${backend} backend buffers left behind`);
+    return values;
   };
   const reference = await on('cpu');
   const actual = await on('wasm');
