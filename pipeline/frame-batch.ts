@@ -84,7 +84,7 @@ export function frameBatchSchema(spec: FrameBatchSpec): arrow.Schema {
   if (!schema) {
     if (schemas.size >= 64) schemas.clear();
     schemas.set(key, (schema = buildSchema(spec)));
-    specs.set(schema, spec);
+    infoOfSchema.set(schema, { spec, at: findColumns(schema) });
   }
   schemaOfSpec.set(spec, schema);
   return schema;
@@ -93,7 +93,27 @@ export function frameBatchSchema(spec: FrameBatchSpec): arrow.Schema {
 const schemaOfSpec = new WeakMap<FrameBatchSpec, arrow.Schema>();
 
 const schemas = new Map<string, arrow.Schema>();
-const specs = new WeakMap<arrow.Schema, FrameBatchSpec>();
+
+/**
+ * What is known of one frame-batch schema, found once: a schema is immutable and shared by every
+ * batch of its spec (built here, or read from one IPC file or stream).
+ */
+interface SchemaInfo {
+  readonly spec: FrameBatchSpec;
+  /** Where each column sits among the fields (a file may order them differently). */
+  readonly at: ColumnIndices;
+  /** What encoding needs, built on the first encode (a schema read from a file may only ever be decoded). */
+  parts?: SchemaParts;
+}
+
+const infoOfSchema = new WeakMap<arrow.Schema, SchemaInfo>();
+
+/** A schema's info; a schema that is not a frame batch gets an error saying what is missing. */
+function schemaInfo(schema: arrow.Schema): SchemaInfo {
+  let info = infoOfSchema.get(schema);
+  if (!info) infoOfSchema.set(schema, (info = { spec: parseSpec(schema), at: findColumns(schema) }));
+  return info;
+}
 
 function buildSchema(spec: FrameBatchSpec): arrow.Schema {
   const { shape } = spec;
@@ -116,9 +136,7 @@ function buildSchema(spec: FrameBatchSpec): arrow.Schema {
 
 /** Reads the spec back from a schema; a schema that is not a frame batch gets an error saying what is missing. */
 export function frameBatchSpec(schema: arrow.Schema): FrameBatchSpec {
-  let spec = specs.get(schema);
-  if (!spec) specs.set(schema, (spec = parseSpec(schema)));
-  return spec;
+  return schemaInfo(schema).spec;
 }
 
 function parseSpec(schema: arrow.Schema): FrameBatchSpec {
@@ -134,7 +152,6 @@ function parseSpec(schema: arrow.Schema): FrameBatchSpec {
     range: JSON.parse(get(META.range)) as [number, number],
   };
   checkSpec(spec);
-  columnIndices(schema);
   return spec;
 }
 
@@ -288,26 +305,22 @@ interface SchemaParts {
   readonly uniformProcess: Map<string, arrow.Data<arrow.Utf8>>;
 }
 
-const partsOfSchema = new WeakMap<arrow.Schema, SchemaParts>();
-
-/** A schema's parts, found once per schema (types are immutable: one set serves every batch). */
+/** A schema's parts, built once per schema (types are immutable: one set serves every batch). */
 function partsOf(schema: arrow.Schema): SchemaParts {
-  let parts = partsOfSchema.get(schema);
-  if (!parts) {
-    const at = columnIndices(schema);
+  const info = schemaInfo(schema);
+  if (!info.parts) {
     const type = <T extends arrow.DataType>(index: number): T => schema.fields[index]!.type as T;
-    parts = {
+    info.parts = {
       struct: new arrow.Struct(schema.fields),
-      idType: type(at.clip),
-      framesType: type(at.frames),
-      maskType: type(at.mask),
-      seedType: type(at.seed),
-      processType: type(at.process),
+      idType: type(info.at.clip),
+      framesType: type(info.at.frames),
+      maskType: type(info.at.mask),
+      seedType: type(info.at.seed),
+      processType: type(info.at.process),
       uniformProcess: new Map(),
     };
-    partsOfSchema.set(schema, parts);
   }
-  return parts;
+  return info.parts;
 }
 
 /**
@@ -350,10 +363,7 @@ function utf8Column(type: arrow.Utf8, strings: readonly string[]): arrow.Data<ar
   return new arrow.Data(type, 0, strings.length, 0, [offsets, values, NO_NULLS]);
 }
 
-/**
- * Where each column of a frame batch sits among its schema's fields, found once per schema (a
- * batch read from a file may order its columns differently from the ones built here).
- */
+/** Where each column of a frame batch sits among its schema's fields. */
 interface ColumnIndices {
   readonly clip: number;
   readonly frames: number;
@@ -362,20 +372,13 @@ interface ColumnIndices {
   readonly process: number;
 }
 
-const indicesOfSchema = new WeakMap<arrow.Schema, ColumnIndices>();
-
-function columnIndices(schema: arrow.Schema): ColumnIndices {
-  let indices = indicesOfSchema.get(schema);
-  if (!indices) {
-    const at = (name: string): number => {
-      const i = schema.fields.findIndex((f) => f.name === name);
-      if (i < 0) throw new Error(`not an st-inpaint frame batch: no column "${name}"`);
-      return i;
-    };
-    indices = { clip: at('clip'), frames: at('frames'), mask: at('mask'), seed: at('seed'), process: at('process') };
-    indicesOfSchema.set(schema, indices);
-  }
-  return indices;
+function findColumns(schema: arrow.Schema): ColumnIndices {
+  const at = (name: string): number => {
+    const i = schema.fields.findIndex((f) => f.name === name);
+    if (i < 0) throw new Error(`not an st-inpaint frame batch: no column "${name}"`);
+    return i;
+  };
+  return { clip: at('clip'), frames: at('frames'), mask: at('mask'), seed: at('seed'), process: at('process') };
 }
 
 /**
@@ -416,22 +419,21 @@ function listValues<V extends Pixels>(batch: arrow.RecordBatch, index: number, p
 
 /** All pixels of the batch, B·T·H·W·C values in one view over the batch's buffer. */
 export function framesOf(batch: arrow.RecordBatch, spec: FrameBatchSpec = frameBatchSpec(batch.schema)): Pixels {
-  return listValues<Pixels>(batch, columnIndices(batch.schema).frames, pixelsPerClip(spec.shape));
+  return listValues<Pixels>(batch, schemaInfo(batch.schema).at.frames, pixelsPerClip(spec.shape));
 }
 
 /** All masks of the batch, B·T·H·W values in one view over the batch's buffer. */
 export function masksOf(batch: arrow.RecordBatch, spec: FrameBatchSpec = frameBatchSpec(batch.schema)): Uint8Array {
-  return listValues<Uint8Array>(batch, columnIndices(batch.schema).mask, maskPerClip(spec.shape));
+  return listValues<Uint8Array>(batch, schemaInfo(batch.schema).at.mask, maskPerClip(spec.shape));
 }
 
 /** The batch's clips as views into its buffers (no pixel is copied). */
 export function decodeFrameBatch(batch: arrow.RecordBatch): { spec: FrameBatchSpec; clips: Clip[] } {
-  const spec = frameBatchSpec(batch.schema);
+  const { spec, at } = schemaInfo(batch.schema);
   const n = pixelsPerClip(spec.shape);
   const m = maskPerClip(spec.shape);
-  const pixels = framesOf(batch, spec);
-  const masks = masksOf(batch, spec);
-  const at = columnIndices(batch.schema);
+  const pixels = listValues<Pixels>(batch, at.frames, n);
+  const masks = listValues<Uint8Array>(batch, at.mask, m);
   const ids = strings(column<arrow.Utf8>(batch, at.clip));
   const processes = strings(column<arrow.Utf8>(batch, at.process));
   const seeds = column<arrow.Uint64>(batch, at.seed).values;
