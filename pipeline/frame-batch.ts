@@ -418,13 +418,15 @@ function listValues<V extends Pixels>(batch: arrow.RecordBatch, index: number, p
 }
 
 /** All pixels of the batch, B·T·H·W·C values in one view over the batch's buffer. */
-export function framesOf(batch: arrow.RecordBatch, spec: FrameBatchSpec = frameBatchSpec(batch.schema)): Pixels {
-  return listValues<Pixels>(batch, schemaInfo(batch.schema).at.frames, pixelsPerClip(spec.shape));
+export function framesOf(batch: arrow.RecordBatch, spec?: FrameBatchSpec): Pixels {
+  const info = schemaInfo(batch.schema);
+  return listValues<Pixels>(batch, info.at.frames, pixelsPerClip((spec ?? info.spec).shape));
 }
 
 /** All masks of the batch, B·T·H·W values in one view over the batch's buffer. */
-export function masksOf(batch: arrow.RecordBatch, spec: FrameBatchSpec = frameBatchSpec(batch.schema)): Uint8Array {
-  return listValues<Uint8Array>(batch, schemaInfo(batch.schema).at.mask, maskPerClip(spec.shape));
+export function masksOf(batch: arrow.RecordBatch, spec?: FrameBatchSpec): Uint8Array {
+  const info = schemaInfo(batch.schema);
+  return listValues<Uint8Array>(batch, info.at.mask, maskPerClip((spec ?? info.spec).shape));
 }
 
 /** The batch's clips as views into its buffers (no pixel is copied). */

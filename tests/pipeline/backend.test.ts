@@ -37,15 +37,20 @@ function assertClose(actual: Float32Array, expected: Float32Array, tol: number, 
 }
 
 /** Runs `f` on the cpu backend (the reference) and on wasm with its fast kernels; compares. */
+/**
+ * Buffers the current backend holds. The supplied kernels also make buffers of the backend's own,
+ * which engine tensor counts do not see: around a kernel call, this must come back to where it was.
+ */
+function liveBackendBuffers(): number {
+  return (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+}
+
 async function sameOnBoth(what: string, f: () => tf.Tensor, tol = 1e-4): Promise<void> {
   const on = async (backend: string): Promise<Float32Array> => {
     await selectBackend(backend);
-    // The supplied kernels also make buffers of the backend's own, which engine tensor counts
-    // do not see: the backend's count of live buffers must come back to where it was.
-    const live = (): number => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
-    const before = live();
+    const before = liveBackendBuffers();
     const values = tf.tidy(() => Float32Array.from(f().dataSync() as Float32Array));
-    assert.equal(live(), before, `${what}: ${backend} backend buffers left behind`);
+    assert.equal(liveBackendBuffers(), before, `${what}: ${backend} backend buffers left behind`);
     return values;
   };
   const reference = await on('cpu');
@@ -120,13 +125,12 @@ test('wasm filter gradient by flat shifts (stride 1) equals the cpu kernel: 1×1
     // The whole batch in one grid, one image per group, and groups of two with a smaller last one.
     const perImage = xShape[3] * (xShape[1] + Math.max(top, bottom)) * (xShape[2] + Math.max(left, right));
     // Also with the taps' slices copied, as on a backend that cannot make heap views.
-    const backend = tf.backend() as unknown as { getMemoryOffset?: unknown; numDataIds(): number };
+    const backend = tf.backend() as unknown as { getMemoryOffset?: unknown };
     for (const [groupFloats, views] of [[undefined, true], [1, true], [2 * perImage, true], [2 * perImage, false]] as const) {
       // An own property hides the class's method for this call; deleting it brings the method back.
       if (!views) backend.getMemoryOffset = undefined;
-      // The route's grids, slices and products are the backend's own buffers, not engine tensors:
-      // the backend's count of live buffers must come back to where it was.
-      const buffersBefore = backend.numDataIds();
+      // The route's grids, slices and products are the backend's own buffers, not engine tensors.
+      const buffersBefore = liveBackendBuffers();
       try {
         const actual = tf.tidy(() => {
           const dW = conv2dFilterGradByShifts(tf.tensor4d(xs, xShape), tf.tensor4d(dys, [xShape[0], oh, ow, co]), [kh, kw], top, left, groupFloats);
@@ -135,7 +139,7 @@ test('wasm filter gradient by flat shifts (stride 1) equals the cpu kernel: 1×1
           return Float32Array.from(dW.dataSync() as Float32Array);
         });
         assertClose(actual, reference, 1e-4, `${what}, groups of ${groupFloats ?? 'default'} values, ${views ? 'views' : 'copies'}`);
-        assert.equal(backend.numDataIds(), buffersBefore, `${what}: backend buffers left behind`);
+        assert.equal(liveBackendBuffers(), buffersBefore, `${what}: backend buffers left behind`);
       } finally {
         if (!views) delete backend.getMemoryOffset;
       }
