@@ -410,19 +410,38 @@ function convPadded(x: tf.Tensor4D, filter: tf.Tensor4D, [top, bottom]: [number,
   return tf.conv2d(cropped, filter, 1, pad, 'NHWC', dilations);
 }
 
+/** Filter taps first, first + stride, … of one axis: `taps` of them. */
+interface TapRange {
+  readonly first: number;
+  readonly taps: number;
+  readonly stride: number;
+}
+
 /**
- * The filter [kh, kw, ci, co] with its taps reversed and in and out swapped, [kh, kw, co, ci]:
- * one pass over the heap (a reverse then a transpose, as ops, are two passes through slow kernels).
+ * The taps `ty` × `tx` of a filter [kh, kw, ci, co], reversed along both axes and with in and out
+ * swapped: [ty.taps, tx.taps, co, ci], tap (i, j) being the filter's (ty.first + (ty.taps − 1 − i)
+ * · ty.stride, tx.first + (tx.taps − 1 − j) · tx.stride). One pass over the heap (as ops, a strided
+ * slice, a reverse and a transpose: three passes through slow kernels, ≈ 0.7 ms per call on the
+ * discriminators' [3, 3, 32, 96] filters).
  */
-function flippedFilter(filter: tf.Tensor4D): tf.Tensor4D {
+function flippedTaps(filter: tf.Tensor4D, ty: TapRange, tx: TapRange): tf.Tensor4D {
+  const [, , ci, co] = filter.shape;
   const backend = tf.backend() as HeapBackend;
-  if (typeof backend.typedArrayFromHeap !== 'function' || filter.dtype !== 'float32') return tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]);
-  const [kh, kw, ci, co] = filter.shape;
-  const out = backend.makeOutput([kh, kw, co, ci], 'float32');
+  if (typeof backend.typedArrayFromHeap !== 'function' || filter.dtype !== 'float32') {
+    return tf.tidy(() => {
+      const picked = tf.stridedSlice(filter, [ty.first, tx.first, 0, 0], [ty.first + (ty.taps - 1) * ty.stride + 1, tx.first + (tx.taps - 1) * tx.stride + 1, ci, co], [ty.stride, tx.stride, 1, 1]);
+      return tf.transpose(tf.reverse(picked, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+    });
+  }
+  const kw = filter.shape[1];
+  const out = backend.makeOutput([ty.taps, tx.taps, co, ci], 'float32');
   const [src, dst] = [backend.typedArrayFromHeap(filter), backend.typedArrayFromHeap(out)];
-  const taps = kh * kw;
-  // Tap (i, j) is s = i·kw + j; reversing both axes maps it to taps − 1 − s.
-  for (let t = 0; t < taps; t++) transposeBlock(src, t * ci * co, co, ci, co, dst, (taps - 1 - t) * ci * co, ci);
+  for (let i = 0; i < ty.taps; i++) {
+    for (let j = 0; j < tx.taps; j++) {
+      const tap = (ty.first + (ty.taps - 1 - i) * ty.stride) * kw + tx.first + (tx.taps - 1 - j) * tx.stride;
+      transposeBlock(src, tap * ci * co, co, ci, co, dst, (i * tx.taps + j) * co * ci, ci);
+    }
+  }
   return tf.engine().makeTensorFromTensorInfo(out, backend) as tf.Tensor4D;
 }
 
@@ -460,34 +479,66 @@ export function conv2dInputGradByPhases(dy: tf.Tensor4D, filter: tf.Tensor4D, in
   const [n, h, w] = inputShape;
   const [sh, sw] = [info.strideHeight, info.strideWidth];
   return tf.tidy(() => {
-    // [kh, kw, ci, co] → reversed taps, in and out swapped: [kh, kw, co, ci].
-    const flipped = flippedFilter(filter);
-    const rowsOut: tf.Tensor4D[] = [];
-    const hs = Math.ceil(h / sh);
-    const ws = Math.ceil(w / sw);
+    // Phase (ry, rx) of dx: rows ry, ry + sh, …, columns rx, rx + sw, … (undefined: no taps feed it).
+    const parts: Array<{ ry: number; rx: number; part: tf.Tensor4D | undefined }> = [];
     for (let ry = 0; ry < sh; ry++) {
       const py = phase(ry, sh, kh, info.padInfo.top, h, info.outHeight);
-      const cols: tf.Tensor4D[] = [];
       for (let rx = 0; rx < sw; rx++) {
         const px = phase(rx, sw, kw, info.padInfo.left, w, info.outWidth);
-        let part: tf.Tensor4D;
-        if (py.taps === 0 || px.taps === 0 || py.length <= 0 || px.length <= 0) {
-          part = tf.zeros([n, Math.max(py.length, 0), Math.max(px.length, 0), ci]);
-        } else {
-          // Taps first, first + s, … of the original filter are, reversed, the last ones of `flipped`.
-          const whole = sh === 1 && sw === 1;
-          const sub = whole ? flipped : (tf.stridedSlice(flipped, [kh - 1 - (py.first + (py.taps - 1) * sh), kw - 1 - (px.first + (px.taps - 1) * sw), 0, 0], [kh - py.first, kw - px.first, flipped.shape[2], ci], [sh, sw, 1, 1]) as tf.Tensor4D);
-          part = convPadded(dy, sub, [py.before, py.after], [px.before, px.after]);
-        }
-        // Every phase to the same [hs, ws] so that they interleave; the excess is cut below.
-        cols.push(padOrCrop(part, [0, hs - part.shape[1]], [0, ws - part.shape[2]]));
+        if (py.length <= 0 || px.length <= 0) continue;
+        const fed = py.taps > 0 && px.taps > 0;
+        const sub = fed ? flippedTaps(filter, { first: py.first, taps: py.taps, stride: sh }, { first: px.first, taps: px.taps, stride: sw }) : undefined;
+        // [n, py.length, px.length, ci] by construction of the paddings.
+        parts.push({ ry, rx, part: sub && convPadded(dy, sub, [py.before, py.after], [px.before, px.after]) });
       }
-      // Interleave along width: [n, hs, ws, sw, ci] → [n, hs, ws·sw, ci].
-      rowsOut.push(sw === 1 ? cols[0]! : (tf.reshape(tf.stack(cols, 3), [n, hs, ws * sw, ci]) as tf.Tensor4D));
     }
-    const full = sh === 1 ? rowsOut[0]! : (tf.reshape(tf.stack(rowsOut, 2), [n, hs * sh, ws * sw, ci]) as tf.Tensor4D);
-    return full.shape[1] === h && full.shape[2] === w ? full : tf.slice(full, [0, 0, 0, 0], [n, h, w, ci]);
+    if (sh === 1 && sw === 1) return parts[0]!.part!;
+    return interleavePhases(parts, [n, h, w, ci], [sh, sw]);
   });
+}
+
+/**
+ * dx [n, h, w, ci] from its stride phases: phase (ry, rx) of shape [n, ⌈(h − ry)/sh⌉, ⌈(w − rx)/sw⌉,
+ * ci] holds rows ry + sh·a and columns rx + sw·b; a phase without a part is zero. One pass over
+ * the heap (as ops: a pad per phase, two stacks and a crop).
+ */
+function interleavePhases(parts: ReadonlyArray<{ ry: number; rx: number; part: tf.Tensor4D | undefined }>, shape: [number, number, number, number], [sh, sw]: [number, number]): tf.Tensor4D {
+  const [n, h, w, ci] = shape;
+  const backend = tf.backend() as HeapBackend;
+  if (typeof backend.typedArrayFromHeap !== 'function' || parts.some(({ part }) => part && part.dtype !== 'float32')) {
+    // Every phase padded to [hs, ws], interleaved by stacking, the excess cut.
+    const [hs, ws] = [Math.ceil(h / sh), Math.ceil(w / sw)];
+    const at = new Map(parts.map((p) => [p.ry * sw + p.rx, p.part]));
+    const rows: tf.Tensor4D[] = [];
+    for (let ry = 0; ry < sh; ry++) {
+      const cols: tf.Tensor4D[] = [];
+      for (let rx = 0; rx < sw; rx++) {
+        const part = at.get(ry * sw + rx) ?? tf.zeros([n, Math.max(0, Math.ceil((h - ry) / sh)), Math.max(0, Math.ceil((w - rx) / sw)), ci]);
+        cols.push(padOrCrop(part as tf.Tensor4D, [0, hs - part.shape[1]!], [0, ws - part.shape[2]!]));
+      }
+      rows.push(tf.reshape(tf.stack(cols, 3), [n, hs, ws * sw, ci]));
+    }
+    return tf.slice(tf.reshape(tf.stack(rows, 2), [n, hs * sh, ws * sw, ci]), [0, 0, 0, 0], [n, h, w, ci]) as tf.Tensor4D;
+  }
+  const out = backend.makeOutput([n, h, w, ci], 'float32');
+  const dst = backend.typedArrayFromHeap(out);
+  if (parts.length < sh * sw || parts.some(({ part }) => !part)) dst.fill(0);
+  for (const { ry, rx, part } of parts) {
+    if (!part) continue;
+    const [, ph, pw] = part.shape;
+    const src = backend.typedArrayFromHeap(part);
+    for (let b = 0; b < n; b++) {
+      for (let a = 0; a < ph; a++) {
+        let from = (b * ph + a) * pw * ci;
+        let to = ((b * h + ry + sh * a) * w + rx) * ci;
+        for (let x = 0; x < pw; x++, from += ci, to += sw * ci) {
+          if (ci >= 16) dst.set(src.subarray(from, from + ci), to);
+          else for (let c = 0; c < ci; c++) dst[to + c] = src[from + c]!;
+        }
+      }
+    }
+  }
+  return tf.engine().makeTensorFromTensorInfo(out, backend) as tf.Tensor4D;
 }
 
 /** What {@link heapView} needs of the wasm backend (public members of its class, not of KernelBackend). */
@@ -539,6 +590,17 @@ function heapView(backend: HeapBackend, base: tf.TensorInfo, offset: number, sha
 const GROUP_FLOATS = 1 << 20;
 
 /**
+ * Largest grid of dy in {@link conv2dFilterGradByShifts}, in values (512 KiB). dy's grid is the
+ * right operand of every tap's product: XNNPACK packs it and then streams all of it once for each
+ * few rows (channels of x) of the left operand, so a grid that stays in the core's L2 (1 – 2 MiB)
+ * is read from there instead of from memory. Measured on the demo preset, one thread, alternating
+ * iterations in one process (medians of 12): the filter gradients of an iteration took 733 ms
+ * against 806 with x's limit alone (4 clips), 386 against 411 (2 clips, as each of two threads);
+ * the 3×3 layer 12 → 64 went from 51 to 25 ms and the 1×1 layer 4 → 64 from 30 to 11 ms.
+ */
+const DY_GROUP_FLOATS = 1 << 17;
+
+/**
  * dW of a stride-1 convolution as one matrix product per filter tap, all reading one padded copy
  * of x with no patches materialised ("flat shifts"). x goes channel-major onto a zero-padded grid
  * of N·Hp·Wp cells per channel, Hp = H + max(top, bottom) and Wp = W + max(left, right): one
@@ -557,7 +619,7 @@ const GROUP_FLOATS = 1 << 20;
  * ran at 0.5 GFLOP/s). A whole training iteration: about 1.08× (median of alternating pairs).
  * Copying x onto the grid took 269 ms of a 4.1 s iteration by the earlier 16 × 16 blocked
  * transpose, 128 ms by four channels per pass ({@link transposeBlock} now).
- * @param groupFloats the largest grid, in values (a group holds at least one image).
+ * @param groupFloats the largest grid of x, in values (a group holds at least one image; dy's grid is held to {@link DY_GROUP_FLOATS}).
  * @returns undefined where this route does not apply: a backend without a heap, a crop instead
  * of a pad, paddings that give more outputs than cells, or a grid over 1.3× the output (small
  * images, where the wasted cells cost more than the route saves).
@@ -574,8 +636,8 @@ export function conv2dFilterGradByShifts(x: tf.Tensor4D, dy: tf.Tensor4D, [kh, k
   // Each output position needs a cell of its own (a padding of at least the filter size on both
   // sides gives more outputs than cells).
   if (oh > hp || ow > wp || hp * wp > 1.3 * oh * ow) return undefined;
-  // Images go through in groups (see GROUP_FLOATS); each group's products are summed into dW.
-  const group = Math.max(1, Math.min(n, Math.floor(groupFloats / (c * hp * wp))));
+  // Images go through in groups (see GROUP_FLOATS and DY_GROUP_FLOATS); each group's products are summed into dW.
+  const group = Math.max(1, Math.min(n, Math.floor(groupFloats / (c * hp * wp)), Math.floor(DY_GROUP_FLOATS / (co * hp * wp))));
   const reach = (kh - 1) * wp + kw - 1;
   const maxCells = group * hp * wp;
   const grid = backend.makeOutput([c * maxCells + reach], 'float32');

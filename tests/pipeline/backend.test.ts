@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend, describeSelection } from '../../pipeline/backend.ts';
 import { Random } from '../../stages/random.ts';
 import { shiftStack } from '../../pipeline/kernels/shift-stack.ts';
-import { conv2dFilterGradByShifts } from '../../pipeline/kernels/fast-wasm.ts';
+import { conv2dFilterGradByShifts, conv2dInputGradByPhases } from '../../pipeline/kernels/fast-wasm.ts';
 
 test('an unknown backend is a usage error naming it', async () => {
   await assert.rejects(selectBackend('tpu'), (err: Error) => err.name === 'UsageError' && /--backend must be one of .*"tpu"/.test(err.message));
@@ -157,6 +157,35 @@ test('wasm Conv2DBackpropInput (by stride phases) equals the cpu kernel on rando
       const w = tf.tensor4d(ws, [c.k[0], c.k[1], c.x[3], c.co]);
       return tf.grad((xt: tf.Tensor) => weighted(tf.conv2d(xt as tf.Tensor4D, w, c.stride, c.pad as 'same')))(x);
     });
+  }
+});
+
+test('dx by stride phases, wide channels (copied by runs) and on a backend without a heap (composed of ops), equals the cpu kernel', async () => {
+  const random = Random.fromKey('conv2d-input-phases');
+  const cases = [
+    { x: [2, 9, 8, 17], k: [3, 3], co: 4, stride: 2, pad: 1 },
+    { x: [1, 7, 11, 16], k: [3, 2], co: 3, stride: 3, pad: 'same' },
+    { x: [2, 10, 10, 3], k: [4, 4], co: 5, stride: 2, pad: 'valid' },
+    { x: [1, 5, 6, 20], k: [1, 1], co: 2, stride: 2, pad: 'valid' },
+    { x: [1, 6, 6, 18], k: [3, 3], co: 2, stride: 1, pad: 2 },
+  ] as const;
+  for (const c of cases) {
+    const xShape = [...c.x] as [number, number, number, number];
+    const wShape: [number, number, number, number] = [c.k[0], c.k[1], c.x[3], c.co];
+    const ws = uniform(random, wShape.reduce((a, b) => a * b));
+    const attrs = { strides: c.stride, pad: c.pad, dataFormat: 'NHWC' as const };
+    const outShape = tf.backend_util.computeConv2DInfo(xShape, wShape, c.stride, 1, c.pad as 'same').outShape;
+    const dys = uniform(random, outShape.reduce((a, b) => a * b));
+    const what = `dx: x ${c.x.join('×')}, kernel ${c.k.join('×')}→${c.co}, stride ${c.stride}, pad ${c.pad}`;
+    await selectBackend('cpu');
+    const reference = tf.tidy(() => tf.conv2dTranspose(tf.tensor4d(dys, outShape), tf.tensor4d(ws, wShape), xShape, c.stride, c.pad as 'same').dataSync() as Float32Array);
+    for (const backend of ['cpu', 'wasm']) {
+      await selectBackend(backend);
+      const before = liveBackendBuffers();
+      const dx = tf.tidy(() => Float32Array.from(conv2dInputGradByPhases(tf.tensor4d(dys, outShape), tf.tensor4d(ws, wShape), xShape, attrs).dataSync() as Float32Array));
+      assert.equal(liveBackendBuffers(), before, `${what}: ${backend} backend buffers left behind`);
+      assertClose(dx, reference, 1e-4, `${what} on ${backend}`);
+    }
   }
 });
 
