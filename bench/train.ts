@@ -8,10 +8,12 @@
  *   npm run bench -- train [--json] [--iterations N] [--backends wasm,cpu] [--preset demo|small] [--threads 1|2]
  *
  * With two threads (the default) the wasm iteration is also timed on the data-parallel trainer
- * (parallel.ts), and the JSON figures are those of two threads.
+ * (parallel.ts), in max(6, N) rounds that alternate it with the one-thread trainer (best of each,
+ * and the median of the rounds' ratios), and the JSON figures are those of two threads.
  *
  * The pure-JS cpu backend is far slower; it runs only the `small` preset (one iteration), and
- * `speedupOverCpu` is its time per iteration over wasm's on that same preset.
+ * `speedupOverCpu` is its time per iteration over wasm's on that same preset, on as many threads
+ * as the JSON figures.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../pipeline/backend.ts';
@@ -47,24 +49,49 @@ async function trainerOptions({ config }: Preset): Promise<ConstructorParameters
   };
 }
 
-/** Best seconds per iteration of the data-parallel trainer (two threads) on wasm. */
-async function twoThreadSeconds(preset: Preset, iterations: number): Promise<number> {
+/** One and two threads timed in alternating rounds, so that both meet the same minutes of the machine. */
+interface Paired {
+  readonly rounds: number;
+  readonly oneThread: number;
+  readonly twoThreads: number;
+  /** Median over the rounds of one thread's time over two threads'. */
+  readonly medianRatio: number;
+}
+
+/**
+ * Alternates an iteration of the one-thread trainer with one of the data-parallel trainer (two
+ * threads) on the same batch, `rounds` times, and takes the best of each. The speed of this
+ * machine drifts from minute to minute, so two figures timed a minute apart can differ by more
+ * than the thread count's effect; alternating makes the ratio compare like with like.
+ */
+async function pairedThreads(preset: Preset, rounds: number): Promise<Paired> {
   await selectBackend('wasm');
-  const trainer = await DataParallelTrainer.start(await trainerOptions(preset), 'wasm');
+  const one = new GanTrainer(await trainerOptions(preset));
+  const two = await DataParallelTrainer.start(await trainerOptions(preset), 'wasm');
   const { y, m } = observedBatch(preset);
   try {
-    // The worker's first iterations also warm its own kernels up.
-    for (let i = 0; i < 2; i++) await trainer.trainStep(y, m);
-    let best = Infinity;
-    for (let i = 0; i < Math.max(3, iterations); i++) {
-      const t0 = performance.now();
-      await trainer.trainStep(y, m);
-      best = Math.min(best, (performance.now() - t0) / 1000);
+    // The first iterations set kernels up and grow the heaps, the worker's included.
+    for (let i = 0; i < 2; i++) {
+      one.trainStep(y, m);
+      await two.trainStep(y, m);
     }
-    return best;
+    const [t1, t2]: [number[], number[]] = [[], []];
+    for (let i = 0; i < rounds; i++) {
+      let t0 = performance.now();
+      one.trainStep(y, m);
+      t1.push((performance.now() - t0) / 1000);
+      t0 = performance.now();
+      await two.trainStep(y, m);
+      t2.push((performance.now() - t0) / 1000);
+    }
+    const ratios = t1.map((t, i) => t / t2[i]!).sort((a, b) => a - b);
+    const mid = ratios.length >> 1;
+    const medianRatio = ratios.length % 2 ? ratios[mid]! : (ratios[mid - 1]! + ratios[mid]!) / 2;
+    return { rounds, oneThread: Math.min(...t1), twoThreads: Math.min(...t2), medianRatio };
   } finally {
     tf.dispose([y, m]);
-    trainer.dispose();
+    one.dispose();
+    two.dispose();
   }
 }
 
@@ -176,21 +203,29 @@ export async function trainBench(json: boolean, args: readonly string[] = []): P
   }
   const wasm = results.find((r) => r.backend === 'wasm');
   const cpu = results.find((r) => r.backend === 'cpu');
-  // The same workload on both: wasm also runs the small preset the cpu backend can afford.
+  const threads = wasm && option('threads', '2') === '2' ? 2 : 1;
+  // Both cores: the same iteration split over two data-parallel threads, alternated with one thread.
+  let paired: Paired | undefined;
+  if (wasm && threads === 2) {
+    paired = await pairedThreads(PRESETS[preset]!, Math.max(6, iterations));
+    const { rounds, oneThread, twoThreads, medianRatio } = paired;
+    console.log(
+      `two threads (data-parallel), ${rounds} rounds alternating with one thread: ${twoThreads.toFixed(2)} s per iteration against ${oneThread.toFixed(2)} s ` +
+        `→ ${(wasm.gflopPerIteration / twoThreads).toFixed(1)} GFLOP/s, ${(oneThread / twoThreads).toFixed(2)}× one thread (median of the rounds ${medianRatio.toFixed(2)}×), ` +
+        `ratio to one thread's matMul ${(wasm.gflopPerIteration / twoThreads / wasm.matmulGflops).toFixed(2)}`,
+    );
+  }
+  // The same workload on both: wasm also runs the small preset the cpu backend can afford, on as
+  // many threads as the figures below.
   let speedup: number | undefined;
   if (wasm && cpu) {
-    const small = preset === 'small' ? wasm : await measure('wasm', 'small', iterations);
-    speedup = cpu.secondsPerIteration / small.secondsPerIteration;
-    console.log(`small preset: cpu ${cpu.secondsPerIteration.toFixed(2)} s, wasm ${small.secondsPerIteration.toFixed(3)} s per iteration → wasm ${speedup.toFixed(1)}× faster`);
+    const small = threads === 2 ? (await pairedThreads(PRESETS.small!, Math.max(3, iterations))).twoThreads : preset === 'small' ? wasm.secondsPerIteration : (await measure('wasm', 'small', iterations)).secondsPerIteration;
+    speedup = cpu.secondsPerIteration / small;
+    console.log(`small preset: cpu ${cpu.secondsPerIteration.toFixed(2)} s, wasm ${small.toFixed(3)} s per iteration (${threads === 2 ? 'two threads' : 'one thread'}) → wasm ${speedup.toFixed(1)}× faster`);
   }
   const main = wasm ?? results[0]!;
-  // Both cores: the same iteration split over two data-parallel threads.
-  let two: number | undefined;
-  if (wasm && option('threads', '2') === '2') {
-    two = await twoThreadSeconds(PRESETS[preset]!, iterations);
-    console.log(`two threads (data-parallel): ${two.toFixed(2)} s per iteration → ${(wasm.gflopPerIteration / two).toFixed(1)} GFLOP/s, ${(wasm.secondsPerIteration / two).toFixed(2)}× one thread, ratio to one thread's matMul ${(wasm.gflopPerIteration / two / wasm.matmulGflops).toFixed(2)}`);
-  }
-  const seconds = two ?? main.secondsPerIteration;
+  const seconds = paired?.twoThreads ?? main.secondsPerIteration;
+  const oneThread = paired?.oneThread ?? main.secondsPerIteration;
   const gflops = main.gflopPerIteration / seconds;
   if (json) {
     console.log(
@@ -200,10 +235,11 @@ export async function trainBench(json: boolean, args: readonly string[] = []): P
         gflops: Number(gflops.toFixed(2)),
         matmulGflops: Number(main.matmulGflops.toFixed(2)),
         ratioToMatmul: Number((gflops / main.matmulGflops).toFixed(3)),
-        speedupOverCpu: speedup === undefined ? null : Number((speedup * (main.secondsPerIteration / seconds)).toFixed(1)),
-        threads: two === undefined ? 1 : 2,
-        oneThreadSecondsPerIteration: Number(main.secondsPerIteration.toFixed(3)),
-        twoThreadSpeedup: two === undefined ? null : Number((main.secondsPerIteration / two).toFixed(2)),
+        speedupOverCpu: speedup === undefined ? null : Number(speedup.toFixed(1)),
+        threads: paired ? 2 : 1,
+        oneThreadSecondsPerIteration: Number(oneThread.toFixed(3)),
+        twoThreadSpeedup: paired ? Number((oneThread / seconds).toFixed(2)) : null,
+        twoThreadSpeedupMedian: paired ? Number(paired.medianRatio.toFixed(2)) : null,
       }),
     );
   }
