@@ -15,6 +15,7 @@
  * `speedupOverCpu` is its time per iteration over wasm's on that same preset, on as many threads
  * as the JSON figures.
  */
+import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../pipeline/backend.ts';
 import { type GanConfig } from '../stages/gan/networks.ts';
@@ -122,6 +123,50 @@ function matmulGflops(): number {
   return (2 * n ** 3) / (best / 1000) / 1e9;
 }
 
+/**
+ * Memory bandwidth, GB/s read + written, copying a 64 MiB buffer back and forth: on one thread,
+ * then on two threads at once (mean per thread). The machine's share of memory bandwidth moves
+ * from hour to hour, and two threads lose most where the training step streams from memory, so
+ * the figure tells a slow hour from a slow build. (Copies that fit the cache, and matMuls, run as
+ * fast on two threads at once as on one; these do not.)
+ */
+const COPY_SOURCE = `
+  const { workerData, parentPort } = require('node:worker_threads');
+  const a = new Float32Array(workerData.floats).fill(1), b = new Float32Array(workerData.floats);
+  b.set(a);
+  // Start together: each arrives, then waits until all have.
+  const gate = new Int32Array(workerData.gate);
+  Atomics.add(gate, 0, 1);
+  while (Atomics.load(gate, 0) < workerData.parties) Atomics.wait(gate, 0, Atomics.load(gate, 0), 10);
+  Atomics.notify(gate, 0);
+  const t0 = performance.now();
+  for (let i = 0; i < workerData.reps; i++) (i & 1 ? a : b).set(i & 1 ? b : a);
+  parentPort.postMessage((2 * 4 * workerData.floats * workerData.reps) / ((performance.now() - t0) / 1000) / 1e9);
+`;
+
+async function copyBandwidth(): Promise<{ oneThread: number; twoThreads: number }> {
+  const run = (parties: number): Promise<number[]> => {
+    const gate = new SharedArrayBuffer(4);
+    return Promise.all(
+      Array.from(
+        { length: parties },
+        () =>
+          new Promise<number>((resolve, reject) => {
+            const worker = new Worker(COPY_SOURCE, { eval: true, workerData: { floats: 16 << 20, reps: 100, gate, parties } });
+            worker.once('message', (gbps: number) => {
+              resolve(gbps);
+              void worker.terminate();
+            });
+            worker.once('error', reject);
+          }),
+      ),
+    );
+  };
+  const [oneThread] = await run(1);
+  const both = await run(2);
+  return { oneThread: oneThread!, twoThreads: (both[0]! + both[1]!) / 2 };
+}
+
 interface Measured {
   readonly backend: string;
   readonly preset: string;
@@ -223,6 +268,8 @@ export async function trainBench(json: boolean, args: readonly string[] = []): P
     speedup = cpu.secondsPerIteration / small;
     console.log(`small preset: cpu ${cpu.secondsPerIteration.toFixed(2)} s, wasm ${small.toFixed(3)} s per iteration (${threads === 2 ? 'two threads' : 'one thread'}) → wasm ${speedup.toFixed(1)}× faster`);
   }
+  const bandwidth = await copyBandwidth();
+  console.log(`memory bandwidth (64 MiB copies): ${bandwidth.oneThread.toFixed(1)} GB/s on one thread, ${bandwidth.twoThreads.toFixed(1)} GB/s per thread on two at once`);
   const main = wasm ?? results[0]!;
   const seconds = paired?.twoThreads ?? main.secondsPerIteration;
   const oneThread = paired?.oneThread ?? main.secondsPerIteration;
@@ -240,6 +287,8 @@ export async function trainBench(json: boolean, args: readonly string[] = []): P
         oneThreadSecondsPerIteration: Number(oneThread.toFixed(3)),
         twoThreadSpeedup: paired ? Number((oneThread / seconds).toFixed(2)) : null,
         twoThreadSpeedupMedian: paired ? Number(paired.medianRatio.toFixed(2)) : null,
+        copyGBps: Number(bandwidth.oneThread.toFixed(1)),
+        copyGBpsTwoThreads: Number(bandwidth.twoThreads.toFixed(1)),
       }),
     );
   }
