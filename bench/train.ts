@@ -125,10 +125,10 @@ function matmulGflops(): number {
 
 /**
  * Memory bandwidth, GB/s read + written, copying a 64 MiB buffer back and forth: on one thread,
- * then on two threads at once (mean per thread). The machine's share of memory bandwidth moves
- * from hour to hour, and two threads lose most where the training step streams from memory, so
- * the figure tells a slow hour from a slow build. (Copies that fit the cache, and matMuls, run as
- * fast on two threads at once as on one; these do not.)
+ * then on two threads started together (mean per thread). Copies that fit the cache, and
+ * matMuls, run as fast on two threads at once as on one; these do not (27 – 29 GB/s alone, 16 – 17
+ * each at once, measured here), so what two threads lose is the part of the training step that
+ * streams from memory. The run's figure tells how much of that the machine gave at the time.
  */
 const COPY_SOURCE = `
   const { workerData, parentPort } = require('node:worker_threads');
