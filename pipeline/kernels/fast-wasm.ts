@@ -526,6 +526,9 @@ function interleavePhases(parts: ReadonlyArray<{ ry: number; rx: number; part: t
   for (const { ry, rx, part } of parts) {
     if (!part) continue;
     const [, ph, pw] = part.shape;
+    if (ph !== Math.ceil((h - ry) / sh) || pw !== Math.ceil((w - rx) / sw)) {
+      throw new Error(`Conv2DBackpropInput: stride phase (${ry}, ${rx}) of dx [${shape.join(', ')}] came out [${part.shape.join(', ')}]`);
+    }
     const src = backend.typedArrayFromHeap(part);
     for (let b = 0; b < n; b++) {
       for (let a = 0; a < ph; a++) {
