@@ -67,9 +67,22 @@ export interface KernelStats {
   flopMs: number;
 }
 
+/** The calls of one kernel charged with FLOPs, on one set of input shapes and attributes: one layer's pass. */
+export interface ShapeStats {
+  readonly kernel: string;
+  /** Input shapes, then stride and padding where the kernel has them. */
+  readonly key: string;
+  calls: number;
+  flops: number;
+  /** Inclusive time of those calls. */
+  ms: number;
+}
+
 /** Meters every kernel of `backendName` until `stop()`. */
 export class KernelMeter {
   readonly stats = new Map<string, KernelStats>();
+  /** The FLOP-charged calls by kernel and shapes, so that a kernel's rate can be split by layer. */
+  readonly byShape = new Map<string, ShapeStats>();
   private readonly originals: tf.KernelConfig[];
   private readonly stack: Array<{ started: number; childMs: number; counted: boolean }> = [];
   private flopDepth = 0;
@@ -95,11 +108,13 @@ export class KernelMeter {
       const outer = this.flopDepth === 0;
       const formula = outer ? kernelFlops(kernelName, shapes, args.attrs as Record<string, unknown>, []) : undefined;
       if (formula !== undefined) this.flopDepth += 1;
+      let flops = 0;
       try {
         const out = kernelFunc(args);
         if (formula !== undefined) {
           const first = Array.isArray(out) ? out[0]! : (out as tf.TensorInfo);
-          stats.flops += kernelFlops(kernelName, shapes, args.attrs as Record<string, unknown>, first.shape)!;
+          flops = kernelFlops(kernelName, shapes, args.attrs as Record<string, unknown>, first.shape)!;
+          stats.flops += flops;
         }
         return out;
       } finally {
@@ -108,11 +123,29 @@ export class KernelMeter {
         const ms = performance.now() - frame.started;
         stats.calls += 1;
         stats.selfMs += ms - frame.childMs;
-        if (formula !== undefined) stats.flopMs += ms;
+        if (formula !== undefined) {
+          stats.flopMs += ms;
+          this.chargeShape(kernelName, shapes, args.attrs as Record<string, unknown>, flops, ms);
+        }
         const parent = this.stack[this.stack.length - 1];
         if (parent) parent.childMs += ms;
       }
     };
+  }
+
+  private chargeShape(kernel: string, shapes: Record<string, Shape>, attrs: Record<string, unknown>, flops: number, ms: number): void {
+    const parts = Object.entries(shapes).map(([name, shape]) => `${name} [${shape.join(', ')}]`);
+    if (attrs.filterShape) parts.push(`filter [${(attrs.filterShape as number[]).join(', ')}]`);
+    if (attrs.strides !== undefined) parts.push(`stride ${String(attrs.strides)}`);
+    if (attrs.pad !== undefined) parts.push(`pad ${typeof attrs.pad === 'object' ? JSON.stringify(attrs.pad) : String(attrs.pad)}`);
+    if (attrs.transposeA || attrs.transposeB) parts.push(`transposed ${attrs.transposeA ? 'A' : ''}${attrs.transposeB ? 'B' : ''}`);
+    const key = parts.join(', ');
+    const id = `${kernel}\u0000${key}`;
+    let entry = this.byShape.get(id);
+    if (!entry) this.byShape.set(id, (entry = { kernel, key, calls: 0, flops: 0, ms: 0 }));
+    entry.calls += 1;
+    entry.flops += flops;
+    entry.ms += ms;
   }
 
   get totalFlops(): number {
@@ -123,6 +156,7 @@ export class KernelMeter {
 
   reset(): void {
     for (const s of this.stats.values()) Object.assign(s, { calls: 0, selfMs: 0, flops: 0, flopMs: 0 });
+    this.byShape.clear();
   }
 
   /** The kernels that took the most time, heaviest first. */

@@ -175,6 +175,8 @@ interface Measured {
   readonly gflops: number;
   readonly matmulGflops: number;
   readonly kernels: Array<{ kernel: string; calls: number; seconds: number; gflop: number; gflopSeconds: number }>;
+  /** The heaviest FLOP-charged kernels by input shapes (a layer's forward or gradient pass), inclusive time. */
+  readonly passes: Array<{ kernel: string; key: string; calls: number; seconds: number; gflop: number }>;
 }
 
 async function measure(backend: string, presetName: string, iterations: number): Promise<Measured> {
@@ -198,6 +200,10 @@ async function measure(backend: string, presetName: string, iterations: number):
     const heaviest = meter.top(12);
     const kernels = [...heaviest, ...[...meter.stats.values()].filter((s) => s.flops > 0 && !heaviest.includes(s))]
       .map((s) => ({ kernel: s.kernel, calls: s.calls, seconds: s.selfMs / 1000, gflop: s.flops / 1e9, gflopSeconds: s.flopMs / 1000 }));
+    const passes = [...meter.byShape.values()]
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 12)
+      .map((p) => ({ kernel: p.kernel, key: p.key, calls: p.calls, seconds: p.ms / 1000, gflop: p.flops / 1e9 }));
     let best = Infinity;
     for (let i = 0; i < iterations; i++) {
       const t0 = performance.now();
@@ -213,6 +219,7 @@ async function measure(backend: string, presetName: string, iterations: number):
       gflops: flops / 1e9 / seconds,
       matmulGflops: matmulGflops(),
       kernels,
+      passes,
     };
   } finally {
     tf.dispose([y, m]);
@@ -229,6 +236,9 @@ function report(r: Measured): void {
   // formula, and its rate is over those calls' whole time.
   console.log('  heaviest kernels (metered iteration, self time; GFLOP and rate of the calls charged with them, inner kernels included):');
   for (const k of r.kernels) console.log(`    ${k.kernel.padEnd(24)} ${String(k.calls).padStart(5)} calls ${k.seconds.toFixed(2).padStart(7)} s ${k.gflop > 0 ? `${k.gflop.toFixed(2)} GFLOP in ${k.gflopSeconds.toFixed(2)} s, ${(k.gflop / k.gflopSeconds).toFixed(1)} GFLOP/s` : ''}`);
+  // The same FLOP-charged calls split by input shapes: which layer's pass runs slow.
+  console.log('  heaviest layer passes (metered iteration, inclusive time):');
+  for (const p of r.passes) console.log(`    ${(p.seconds * 1000).toFixed(1).padStart(7)} ms ${(p.gflop / p.seconds).toFixed(1).padStart(5)} GFLOP/s  ${p.kernel} ×${p.calls}: ${p.key}`);
 }
 
 export async function trainBench(json: boolean, args: readonly string[] = []): Promise<void> {

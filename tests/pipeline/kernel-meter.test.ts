@@ -47,6 +47,16 @@ test('the meter charges the gradients built from Conv2D once, to the outer kerne
   for (const name of ['Conv2DBackpropInput', 'Conv2DBackpropFilter']) {
     assert.ok(stats(name).flopMs > 0 && stats(name).flopMs >= stats(name).selfMs, `${name}: inclusive ${stats(name).flopMs} ms, self ${stats(name).selfMs} ms`);
   }
+  // Split by input shapes: one pass of each kernel here, keyed by its shapes, adding up to the totals.
+  const passes = [...meter.byShape.values()];
+  assert.deepEqual(passes.map((p) => p.kernel).sort(), ['Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput']);
+  for (const p of passes) {
+    assert.equal(p.calls, 1, p.key);
+    assert.equal(p.flops, conv, p.key);
+    assert.ok(Math.abs(p.ms - stats(p.kernel).flopMs) < 1e-9, `${p.kernel}: ${p.ms} ms by shape, ${stats(p.kernel).flopMs} in all`);
+  }
+  assert.match(passes.find((p) => p.kernel === 'Conv2D')!.key, /^x \[2, 9, 7, 3\], filter \[3, 3, 3, 5\], stride 1, pad same$/);
+  assert.match(passes.find((p) => p.kernel === 'Conv2DBackpropFilter')!.key, /x \[2, 9, 7, 3\], dy \[2, 9, 7, 5\], filter \[3, 3, 3, 5\]/);
   // Stopped: the backend's own kernels are back, so nothing more is counted.
   const before = stats('Conv2D').calls;
   tf.tidy(() => tf.conv2d(x, w, 1, 'same').dataSync());
