@@ -33,6 +33,15 @@ export interface BackendSelection {
 
 const ORDER: readonly Concrete[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
 
+/**
+ * Whether a backend computes on this machine's CPU cores with its tensors in this process's memory
+ * (wasm, cpu; tfjs's names and ours agree for both): reading a tensor back costs a copy, not a
+ * device sync, and a second training thread has a core to itself to gain.
+ */
+export function computesOnHost(backend: string): boolean {
+  return backend === 'wasm' || backend === 'cpu';
+}
+
 function firstLine(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   return (message.split('\n')[0] ?? message).trim();

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Observable, from, mergeMap } from 'rxjs';
-import { BACKENDS, describeSelection, selectBackend } from '../../pipeline/backend.ts';
+import { BACKENDS, computesOnHost, describeSelection, selectBackend } from '../../pipeline/backend.ts';
 import { latestCheckpoint, readCheckpointState } from '../../pipeline/checkpoint.ts';
 import { FrameBatchPool, encodeFrameBatch, type Clip, type FrameBatchSpec } from '../../pipeline/frame-batch.ts';
 import type { ParamSpecs, RunContext } from '../../pipeline/graph.ts';
@@ -114,8 +114,7 @@ export function trainAndReport(p: TrainingSettings, { runDir, log, resume }: Run
   let backendLine = '';
   const createTrainer = async (): Promise<Trainer> => {
     const selection = await selectBackend(p.backend);
-    const cpuBackend = selection.backend === 'wasm' || selection.backend === 'cpu';
-    const threads = p.threads === 0 ? (cpuBackend && p.batch >= 2 && availableParallelism() >= 2 ? 2 : 1) : p.threads;
+    const threads = p.threads === 0 ? (computesOnHost(selection.backend) && p.batch >= 2 && availableParallelism() >= 2 ? 2 : 1) : p.threads;
     if (threads === 2 && p.batch < 2) throw new UsageError(`--threads 2 needs --batch of at least 2, got ${p.batch}`);
     backendLine = `${describeSelection(selection)}; ${threads} training thread${threads === 2 ? 's (data-parallel)' : ''}`;
     log(backendLine);

@@ -6,12 +6,14 @@
  *
  * Update, as PyTorch's: m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; p ← p − lr·(m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε).
  *
- * On the backends whose tensors live in this process's memory (wasm, cpu) each variable's update
- * is one pass in JS over its values; elsewhere (a GPU) the same formula runs as tensor ops. The
- * networks have many small variables, so as ops the update was 14 kernel calls per variable and
- * per step, 16 – 18 ms of every iteration per thread on the bench's demo preset.
+ * On the backends whose tensors live in this process's memory (wasm, cpu: {@link computesOnHost})
+ * each variable's update is one pass in JS over its values; on TensorFlow's native backends the
+ * same formula runs as tensor ops. The networks have many small variables, so as ops the update
+ * was 14 kernel calls per variable and per step, 16 – 18 ms of every iteration per thread on the
+ * bench's demo preset.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { computesOnHost } from '../../pipeline/backend.ts';
 
 export interface AdamOptions {
   /** Default 0 (method.md §4). */
@@ -26,9 +28,6 @@ export interface AdamOptions {
    */
   readonly onHost?: boolean;
 }
-
-/** Backends whose tensor data is in this process's memory: reading it back costs a copy, not a device sync. */
-const HOST_BACKENDS = new Set(['wasm', 'cpu']);
 
 export class Adam {
   private readonly m = new Map<string, tf.Variable>();
@@ -60,7 +59,7 @@ export class Adam {
     const t = this.iterations;
     const c1 = 1 - this.beta1 ** t;
     const c2 = 1 - this.beta2 ** t;
-    const onHost = this.onHost ?? HOST_BACKENDS.has(tf.getBackend());
+    const onHost = this.onHost ?? computesOnHost(tf.getBackend());
     tf.tidy(() => {
       for (const [name, variable] of this.variables) {
         const g = grads[variable.name];
