@@ -274,7 +274,10 @@ export async function trainBench(json: boolean, args: readonly string[] = []): P
   // many threads as the figures below.
   let speedup: number | undefined;
   if (wasm && cpu) {
-    const small = threads === 2 ? (await pairedThreads(PRESETS.small!, Math.max(3, iterations))).twoThreads : preset === 'small' ? wasm.secondsPerIteration : (await measure('wasm', 'small', iterations)).secondsPerIteration;
+    // With --preset small, the figures above already are that preset's.
+    let small: number;
+    if (threads === 2) small = (preset === 'small' ? paired! : await pairedThreads(PRESETS.small!, Math.max(3, iterations))).twoThreads;
+    else small = preset === 'small' ? wasm.secondsPerIteration : (await measure('wasm', 'small', iterations)).secondsPerIteration;
     speedup = cpu.secondsPerIteration / small;
     console.log(`small preset: cpu ${cpu.secondsPerIteration.toFixed(2)} s, wasm ${small.toFixed(3)} s per iteration (${threads === 2 ? 'two threads' : 'one thread'}) → wasm ${speedup.toFixed(1)}× faster`);
   }
