@@ -11,6 +11,7 @@ import yargs, { type Argv, type Options } from 'yargs';
 import { CancelledError, UsageError, oneLine } from '../pipeline/errors.ts';
 import { loadGraphFile, loadGraphs, parseOptionPairs, resolveParams, type GraphDefinition, type ParamSpec } from '../pipeline/graph.ts';
 import { runGraph } from '../pipeline/runner.ts';
+import { releaseBackend } from '../pipeline/backend.ts';
 import { DATASETS } from '../datasets/index.ts';
 import { OCCLUSIONS, findOcclusion } from '../stages/occlusion/index.ts';
 import { exportDataset, frechetCommand, peek, previewOcclusion, type Io } from './commands.ts';
@@ -248,6 +249,9 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     if (err instanceof UsageError) fail(2, err.message);
     else if (err instanceof CancelledError) fail(130, `${err.reason}; the graph was torn down`);
     else fail(1, oneLine(err));
+  } finally {
+    // An open GPU device keeps the process alive.
+    await releaseBackend();
   }
   return exitCode;
 }

@@ -1,9 +1,11 @@
 /**
- * Compute-backend selection: `auto | tensorflow-gpu | tensorflow | wasm | cpu`. `auto` takes the
- * first that loads, in that order, and says why the ones before it did not. TensorFlow's native
+ * Compute-backend selection: `auto | tensorflow-gpu | webgpu | tensorflow | wasm | cpu`. `auto`
+ * takes the first that loads, in that order, and says why the ones before it did not; it takes
+ * webgpu only on a hardware adapter (a software one, such as Mesa's llvmpipe, trains far slower
+ * than wasm and is used only when `--backend webgpu` asks for it). TensorFlow's native
  * bindings (`@tensorflow/tfjs-node-gpu`, `@tensorflow/tfjs-node`) are optional dependencies: they
  * download libtensorflow when installed, which fails on machines without internet, so they are
- * loaded only if present. The wasm backend gets the kernels it lacks for training
+ * loaded only if present; so are WebGPU's (`backends/webgpu/`). The wasm backend gets the kernels it lacks for training
  * and faster forms of the ones that are slow there (`kernels/fast-wasm.ts`), so the same model code trains everywhere.
  *
  * Must not know about any model.
@@ -14,7 +16,7 @@ import '@tensorflow/tfjs';
 import { UsageError } from './errors.ts';
 import { registerFastKernels } from './kernels/fast-wasm.ts';
 
-export const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKENDS = ['auto', 'tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
 type Concrete = Exclude<BackendChoice, 'auto'>;
 
@@ -23,15 +25,40 @@ export interface BackendSelection {
   readonly requested: BackendChoice;
   /** Our name of the backend now active. */
   readonly backend: Concrete;
-  /** tfjs's own name of it (`tensorflow`, `wasm`, `cpu`). */
+  /** tfjs's own name of it (`tensorflow`, `webgpu`, `wasm`, `cpu`). */
   readonly tfName: string;
+  /** The GPU adapter it runs on, in words (webgpu only). */
+  readonly adapter?: string;
   /** Backends tried before it, each with the reason it was not taken. */
   readonly skipped: ReadonlyArray<{ readonly backend: Concrete; readonly reason: string }>;
   /** Kernels this module supplied because the backend lacks them. */
   readonly addedKernels: readonly string[];
 }
 
-const ORDER: readonly Concrete[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+const ORDER: readonly Concrete[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'];
+
+/** Raised when the accelerator stops working mid-run (WebGPU's device lost, an uncaught GPU error). */
+export class DeviceLostError extends Error {
+  readonly tag = 'device-lost' as const;
+
+  constructor(reason: string) {
+    super(`${reason}; the last checkpoint is kept (--resume continues from it)`);
+    this.name = 'DeviceLostError';
+  }
+}
+
+let fault: (() => string | undefined) | undefined;
+
+/**
+ * Throws when the active backend's device has failed since it was chosen. Results computed after
+ * such a failure are garbage (WebGPU reports errors as events, not exceptions), so a trainer calls
+ * this before it trusts a step or writes a checkpoint.
+ * @throws DeviceLostError naming what happened.
+ */
+export function assertBackendHealthy(): void {
+  const reason = fault?.();
+  if (reason) throw new DeviceLostError(reason);
+}
 
 /**
  * Whether a backend computes on this machine's CPU cores with its tensors in this process's memory
@@ -48,9 +75,24 @@ function firstLine(err: unknown): string {
 }
 
 /** Loads one backend and makes it active; throws with the reason when it cannot. */
-async function load(backend: Concrete): Promise<{ tfName: string; addedKernels: string[] }> {
+async function load(backend: Concrete, requested: BackendChoice): Promise<{ tfName: string; addedKernels: string[]; adapter?: string }> {
   const addedKernels: string[] = [];
+  let adapter: string | undefined;
+  fault = undefined;
   switch (backend) {
+    case 'webgpu': {
+      let webgpu: typeof import('../backends/webgpu/index.ts');
+      try {
+        webgpu = await import('../backends/webgpu/index.ts');
+      } catch (err) {
+        throw new Error(`the WebGPU backend failed to load: ${firstLine(err)}`);
+      }
+      const choice = await webgpu.chooseAdapter(requested === 'webgpu');
+      await webgpu.registerWebGpu(choice.adapter);
+      adapter = `${webgpu.describeAdapter(choice.adapter)}${choice.skipped.length ? ` (not taken: ${choice.skipped.join('; ')})` : ''}`;
+      fault = webgpu.webgpuFault;
+      break;
+    }
     case 'tensorflow-gpu':
     case 'tensorflow': {
       const pkg = backend === 'tensorflow-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
@@ -73,6 +115,7 @@ async function load(backend: Concrete): Promise<{ tfName: string; addedKernels: 
       break;
   }
   const tfName = backend === 'tensorflow-gpu' ? 'tensorflow' : backend;
+  if (backend !== 'webgpu') await releaseWebGpuIfLoaded();
   // The wasm module's Emscripten runtime, started by setBackend, hooks process-wide handlers that
   // rethrow every uncaught exception and unhandled rejection; they are not a library's to keep.
   const before = new Set<unknown>([...process.listeners('uncaughtException'), ...process.listeners('unhandledRejection')]);
@@ -86,7 +129,23 @@ async function load(backend: Concrete): Promise<{ tfName: string; addedKernels: 
   // Production mode only silences tfjs's console advice (such as "install tfjs-node"): the
   // selection line says which backend runs and why.
   tf.enableProdMode();
-  return { tfName, addedKernels };
+  return { tfName, addedKernels, ...(adapter && { adapter }) };
+}
+
+/** Closes an open WebGPU device (Dawn keeps the process alive while one is open). */
+async function releaseWebGpuIfLoaded(): Promise<void> {
+  if (!tf.findBackendFactory('webgpu')) return;
+  const webgpu = await import('../backends/webgpu/index.ts');
+  webgpu.releaseWebGpu();
+}
+
+/**
+ * Releases what the active backend holds outside tfjs's tensors (an open GPU device), so that the
+ * process can exit. A later `selectBackend` opens it again.
+ */
+export async function releaseBackend(): Promise<void> {
+  await releaseWebGpuIfLoaded();
+  fault = undefined;
 }
 
 /**
@@ -103,8 +162,8 @@ export async function selectBackend(requested: string): Promise<BackendSelection
   const skipped: Array<{ backend: Concrete; reason: string }> = [];
   for (const backend of candidates) {
     try {
-      const { tfName, addedKernels } = await load(backend);
-      return { requested: choice, backend, tfName, skipped, addedKernels };
+      const { tfName, addedKernels, adapter } = await load(backend, choice);
+      return { requested: choice, backend, tfName, skipped, addedKernels, ...(adapter && { adapter }) };
     } catch (err) {
       skipped.push({ backend, reason: firstLine(err) });
     }
@@ -117,5 +176,6 @@ export async function selectBackend(requested: string): Promise<BackendSelection
 export function describeSelection(s: BackendSelection): string {
   const added = s.addedKernels.length ? ` (with ${s.addedKernels.join(', ')} supplied)` : '';
   const skipped = s.skipped.map((k) => `${k.backend} skipped: ${k.reason}`).join('; ');
-  return `backend ${s.backend}${added}${skipped ? ` — ${skipped}` : ''}`;
+  const adapter = s.adapter ? ` on ${s.adapter}` : '';
+  return `backend ${s.backend}${adapter}${added}${skipped ? ` — ${skipped}` : ''}`;
 }

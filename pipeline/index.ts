@@ -16,5 +16,6 @@ export * from './frame-batch.ts';
 export { framesTensor, maskTensor } from './tensor.ts';
 export { readArrow, writeArrow, type ArrowFormat, type ReadArrowOptions, type WriteArrowOptions } from './arrow-io.ts';
 export { openAtomicFile, temporaryPathFor, type AtomicFile } from './files.ts';
+export { finishAfterTeardown, settleTeardowns } from './teardown.ts';
 export { defineGraph, loadGraphFile, loadGraphs, resolveParams, type GraphDefinition, type ParamSpec, type ParamSpecs, type ParamValues, type RunContext } from './graph.ts';
 export { newRunId, runGraph, type RunOptions, type RunResult } from './runner.ts';

@@ -6,10 +6,11 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CancelledError, UsageError } from './errors.ts';
+import { CancelledError, UsageError, oneLine } from './errors.ts';
 import { resolveParams, type GraphDefinition, type RunContext } from './graph.ts';
 import { formatStats, showProgress, type ProgressOptions } from './progress.ts';
 import { Telemetry, metered, type StageStats } from './telemetry.ts';
+import { settleTeardowns } from './teardown.ts';
 
 export interface RunOptions {
   /** Root of the runs folder. Default `runs`. */
@@ -119,6 +120,8 @@ export async function runGraph(graph: GraphDefinition, given: Readonly<Record<st
       }
     });
   } finally {
+    // What the stages' teardowns started (a last checkpoint) ends before the run does.
+    for (const err of await settleTeardowns()) context.log(`while tearing down: ${oneLine(err)}`);
     progress?.unsubscribe();
     events.unsubscribe();
     telemetry.close();

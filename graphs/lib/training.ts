@@ -149,7 +149,7 @@ export function trainAndReport(p: TrainingSettings, { runDir, log, resume }: Run
     const every = p['eval-every'];
     if (record.step !== p.steps && (every === 0 || record.step % every !== 0)) return undefined;
     const held = await heldOutClips();
-    const result = held.score(inpaintClips(held.clips, shape, (y, m) => trainer.inpaint(y, m)));
+    const result = held.score(await inpaintClips(held.clips, shape, (y, m) => trainer.inpaint(y, m)));
     // Pictures of the first clips: observed, mask, model, baselines, truth.
     const unit = [0, 1] as const;
     pictures = await Promise.all(

@@ -136,7 +136,7 @@ export async function inpaintVideo(o: ApplyOptions): Promise<ApplySummary> {
   let lastLog = performance.now();
 
   /** Fills window [start, start + T) (indices past the end repeat the last frame) into the pending frames. */
-  const runWindow = (start: number, last: number): void => {
+  const runWindow = async (start: number, last: number): Promise<void> => {
     const index = (k: number): number => Math.min(start + k, last);
     const values = tf.tidy(() => {
       const obs = new Float32Array(T * pixels * C);
@@ -154,8 +154,12 @@ export async function inpaintVideo(o: ApplyOptions): Promise<ApplySummary> {
       const big = tf.image.resizeBilinear(tf.reshape(filled, [T, config.height, config.width, C]) as tf.Tensor4D, [H0, W0]);
       return tf.clipByValue(tf.div(tf.add(big, 1), 2), 0, 1);
     });
-    const out = values.dataSync() as Float32Array;
-    values.dispose();
+    let out: Float32Array;
+    try {
+      out = (await values.data()) as Float32Array;
+    } finally {
+      values.dispose();
+    }
     for (let k = 0; k < T && start + k <= last; k++) {
       const f = pending.get(start + k);
       if (!f) continue; // written already
@@ -217,7 +221,7 @@ export async function inpaintVideo(o: ApplyOptions): Promise<ApplySummary> {
             recent.delete(index - T);
             count = index + 1;
             if (index === nextStart + T - 1) {
-              runWindow(nextStart, index);
+              await runWindow(nextStart, index);
               await emit(nextStart + hop);
               nextStart += hop;
             }
@@ -233,7 +237,7 @@ export async function inpaintVideo(o: ApplyOptions): Promise<ApplySummary> {
     if (count > 0) {
       if (written < count) {
         const needs = [...pending.values()].some((f) => f.weight === 0);
-        if (needs || count < T) runWindow(Math.max(0, count - T), count - 1);
+        if (needs || count < T) await runWindow(Math.max(0, count - T), count - 1);
         await emit(count);
       }
     }

@@ -65,12 +65,12 @@ export class HeldOutEvaluation {
  * Fills clips with a generator working in [−1, 1] on [B, T, H, W, C] tensors (for example
  * `GanTrainer.inpaint`), `batch` clips at a time; visible pixels are kept exactly.
  */
-export function inpaintClips(
+export async function inpaintClips(
   clips: readonly HeldOutClip[],
   shape: ClipShape,
   inpaint: (y: tf.Tensor5D, m: tf.Tensor5D) => tf.Tensor5D,
   batch = 4,
-): Float32Array[] {
+): Promise<Float32Array[]> {
   const { frames: T, height: H, width: W, channels: C } = shape;
   const out: Float32Array[] = [];
   for (let start = 0; start < clips.length; start += batch) {
@@ -80,8 +80,12 @@ export function inpaintClips(
       const m = tf.tensor5d(concat(group.map((c) => Float32Array.from(c.mask))), [group.length, T, H, W, 1]);
       return inpaint(tf.sub(tf.mul(y, 2), 1) as tf.Tensor5D, m);
     });
-    const values = filled.dataSync() as Float32Array;
-    filled.dispose();
+    let values: Float32Array;
+    try {
+      values = (await filled.data()) as Float32Array;
+    } finally {
+      filled.dispose();
+    }
     const n = T * H * W * C;
     group.forEach((c, k) => {
       const clip = new Float32Array(n);

@@ -127,9 +127,9 @@ export class FeatureModel {
    * @param pixels N·H·W·C (inception) or N·T·H·W·C (i3d) floats in [0, 1].
    * @returns N × dimension features.
    */
-  features(pixels: Float32Array, shape: { readonly count: number; readonly frames?: number; readonly height: number; readonly width: number; readonly channels: number }): Float32Array {
+  async features(pixels: Float32Array, shape: { readonly count: number; readonly frames?: number; readonly height: number; readonly width: number; readonly channels: number }): Promise<Float32Array> {
     const size = SHAPES[this.kind].size;
-    return tf.tidy(() => {
+    const out = tf.tidy(() => {
       const T = this.kind === 'i3d' ? (shape.frames ?? 1) : 1;
       let x: tf.Tensor4D = tf.tensor4d(pixels, [shape.count * T, shape.height, shape.width, shape.channels]);
       if (shape.channels === 1) x = tf.tile(x, [1, 1, 1, 3]);
@@ -137,8 +137,13 @@ export class FeatureModel {
       if (shape.height !== size || shape.width !== size) x = tf.image.resizeBilinear(x, [size, size]);
       const scaled = tf.sub(tf.mul(x, 2), 1);
       const input = this.kind === 'i3d' ? tf.reshape(scaled, [shape.count, T, size, size, 3]) : scaled;
-      return (this.model.predict(input) as tf.Tensor).dataSync() as Float32Array;
+      return this.model.predict(input) as tf.Tensor;
     });
+    try {
+      return (await out.data()) as Float32Array;
+    } finally {
+      out.dispose();
+    }
   }
 
   dispose(): void {
@@ -226,7 +231,7 @@ export async function folderFeatures(model: FeatureModel, folder: string, o: { f
   const rows: Float32Array[] = [];
   const items = model.kind === 'i3d' ? clipsIn(folder, o.frames ?? 16) : framesIn(folder);
   for await (const item of items) {
-    rows.push(model.features(item.pixels, { count: 1, frames: item.frames, height: item.height, width: item.width, channels: 3 }));
+    rows.push(await model.features(item.pixels, { count: 1, frames: item.frames, height: item.height, width: item.width, channels: 3 }));
     o.progress?.(rows.length);
   }
   return stack(rows, model.dimension);
@@ -252,11 +257,11 @@ export async function setDistances(
 ): Promise<Record<string, Record<string, number>>> {
   const { frames: T, height: H, width: W, channels: C } = shape;
   const frameSize = H * W * C;
-  const featuresOf = (model: FeatureModel, clips: readonly Float32Array[]): Float32Array => {
+  const featuresOf = async (model: FeatureModel, clips: readonly Float32Array[]): Promise<Float32Array> => {
     const rows: Float32Array[] = [];
     for (const clip of clips) {
-      if (model.kind === 'i3d') rows.push(model.features(clip, { count: 1, frames: T, height: H, width: W, channels: C }));
-      else for (let t = 0; t < T; t++) rows.push(model.features(clip.subarray(t * frameSize, (t + 1) * frameSize), { count: 1, height: H, width: W, channels: C }));
+      if (model.kind === 'i3d') rows.push(await model.features(clip, { count: 1, frames: T, height: H, width: W, channels: C }));
+      else for (let t = 0; t < T; t++) rows.push(await model.features(clip.subarray(t * frameSize, (t + 1) * frameSize), { count: 1, height: H, width: W, channels: C }));
     }
     return stack(rows, model.dimension);
   };
@@ -264,8 +269,8 @@ export async function setDistances(
   for (const [metric, model] of [['fid', models.fid], ['fvd', models.fvd]] as const) {
     // A covariance needs two vectors: FVD of one clip is not defined.
     if (!model || (model.kind === 'i3d' ? truth.length : truth.length * T) < 2) continue;
-    const real = featuresOf(model, truth);
-    for (const [method, clips] of methods) (out[method] ??= {})[metric] = frechetOfSets({ samples: featuresOf(model, clips) }, { samples: real }, model.dimension);
+    const real = await featuresOf(model, truth);
+    for (const [method, clips] of methods) (out[method] ??= {})[metric] = frechetOfSets({ samples: await featuresOf(model, clips) }, { samples: real }, model.dimension);
   }
   return out;
 }

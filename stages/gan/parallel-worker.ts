@@ -29,19 +29,25 @@ const trainer = new GanTrainer({
   parallel: reducer,
 });
 
+// Messages are handled one at a time, in order: the leader sends the next only after the reply.
+let queue: Promise<void> = Promise.resolve();
 port.on('message', (message: ToWorker) => {
+  queue = queue.then(() => handle(message));
+});
+
+async function handle(message: ToWorker): Promise<void> {
   try {
     if (message.type === 'restore') {
       trainer.restore(message.content);
     } else if (message.type === 'snapshot') {
-      const content = trainer.snapshot();
+      const content = await trainer.snapshot();
       return reply({ type: 'snapshot', content: { ...content, arrays: new Map([...content.arrays].map(([k, a]) => [k, { shape: a.shape, values: Float32Array.from(a.values) }])) } });
     } else {
       const [b, t, h, w] = message.shape;
       const y = tf.tensor5d(message.y, message.shape);
       const m = tf.tensor5d(message.m, [b, t, h, w, 1]);
       try {
-        trainer.trainStep(y, m, { fresh: message.fresh, clips: message.clips });
+        await trainer.trainStep(y, m, { fresh: message.fresh, clips: message.clips });
       } finally {
         tf.dispose([y, m]);
       }
@@ -51,5 +57,5 @@ port.on('message', (message: ToWorker) => {
     reducer.abort();
     reply({ type: 'error', message: err instanceof Error ? err.message : String(err) });
   }
-});
+}
 reply({ type: 'ready' });

@@ -106,7 +106,7 @@ export class DataParallelTrainer {
     } satisfies ToWorker);
     const [y0, m0] = tf.tidy(() => [tf.slice(y, 0, first), tf.slice(m, 0, first)]) as [tf.Tensor5D, tf.Tensor5D];
     try {
-      const record = this.leader.trainStep(y0, m0, { fresh: fresh.subarray(0, first * maskSize), clips: b });
+      const record = await this.leader.trainStep(y0, m0, { fresh: fresh.subarray(0, first * maskSize), clips: b });
       this.pending = this.replies.next();
       // Not awaited here; a rejection surfaces at the next call (and is not unhandled meanwhile).
       this.pending.catch(() => {});
@@ -123,7 +123,7 @@ export class DataParallelTrainer {
     return this.leader.inpaint(y, m);
   }
 
-  snapshot(): CheckpointContent<TrainerState> {
+  snapshot(): Promise<CheckpointContent<TrainerState>> {
     return this.leader.snapshot();
   }
 

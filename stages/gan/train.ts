@@ -3,8 +3,10 @@
  * when the previous iteration is done (one in flight, so it is the credit-giver that paces the
  * whole graph), emits one {@link StepRecord} per iteration, and checkpoints every N iterations and
  * when it stops for any reason but divergence: the end of the data, SIGINT, or an error elsewhere
- * in the graph. A diverged trainer (NaN or Inf loss) is never checkpointed, so the last good
- * checkpoint stays the newest.
+ * in the graph. A diverged trainer (NaN or Inf loss) or one whose device failed is never
+ * checkpointed, so the last good checkpoint stays the newest. A checkpoint at teardown waits for
+ * the iteration in flight (the weights and the step count must agree) and is finished through
+ * {@link finishAfterTeardown}, since reading a GPU's memory back is asynchronous.
  *
  * The trainer is made on the first batch, after the backend is chosen and, on resume, restored
  * from the newest checkpoint.
@@ -14,6 +16,7 @@ import type { RecordBatch } from 'apache-arrow';
 import { defer, finalize } from 'rxjs';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from '../../pipeline/checkpoint.ts';
 import { mapAsync } from '../../pipeline/operators/map-async.ts';
+import { finishAfterTeardown } from '../../pipeline/teardown.ts';
 import { named, type Stage } from '../../pipeline/stage.ts';
 import { framesTensor, maskTensor } from '../../pipeline/tensor.ts';
 import type { CheckpointContent } from '../../pipeline/checkpoint.ts';
@@ -26,7 +29,7 @@ export interface Trainer {
   readonly healthy: boolean;
   trainStep(y: tf.Tensor5D, m: tf.Tensor5D): StepRecord | Promise<StepRecord>;
   inpaint(y: tf.Tensor5D, m: tf.Tensor5D): tf.Tensor5D;
-  snapshot(): CheckpointContent<TrainerState>;
+  snapshot(): Promise<CheckpointContent<TrainerState>>;
   restore(content: CheckpointContent<TrainerState>): void | Promise<void>;
   dispose(): void;
 }
@@ -71,10 +74,15 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, TrainRecord> {
       let savedStep = -1;
       let closed = false;
       let idleSince: number | undefined;
-      const save = (t: Trainer): void => {
+      // The iteration running now, if any (a teardown's checkpoint waits for it).
+      let inFlight: Promise<unknown> = Promise.resolve();
+      const save = async (t: Trainer): Promise<void> => {
         if (!t.healthy || t.step === savedStep || t.step === 0) return;
-        const path = saveCheckpoint(o.checkpoints, t.snapshot(), o.keep ?? 3);
-        savedStep = t.step;
+        const step = t.step;
+        const content = await t.snapshot();
+        if (savedStep >= step) return;
+        const path = saveCheckpoint(o.checkpoints, content, o.keep ?? 3);
+        savedStep = step;
         o.log?.(`checkpoint ${path}`);
       };
       const start = async (): Promise<Trainer> => {
@@ -102,23 +110,31 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, TrainRecord> {
             const y = framesTensor(batch);
             const m = maskTensor(batch);
             let record: StepRecord;
-            try {
-              record = await t.trainStep(y, m);
-              if (o.checkpointEvery > 0 && record.step % o.checkpointEvery === 0) save(t);
-            } finally {
-              tf.dispose([y, m]);
-            }
-            const evaluation = o.evaluate ? await o.evaluate(t, record) : undefined;
+            const iteration = (async () => {
+              try {
+                record = await t.trainStep(y, m);
+                if (o.checkpointEvery > 0 && record.step % o.checkpointEvery === 0) await save(t);
+              } finally {
+                tf.dispose([y, m]);
+              }
+            })();
+            inFlight = iteration.catch(() => {});
+            await iteration;
+            const evaluation = o.evaluate ? await o.evaluate(t, record!) : undefined;
             idleSince = performance.now();
-            return evaluation === undefined ? { ...record, waitMs } : { ...record, waitMs, evaluation };
+            return evaluation === undefined ? { ...record!, waitMs } : { ...record!, waitMs, evaluation };
           },
           { concurrency: 1, capacity: 1, measure: (r: TrainRecord) => ({ lossG: r.lossG, lossD: r.lossD, stepMs: r.stepMs, waitMs: r.waitMs }) },
         ),
         finalize(() => {
           closed = true;
-          if (ready) {
-            save(ready);
-            ready.dispose();
+          const t = ready;
+          if (t) {
+            finishAfterTeardown(
+              inFlight
+                .then(() => save(t))
+                .finally(() => t.dispose()),
+            );
           }
         }),
       );

@@ -15,6 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { CheckpointContent, NamedArray } from '../../pipeline/checkpoint.ts';
+import { assertBackendHealthy } from '../../pipeline/backend.ts';
 import type { RandomState } from '../random.ts';
 import type { MaskSampler } from '../occlusion/process.ts';
 import { Adam } from './adam.ts';
@@ -188,9 +189,11 @@ export class GanTrainer {
 
   /**
    * One iteration on observed clips `y` [B, T, H, W, C] in [−1, 1] with masks `m` [B, T, H, W, 1].
+   * Resolves once the step's losses are read back (on a GPU backend, when the device is done).
    * @throws NonFiniteLossError when a loss is NaN or infinite (and marks the trainer unhealthy).
+   * @throws DeviceLostError when the backend's device failed during the step (idem).
    */
-  trainStep(y: tf.Tensor5D, m: tf.Tensor5D, part?: { readonly fresh: Uint8Array; readonly clips: number }): StepRecord {
+  async trainStep(y: tf.Tensor5D, m: tf.Tensor5D, part?: { readonly fresh: Uint8Array; readonly clips: number }): Promise<StepRecord> {
     if (!this.healthy) throw new Error('the trainer diverged earlier; restore a checkpoint first');
     const started = performance.now();
     const batch = y.shape[0];
@@ -285,8 +288,16 @@ export class GanTrainer {
       const d = last!;
       return tf.stack([gStep.value, d.loss, ...d.scores, gradNormG, d.gradNorm, selfLoss]);
     });
-    const local = scalars.dataSync() as Float32Array;
-    tf.dispose([scalars, ...kept]);
+    let local: Float32Array;
+    try {
+      local = (await scalars.data()) as Float32Array;
+      assertBackendHealthy();
+    } catch (err) {
+      this.healthy = false;
+      throw err;
+    } finally {
+      tf.dispose([scalars, ...kept]);
+    }
     // Losses and scores are means over the clips of both parts (gradient norms are the same on both).
     const [lossG, lossD, dsReal, dsFake, dfReal, dfFake, gradNormG, gradNormD, lossSelf] = Array.from(parallel ? parallel.reduce(local, batch) : local);
     const clips = part?.clips ?? batch;
@@ -336,16 +347,22 @@ export class GanTrainer {
     return [this.generator, this.sequenceDiscriminator, this.frameDiscriminator];
   }
 
-  /** Everything an exact resume needs, as a checkpoint's content. */
-  snapshot(): CheckpointContent<TrainerState> {
-    const arrays = new Map<string, NamedArray>();
-    const put = (name: string, v: tf.Variable): void => void arrays.set(name, { shape: v.shape, values: v.dataSync() as Float32Array });
+  /**
+   * Everything an exact resume needs, as a checkpoint's content (read back from the backend's
+   * memory, asynchronously: a GPU backend under Node has no synchronous read).
+   * @throws DeviceLostError when the device failed, so that no garbage is checkpointed.
+   */
+  async snapshot(): Promise<CheckpointContent<TrainerState>> {
+    const variables: Array<[string, tf.Variable]> = [];
     for (const net of this.networks()) {
-      for (const [name, v] of [...net.params.trainable, ...net.params.state]) put(`${net.params.network}/${name}`, v);
+      for (const [name, v] of [...net.params.trainable, ...net.params.state]) variables.push([`${net.params.network}/${name}`, v]);
     }
-    for (const [name, v] of this.adamG.state) put(`adam-g/${name}`, v);
-    for (const [name, v] of this.adamD.state) put(`adam-d/${name}`, v);
-    for (const [name, v] of this.average ?? []) put(`g-average/${name}`, v);
+    for (const [name, v] of this.adamG.state) variables.push([`adam-g/${name}`, v]);
+    for (const [name, v] of this.adamD.state) variables.push([`adam-d/${name}`, v]);
+    for (const [name, v] of this.average ?? []) variables.push([`g-average/${name}`, v]);
+    const values = await Promise.all(variables.map(([, v]) => v.data() as Promise<Float32Array>));
+    assertBackendHealthy();
+    const arrays = new Map<string, NamedArray>(variables.map(([name, v], i) => [name, { shape: v.shape, values: values[i]! }]));
     const state: TrainerState = {
       config: this.config,
       seed: this.o.seed,

@@ -17,7 +17,7 @@ test('an unknown backend is a usage error naming it', async () => {
 test('auto takes the first backend that loads and says why the others did not', async () => {
   const s = await selectBackend('auto');
   // This machine has no TensorFlow binding installed (optional dependencies that need internet).
-  const order = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+  const order = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'];
   assert.ok(order.includes(s.backend));
   assert.deepEqual(s.skipped.map((k) => k.backend), order.slice(0, order.indexOf(s.backend)));
   for (const k of s.skipped) assert.ok(k.reason.length > 0);

@@ -81,12 +81,12 @@ test('graph models load from a folder and over HTTP, their shapes are checked, a
   const px = picture(Random.fromKey('p', 0), 299);
   const pixels = Float32Array.from(px, (v) => v / 255);
   const shape = { count: 1, height: 299, width: 299, channels: 3 };
-  const f = local.features(pixels, shape);
-  assert.deepEqual(remote.features(pixels, shape), f);
+  const f = await local.features(pixels, shape);
+  assert.deepEqual(await remote.features(pixels, shape), f);
   const g = meanRgb(px);
   for (let j = 0; j < 3; j++) assert.ok(Math.abs(f[j]! - g.reduce((a, v, i) => a + v * Q[i]![j]!, 0)) < 1e-5);
   const before = tf.memory().numTensors;
-  local.features(pixels, shape);
+  await local.features(pixels, shape);
   assert.equal(tf.memory().numTensors, before);
   local.dispose();
   remote.dispose();

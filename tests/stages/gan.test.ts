@@ -335,7 +335,7 @@ test('a run stopped after k steps and resumed from its checkpoint repeats the un
   const expected: number[][] = [];
   for (let s = 0; s < steps; s++) {
     const { y, m } = await batchAt(TINY, s);
-    expected.push(comparable(straight.trainStep(y, m)));
+    expected.push(comparable(await straight.trainStep(y, m)));
     tf.dispose([y, m]);
   }
   straight.dispose();
@@ -343,11 +343,11 @@ test('a run stopped after k steps and resumed from its checkpoint repeats the un
   const first = await makeTrainer(TINY);
   for (let s = 0; s < k; s++) {
     const { y, m } = await batchAt(TINY, s);
-    first.trainStep(y, m);
+    await first.trainStep(y, m);
     tf.dispose([y, m]);
   }
   const dir = join(scratch, 'resume');
-  saveCheckpoint(dir, first.snapshot());
+  saveCheckpoint(dir, await first.snapshot());
   first.dispose();
 
   const resumed = await makeTrainer(TINY);
@@ -356,7 +356,7 @@ test('a run stopped after k steps and resumed from its checkpoint repeats the un
   assert.equal(resumed.step, k);
   for (let s = k; s < steps; s++) {
     const { y, m } = await batchAt(TINY, s);
-    const got = comparable(resumed.trainStep(y, m));
+    const got = comparable(await resumed.trainStep(y, m));
     tf.dispose([y, m]);
     got.forEach((v, i) => assert.ok(Math.abs(v - expected[s]![i]!) <= 1e-5 * Math.max(1, Math.abs(v)), `step ${s + 1}, field ${i}: resumed ${v}, uninterrupted ${expected[s]![i]}`));
   }
@@ -367,9 +367,9 @@ test('training leaks no tensors: the live count is flat across 20 steps', async 
   await selectBackend('wasm');
   const trainer = await makeTrainer(TINY);
   const { y, m } = await batchAt(TINY, 0);
-  trainer.trainStep(y, m);
+  await trainer.trainStep(y, m);
   const before = tf.memory().numTensors;
-  for (let s = 0; s < 20; s++) trainer.trainStep(y, m);
+  for (let s = 0; s < 20; s++) await trainer.trainStep(y, m);
   tf.dispose(trainer.inpaint(y, m));
   assert.equal(tf.memory().numTensors, before);
   tf.dispose([y, m]);
@@ -380,23 +380,23 @@ test('the self-supervised fill term: 0 and absent from the loss when off; when o
   await selectBackend('wasm');
   const { y, m } = await batchAt(TINY, 0);
   const off = await makeTrainer(TINY);
-  const r0 = off.trainStep(y, m);
+  const r0 = await off.trainStep(y, m);
   assert.equal(r0.lossSelf, 0);
   off.dispose();
   // The same trainer with λ = 0 explicitly gives bit-identical records: the paper's path is untouched.
   const zero = await makeTrainer(TINY, 'raindrops', { selfSupervisedWeight: 0 });
-  assert.deepEqual(comparable(zero.trainStep(y, m)), comparable(r0));
+  assert.deepEqual(comparable(await zero.trainStep(y, m)), comparable(r0));
   zero.dispose();
 
   // Discriminators frozen (learning rate 0), so that G's only moving target is the fill term.
   const on = await makeTrainer(TINY, 'raindrops', { selfSupervisedWeight: 10, discriminatorLearningRate: 0 });
-  const first = on.trainStep(y, m);
+  const first = await on.trainStep(y, m);
   assert.ok(first.lossSelf > 0 && first.lossSelf < 2, `|x̂ − y| in [−1, 1] units: ${first.lossSelf}`);
   // G's loss is the two hinge terms (each ≈ 1 while D scores ≈ 0) plus the weighted fill term.
   assert.ok(Math.abs(first.lossG - 10 * first.lossSelf - 2) < 0.5, `lossG ${first.lossG} = hinge + 10 × ${first.lossSelf}`);
   const before = tf.memory().numTensors;
   const later: number[] = [];
-  for (let s = 0; s < 24; s++) later.push(on.trainStep(y, m).lossSelf);
+  for (let s = 0; s < 24; s++) later.push((await on.trainStep(y, m)).lossSelf);
   assert.equal(tf.memory().numTensors, before);
   const tail = later.slice(-4).reduce((a, v) => a + v, 0) / 4;
   assert.ok(tail < 0.8 * first.lossSelf, `fill term ${first.lossSelf} at step 1, ${tail} over steps 22-25`);
@@ -453,7 +453,7 @@ test('the average of G\'s weights: it fills, leaves the trained weights as they 
   const { y, m } = await batchAt(TINY, 0);
   const plain = await makeTrainer(TINY);
   const averaged = await makeTrainer(TINY, 'raindrops', { generatorAverage: 0.9 });
-  for (let s = 0; s < 4; s++) assert.deepEqual(comparable(averaged.trainStep(y, m)), comparable(plain.trainStep(y, m)), 'the average does not change training');
+  for (let s = 0; s < 4; s++) assert.deepEqual(comparable(await averaged.trainStep(y, m)), comparable(await plain.trainStep(y, m)), 'the average does not change training');
   const live = [...averaged.generator.params.trainable.values()].map((v) => v.dataSync().slice());
   const before = tf.memory().numTensors;
   const filled = averaged.inpaint(y, m);
@@ -461,7 +461,7 @@ test('the average of G\'s weights: it fills, leaves the trained weights as they 
   assert.equal(tf.memory().numTensors, before + 2);
   assert.notDeepEqual(filled.dataSync(), direct.dataSync(), 'the averaged weights fill differently');
   [...averaged.generator.params.trainable.values()].forEach((v, i) => assert.deepEqual(v.dataSync(), live[i], 'trained weights restored'));
-  const snapshot = averaged.snapshot();
+  const snapshot = await averaged.snapshot();
   assert.equal(snapshot.state.generatorAverage, 0.9);
   assert.ok([...snapshot.arrays.keys()].some((k) => k.startsWith('g-average/')));
   const restored = await makeTrainer(TINY, 'raindrops', { generatorAverage: 0.9 });
@@ -477,9 +477,9 @@ test('a NaN loss stops training with a clear error and the trainer refuses to go
   const { y, m } = await batchAt(TINY, 0);
   const w = trainer.frameDiscriminator.params.trainable.get('conv8.bias')!;
   w.assign(tf.fill(w.shape, NaN));
-  assert.throws(() => trainer.trainStep(y, m), (err: Error) => err instanceof NonFiniteLossError && /training diverged at step 1: .*NaN.*last good checkpoint is kept/.test(err.message));
+  await assert.rejects(trainer.trainStep(y, m), (err: Error) => err instanceof NonFiniteLossError && /training diverged at step 1: .*NaN.*last good checkpoint is kept/.test(err.message));
   assert.equal(trainer.healthy, false);
-  assert.throws(() => trainer.trainStep(y, m), /diverged earlier/);
+  await assert.rejects(trainer.trainStep(y, m), /diverged earlier/);
   tf.dispose([y, m]);
   trainer.dispose();
 });
@@ -519,7 +519,7 @@ test('a short training run on the synthetic set lowers the masked MAE of x̂ bel
   const before = maskedMae(trainer);
   for (let s = 0; s < 12; s++) {
     const b = clips((s * 4) % 120, 4);
-    trainer.trainStep(b.y, b.m);
+    await trainer.trainStep(b.y, b.m);
     tf.dispose([b.x, b.y, b.m]);
   }
   const afterTraining = maskedMae(trainer);

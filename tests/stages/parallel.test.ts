@@ -63,7 +63,7 @@ test('the two replicas hold bitwise the same weights, moments and spectral-norm 
   assert.deepEqual(records.map((r) => r.step), [1, 2, 3]);
   assert.deepEqual(records.map((r) => r.position), [4, 8, 12]);
   for (const r of records) assert.ok(Number.isFinite(r.lossG) && Number.isFinite(r.lossD));
-  const [mine, theirs] = [t.snapshot(), await t.replicaSnapshot()];
+  const [mine, theirs] = [await t.snapshot(), await t.replicaSnapshot()];
   let compared = 0;
   for (const [name, a] of mine.arrays) {
     if (name.includes('running-')) continue; // batch-norm running statistics are per replica
@@ -82,7 +82,7 @@ test('a two-thread run resumed from a checkpoint repeats the uninterrupted one',
   const first = await start();
   trainers.push(first);
   await steps(first, 0, 2);
-  const snapshot = first.snapshot();
+  const snapshot = await first.snapshot();
   const resumed = await start();
   trainers.push(resumed);
   await resumed.restore(snapshot);
