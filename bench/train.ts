@@ -1,11 +1,17 @@
 /**
  * Training speed: one full iteration (a G step and two D steps) of the inpainting GAN at a fixed
- * CPU preset, on the wasm and cpu backends. FLOPs are counted from the shapes of every
+ * preset, on the wasm and cpu backends, or on webgpu (`--backend webgpu`: a GPU, or Mesa's
+ * llvmpipe where there is none). FLOPs are counted from the shapes of every
  * convolution and matrix product the iteration actually runs (bench/kernel-meter.ts), so the
  * GFLOP/s figure is the arithmetic of the model, not of any particular kernel strategy. The
  * backend's own large-matMul throughput is measured in the same run as the reference.
  *
- *   npm run bench -- train [--json] [--iterations N] [--backends wasm,cpu] [--preset demo|small] [--threads 1|2]
+ *   npm run bench -- train [--json] [--iterations N] [--backends wasm,cpu | --backend webgpu] [--preset demo|small|mid|paper] [--threads 1|2]
+ *
+ * The presets are those of `../shared/anchors/torch_gan.py`, the same model in PyTorch, so that a
+ * figure here and one from PyTorch on the same machine compare like with like. `paper` (C = 32,
+ * 3 channels, 35 frames of 64×64, batch 8, the paper's extra block) is GPU work. Every run appends
+ * its JSON figures to `bench/results/train.jsonl`.
  *
  * With two threads (the default) the wasm iteration is also timed on the data-parallel trainer
  * (parallel.ts), in max(6, N) rounds that alternate it with the one-thread trainer (best of each,
@@ -17,7 +23,11 @@
  */
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../pipeline/backend.ts';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describeSelection, releaseBackend, selectBackend } from '../pipeline/backend.ts';
 import { type GanConfig } from '../stages/gan/networks.ts';
 import { GanTrainer } from '../stages/gan/trainer.ts';
 import { DataParallelTrainer } from '../stages/gan/parallel.ts';
@@ -31,10 +41,15 @@ interface Preset {
   readonly batch: number;
 }
 
-/** `demo`: the demo graph's model (C = 4, 32×32, 8 frames, batch 4), gray. `small`: for the cpu backend. */
+/**
+ * `demo`: C = 4, 32×32, 8 frames, batch 4, gray. `small`: for the cpu backend. `mid`: C = 8,
+ * 64×64, 16 frames, batch 4. `paper`: the paper's model and clip size, batch 8.
+ */
 const PRESETS: Record<string, Preset> = {
   demo: { config: { base: 4, channels: 1, frames: 8, height: 32, width: 32, extraBlock: false }, batch: 4 },
   small: { config: { base: 2, channels: 1, frames: 4, height: 16, width: 16, extraBlock: false }, batch: 2 },
+  mid: { config: { base: 8, channels: 1, frames: 16, height: 64, width: 64, extraBlock: false }, batch: 4 },
+  paper: { config: { base: 32, channels: 3, frames: 35, height: 64, width: 64, extraBlock: true }, batch: 8 },
 };
 
 async function trainerOptions({ config }: Preset): Promise<ConstructorParameters<typeof GanTrainer>[0]> {
@@ -73,13 +88,13 @@ async function pairedThreads(preset: Preset, rounds: number): Promise<Paired> {
   try {
     // The first iterations set kernels up and grow the heaps, the worker's included.
     for (let i = 0; i < 2; i++) {
-      one.trainStep(y, m);
+      await one.trainStep(y, m);
       await two.trainStep(y, m);
     }
     const [t1, t2]: [number[], number[]] = [[], []];
     for (let i = 0; i < rounds; i++) {
       let t0 = performance.now();
-      one.trainStep(y, m);
+      await one.trainStep(y, m);
       t1.push((performance.now() - t0) / 1000);
       t0 = performance.now();
       await two.trainStep(y, m);
@@ -106,16 +121,18 @@ function observedBatch({ config, batch }: Preset): { y: tf.Tensor5D; m: tf.Tenso
 }
 
 /** The backend's large-matMul throughput, GFLOP/s (best of several 1024³ products). */
-function matmulGflops(): number {
+async function matmulGflops(): Promise<number> {
   const n = 1024;
   const a = tf.randomUniform([n, n]);
   const b = tf.randomUniform([n, n]);
-  tf.matMul(a, b).dispose();
+  const warm = tf.matMul(a, b);
+  await warm.data();
+  warm.dispose();
   let best = Infinity;
   for (let r = 0; r < 4; r++) {
     const t0 = performance.now();
     const c = tf.matMul(a, b);
-    c.dataSync();
+    await c.data();
     best = Math.min(best, performance.now() - t0);
     c.dispose();
   }
@@ -169,6 +186,8 @@ async function copyBandwidth(): Promise<{ oneThread: number; twoThreads: number 
 
 interface Measured {
   readonly backend: string;
+  /** The selection line: backend, adapter, what was skipped. */
+  readonly device: string;
   readonly preset: string;
   readonly secondsPerIteration: number;
   readonly gflopPerIteration: number;
@@ -180,18 +199,18 @@ interface Measured {
 }
 
 async function measure(backend: string, presetName: string, iterations: number): Promise<Measured> {
-  await selectBackend(backend);
+  const device = describeSelection(await selectBackend(backend));
   const preset = PRESETS[presetName]!;
   const trainer = new GanTrainer(await trainerOptions(preset));
   const { y, m } = observedBatch(preset);
   try {
     // One warm-up iteration (first calls set up kernels and grow the heap), one metered, then
     // timed ones without the meter.
-    trainer.trainStep(y, m);
+    await trainer.trainStep(y, m);
     const meter = new KernelMeter(tf.getBackend());
     let flops: number;
     try {
-      trainer.trainStep(y, m);
+      await trainer.trainStep(y, m);
       flops = meter.totalFlops;
     } finally {
       meter.stop();
@@ -207,17 +226,18 @@ async function measure(backend: string, presetName: string, iterations: number):
     let best = Infinity;
     for (let i = 0; i < iterations; i++) {
       const t0 = performance.now();
-      trainer.trainStep(y, m);
+      await trainer.trainStep(y, m);
       best = Math.min(best, (performance.now() - t0) / 1000);
     }
     const seconds = iterations > 0 ? best : kernels.reduce((a, k) => a + k.seconds, 0);
     return {
       backend,
+      device,
       preset: presetName,
       secondsPerIteration: seconds,
       gflopPerIteration: flops / 1e9,
       gflops: flops / 1e9 / seconds,
-      matmulGflops: matmulGflops(),
+      matmulGflops: await matmulGflops(),
       kernels,
       passes,
     };
@@ -249,7 +269,7 @@ export async function trainBench(json: boolean, args: readonly string[] = []): P
   const iterations = Number(option('iterations', '2'));
   const preset = option('preset', 'demo');
   if (!PRESETS[preset]) throw new Error(`--preset must be one of ${Object.keys(PRESETS).join(', ')}, got ${preset}`);
-  const backends = option('backends', 'wasm,cpu').split(',');
+  const backends = option('backend', option('backends', 'wasm,cpu')).split(',');
   const results: Measured[] = [];
   for (const backend of backends) {
     const r = await measure(backend, backend === 'cpu' ? 'small' : preset, backend === 'cpu' ? 0 : iterations);
@@ -281,28 +301,38 @@ export async function trainBench(json: boolean, args: readonly string[] = []): P
     speedup = cpu.secondsPerIteration / small;
     console.log(`small preset: cpu ${cpu.secondsPerIteration.toFixed(2)} s, wasm ${small.toFixed(3)} s per iteration (${threads === 2 ? 'two threads' : 'one thread'}) → wasm ${speedup.toFixed(1)}× faster`);
   }
-  const bandwidth = await copyBandwidth();
-  console.log(`memory bandwidth (64 MiB copies): ${bandwidth.oneThread.toFixed(1)} GB/s on one thread, ${bandwidth.twoThreads.toFixed(1)} GB/s per thread on two at once`);
+  const bandwidth = wasm ? await copyBandwidth() : undefined;
+  if (bandwidth) console.log(`memory bandwidth (64 MiB copies): ${bandwidth.oneThread.toFixed(1)} GB/s on one thread, ${bandwidth.twoThreads.toFixed(1)} GB/s per thread on two at once`);
   const main = wasm ?? results[0]!;
   const seconds = paired?.twoThreads ?? main.secondsPerIteration;
   const oneThread = paired?.oneThread ?? main.secondsPerIteration;
   const gflops = main.gflopPerIteration / seconds;
-  if (json) {
-    console.log(
-      JSON.stringify({
-        backend: main.backend,
-        secondsPerIteration: Number(seconds.toFixed(3)),
-        gflops: Number(gflops.toFixed(2)),
-        matmulGflops: Number(main.matmulGflops.toFixed(2)),
-        ratioToMatmul: Number((gflops / main.matmulGflops).toFixed(3)),
-        speedupOverCpu: speedup === undefined ? null : Number(speedup.toFixed(1)),
-        threads: paired ? 2 : 1,
-        oneThreadSecondsPerIteration: Number(oneThread.toFixed(3)),
-        twoThreadSpeedup: paired ? Number((oneThread / seconds).toFixed(2)) : null,
-        twoThreadSpeedupMedian: paired ? Number(paired.medianRatio.toFixed(2)) : null,
-        copyGBps: Number(bandwidth.oneThread.toFixed(1)),
-        copyGBpsTwoThreads: Number(bandwidth.twoThreads.toFixed(1)),
-      }),
-    );
-  }
+  const figures = {
+    bench: 'train',
+    backend: main.backend,
+    device: main.device,
+    preset: main.preset,
+    secondsPerIteration: Number(seconds.toFixed(3)),
+    gflopPerIteration: Number(main.gflopPerIteration.toFixed(2)),
+    gflops: Number(gflops.toFixed(2)),
+    matmulGflops: Number(main.matmulGflops.toFixed(2)),
+    ratioToMatmul: Number((gflops / main.matmulGflops).toFixed(3)),
+    speedupOverCpu: speedup === undefined ? null : Number(speedup.toFixed(1)),
+    threads: paired ? 2 : 1,
+    oneThreadSecondsPerIteration: Number(oneThread.toFixed(3)),
+    twoThreadSpeedup: paired ? Number((oneThread / seconds).toFixed(2)) : null,
+    twoThreadSpeedupMedian: paired ? Number(paired.medianRatio.toFixed(2)) : null,
+    copyGBps: bandwidth ? Number(bandwidth.oneThread.toFixed(1)) : null,
+    copyGBpsTwoThreads: bandwidth ? Number(bandwidth.twoThreads.toFixed(1)) : null,
+  };
+  recordFigures(figures);
+  if (json) console.log(JSON.stringify(figures));
+  await releaseBackend();
+}
+
+/** Appends a run's figures, with the time and machine, to bench/results/train.jsonl. */
+function recordFigures(figures: object): void {
+  const dir = fileURLToPath(new URL('./results/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  appendFileSync(join(dir, 'train.jsonl'), `${JSON.stringify({ at: new Date().toISOString(), cpus: availableParallelism(), cpu: cpus()[0]?.model ?? '', ...figures })}\n`);
 }

@@ -48,6 +48,17 @@ export class DeviceLostError extends Error {
 }
 
 let fault: (() => string | undefined) | undefined;
+let faultAfter: (() => Promise<string | undefined>) | undefined;
+let upload: ((tensors: readonly tf.Tensor[]) => void) | undefined;
+
+/**
+ * Starts copying `tensors` to the active backend's device now, rather than at their first use, so
+ * that a batch crosses to a GPU while the step before it runs. A no-op where tensors live in this
+ * process's memory.
+ */
+export function uploadAhead(tensors: readonly tf.Tensor[]): void {
+  upload?.(tensors);
+}
 
 /**
  * Throws when the active backend's device has failed since it was chosen. Results computed after
@@ -58,6 +69,15 @@ let fault: (() => string | undefined) | undefined;
 export function assertBackendHealthy(): void {
   const reason = fault?.();
   if (reason) throw new DeviceLostError(reason);
+}
+
+/**
+ * After an operation failed: the device's failure when there is one (waiting briefly for the device
+ * to report it), so that the error names the cause rather than its symptom.
+ */
+export async function deviceFailure(): Promise<DeviceLostError | undefined> {
+  const reason = fault?.() ?? (await faultAfter?.());
+  return reason ? new DeviceLostError(reason) : undefined;
 }
 
 /**
@@ -79,6 +99,8 @@ async function load(backend: Concrete, requested: BackendChoice): Promise<{ tfNa
   const addedKernels: string[] = [];
   let adapter: string | undefined;
   fault = undefined;
+  faultAfter = undefined;
+  upload = undefined;
   switch (backend) {
     case 'webgpu': {
       let webgpu: typeof import('../backends/webgpu/index.ts');
@@ -91,6 +113,8 @@ async function load(backend: Concrete, requested: BackendChoice): Promise<{ tfNa
       await webgpu.registerWebGpu(choice.adapter);
       adapter = `${webgpu.describeAdapter(choice.adapter)}${choice.skipped.length ? ` (not taken: ${choice.skipped.join('; ')})` : ''}`;
       fault = webgpu.webgpuFault;
+      faultAfter = webgpu.webgpuFaultAfter;
+      upload = webgpu.uploadToDevice;
       break;
     }
     case 'tensorflow-gpu':
@@ -146,6 +170,8 @@ async function releaseWebGpuIfLoaded(): Promise<void> {
 export async function releaseBackend(): Promise<void> {
   await releaseWebGpuIfLoaded();
   fault = undefined;
+  faultAfter = undefined;
+  upload = undefined;
 }
 
 /**

@@ -122,11 +122,34 @@ export function describeAdapter(a: AdapterReport): string {
   return `${parts || 'unnamed adapter'}${a.description ? ` (${a.description})` : ''} via ${a.route}${a.software ? ', software' : ''}`;
 }
 
-let active: { device: GpuDevice; lost?: string; releasing: boolean } | undefined;
+let active: { device: GpuDevice; lost?: string; releasing: boolean; settled: Promise<void> } | undefined;
 
 /** Why the active WebGPU device stopped working (lost, or an error the backend did not catch); undefined while it works. */
 export function webgpuFault(): string | undefined {
   return active?.lost;
+}
+
+/**
+ * The same, after giving the device up to `waitMs` to report a loss: when a read fails, Dawn may
+ * reject it before the device's `lost` promise settles, and the loss is the cause to name.
+ */
+export async function webgpuFaultAfter(waitMs = 1000): Promise<string | undefined> {
+  const state = active;
+  if (!state) return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([state.settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+  clearTimeout(timer);
+  return state.lost;
+}
+
+/**
+ * Writes tensors that still live in host memory to GPU buffers now (the backend otherwise does it
+ * at their first use, inside the step that needs them).
+ */
+export function uploadToDevice(tensors: readonly tf.Tensor[]): void {
+  const backend = tf.backend() as unknown as { uploadToGPU?: (dataId: tf.DataId) => void };
+  if (tf.getBackend() !== 'webgpu' || !backend.uploadToGPU) return;
+  for (const t of tensors) backend.uploadToGPU(t.dataId);
 }
 
 /** The active device, for tests that make it fail. */
@@ -211,9 +234,9 @@ export async function registerWebGpu(adapter: AdapterReport): Promise<void> {
         maxComputeInvocationsPerWorkgroup: l['maxComputeInvocationsPerWorkgroup'],
       },
     });
-    const state: NonNullable<typeof active> = { device, releasing: false };
+    const state: NonNullable<typeof active> = { device, releasing: false, settled: Promise.resolve() };
     active = state;
-    void device.lost.then((info) => {
+    state.settled = device.lost.then((info) => {
       if (!state.releasing) state.lost ??= `the GPU device was lost (${info.reason}${info.message ? `: ${info.message.split('\n')[0]}` : ''})`;
     });
     device.addEventListener('uncapturederror', (event) => {

@@ -10,11 +10,16 @@
  *
  * The trainer is made on the first batch, after the backend is chosen and, on resume, restored
  * from the newest checkpoint.
+ *
+ * Two batches are in the stage at once: the one training and the next, whose pixels are turned
+ * into tensors and sent to the device ({@link uploadAhead}) as soon as it arrives, while the
+ * iteration before it runs. Iterations still run one at a time, in order.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { RecordBatch } from 'apache-arrow';
 import { defer, finalize } from 'rxjs';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from '../../pipeline/checkpoint.ts';
+import { uploadAhead } from '../../pipeline/backend.ts';
 import { mapAsync } from '../../pipeline/operators/map-async.ts';
 import { finishAfterTeardown } from '../../pipeline/teardown.ts';
 import { named, type Stage } from '../../pipeline/stage.ts';
@@ -54,9 +59,9 @@ export interface TrainGanOptions {
 }
 
 /**
- * A step's record as the stage emits it: `waitMs` is how long the stage waited for this batch
- * after finishing the previous iteration (its evaluation included), the share of time the
- * trainer was starved by the stages upstream.
+ * A step's record as the stage emits it: `waitMs` is how long the stage waited for this batch's
+ * tensors after finishing the previous iteration (its evaluation included), the share of time the
+ * trainer was starved by the stages upstream (0 when the batch was on the device in time).
  */
 export type TrainRecord = StepRecord & { readonly waitMs: number; readonly evaluation?: unknown };
 
@@ -76,6 +81,8 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, TrainRecord> {
       let idleSince: number | undefined;
       // The iteration running now, if any (a teardown's checkpoint waits for it).
       let inFlight: Promise<unknown> = Promise.resolve();
+      // Resolves when the iteration before the newest batch is done: iterations run in turn.
+      let turn: Promise<void> = Promise.resolve();
       const save = async (t: Trainer): Promise<void> => {
         if (!t.healthy || t.step === savedStep || t.step === 0) return;
         const step = t.step;
@@ -101,30 +108,39 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, TrainRecord> {
         mapAsync(
           name,
           async (batch: RecordBatch): Promise<TrainRecord> => {
-            const waitMs = idleSince === undefined ? 0 : performance.now() - idleSince;
-            const t = await (trainer ??= start());
-            // An iteration is one long synchronous block and the next batch is ready at once, so
-            // without a macrotask turn here timers and signal handlers (Ctrl-C) would never run.
-            await new Promise((resolve) => setImmediate(resolve));
-            if (closed) throw new Error('the stage was torn down'); // nobody listens any more
-            const y = framesTensor(batch);
-            const m = maskTensor(batch);
-            let record: StepRecord;
-            const iteration = (async () => {
-              try {
+            const previous = turn;
+            let done!: () => void;
+            turn = new Promise((resolve) => (done = resolve));
+            let tensors: tf.Tensor5D[] = [];
+            try {
+              // The backend is chosen when the trainer is made, before the first tensor.
+              const t = await (trainer ??= start());
+              if (closed) throw new Error('the stage was torn down');
+              const [y, m] = (tensors = [framesTensor(batch), maskTensor(batch)]) as [tf.Tensor5D, tf.Tensor5D];
+              uploadAhead(tensors);
+              const readyAt = performance.now();
+              await previous;
+              const waitMs = idleSince === undefined ? 0 : Math.max(0, readyAt - idleSince);
+              // An iteration is one long synchronous block and the next batch is ready at once, so
+              // without a macrotask turn here timers and signal handlers (Ctrl-C) would never run.
+              await new Promise((resolve) => setImmediate(resolve));
+              if (closed) throw new Error('the stage was torn down'); // nobody listens any more
+              let record: StepRecord;
+              const iteration = (async () => {
                 record = await t.trainStep(y, m);
                 if (o.checkpointEvery > 0 && record.step % o.checkpointEvery === 0) await save(t);
-              } finally {
-                tf.dispose([y, m]);
-              }
-            })();
-            inFlight = iteration.catch(() => {});
-            await iteration;
-            const evaluation = o.evaluate ? await o.evaluate(t, record!) : undefined;
-            idleSince = performance.now();
-            return evaluation === undefined ? { ...record!, waitMs } : { ...record!, waitMs, evaluation };
+              })();
+              inFlight = iteration.catch(() => {});
+              await iteration;
+              const evaluation = o.evaluate ? await o.evaluate(t, record!) : undefined;
+              idleSince = performance.now();
+              return evaluation === undefined ? { ...record!, waitMs } : { ...record!, waitMs, evaluation };
+            } finally {
+              tf.dispose(tensors);
+              done();
+            }
           },
-          { concurrency: 1, capacity: 1, measure: (r: TrainRecord) => ({ lossG: r.lossG, lossD: r.lossD, stepMs: r.stepMs, waitMs: r.waitMs }) },
+          { concurrency: 2, capacity: 2, measure: (r: TrainRecord) => ({ lossG: r.lossG, lossD: r.lossD, stepMs: r.stepMs, waitMs: r.waitMs }) },
         ),
         finalize(() => {
           closed = true;

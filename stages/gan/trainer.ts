@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { CheckpointContent, NamedArray } from '../../pipeline/checkpoint.ts';
-import { assertBackendHealthy } from '../../pipeline/backend.ts';
+import { assertBackendHealthy, deviceFailure } from '../../pipeline/backend.ts';
 import type { RandomState } from '../random.ts';
 import type { MaskSampler } from '../occlusion/process.ts';
 import { Adam } from './adam.ts';
@@ -294,7 +294,7 @@ export class GanTrainer {
       assertBackendHealthy();
     } catch (err) {
       this.healthy = false;
-      throw err;
+      throw (await deviceFailure()) ?? err;
     } finally {
       tf.dispose([scalars, ...kept]);
     }
@@ -360,7 +360,12 @@ export class GanTrainer {
     for (const [name, v] of this.adamG.state) variables.push([`adam-g/${name}`, v]);
     for (const [name, v] of this.adamD.state) variables.push([`adam-d/${name}`, v]);
     for (const [name, v] of this.average ?? []) variables.push([`g-average/${name}`, v]);
-    const values = await Promise.all(variables.map(([, v]) => v.data() as Promise<Float32Array>));
+    let values: Float32Array[];
+    try {
+      values = await Promise.all(variables.map(([, v]) => v.data() as Promise<Float32Array>));
+    } catch (err) {
+      throw (await deviceFailure()) ?? err;
+    }
     assertBackendHealthy();
     const arrays = new Map<string, NamedArray>(variables.map(([name, v], i) => [name, { shape: v.shape, values: values[i]! }]));
     const state: TrainerState = {
