@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { inpaintVideo } from '../stages/apply/inpaint-video.ts';
 import yargs, { type Argv, type Options } from 'yargs';
-import { CancelledError, UsageError, oneLine } from '../pipeline/errors.ts';
+import { CancelledError, StageError, UsageError, oneLine } from '../pipeline/errors.ts';
 import { loadGraphFile, loadGraphs, parseOptionPairs, resolveParams, type GraphDefinition, type ParamSpec } from '../pipeline/graph.ts';
 import { runGraph } from '../pipeline/runner.ts';
 import { releaseBackend } from '../pipeline/backend.ts';
@@ -247,6 +247,8 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     await cli.parseAsync();
   } catch (err) {
     if (err instanceof UsageError) fail(2, err.message);
+    // A wrong setting found only once the graph runs (a backend that does not load) is still the user's to fix.
+    else if (err instanceof StageError && err.cause instanceof UsageError) fail(2, err.cause.message);
     else if (err instanceof CancelledError) fail(130, `${err.reason}; the graph was torn down`);
     else fail(1, oneLine(err));
   } finally {

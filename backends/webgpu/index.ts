@@ -193,7 +193,7 @@ export async function chooseAdapter(allowSoftware: boolean): Promise<WebGpuChoic
     }
   }
   if (software && allowSoftware) return { adapter: software, skipped };
-  throw new Error(`no hardware WebGPU adapter (${skipped.join('; ')})`);
+  throw new Error(`no ${allowSoftware ? '' : 'hardware '}WebGPU adapter (${skipped.join('; ')})`);
 }
 
 /**

@@ -36,6 +36,8 @@ import { ffmpegPath } from '../../stages/io/video.ts';
 const probe = await probeAdapters().catch((err: Error) => [{ route: 'vulkan' as const, reason: err.message }]);
 const usable = probe.find((r) => 'adapter' in r);
 const skip = usable ? false : `no WebGPU adapter here (${probe.map((r) => ('reason' in r ? `${r.route}: ${r.reason}` : '')).join('; ')})`;
+// CI has Mesa's llvmpipe: there a missing adapter is a failure, not a reason to skip.
+if (skip && process.env['ST_INPAINT_REQUIRE_WEBGPU'] === '1') throw new Error(`ST_INPAINT_REQUIRE_WEBGPU=1 but ${skip}`);
 
 after(async () => {
   await releaseBackend();
@@ -89,6 +91,15 @@ test('the adapter choice: auto never takes a software adapter; --backend webgpu 
     const auto = await selectBackend('auto');
     assert.notEqual(auto.backend, 'webgpu');
     assert.match(auto.skipped.find((s) => s.backend === 'webgpu')?.reason ?? '', /no hardware WebGPU adapter/);
+  }
+  if (software) {
+    // No adapter at all (EGL refused, and no Vulkan GPU here): one line naming each route and its fix, exit code 2.
+    const dir = mkdtempSync(join(tmpdir(), 'webgpu-none-'));
+    const bin = fileURLToPath(new URL('../../bin/st-inpaint.js', import.meta.url));
+    const none = spawnSync('node', [bin, 'run', 'demo', '--backend', 'webgpu', '--steps', '1', '--out', dir], { encoding: 'utf8', env: { ...process.env, EGL_PLATFORM: 'none-such' }, timeout: 120_000 });
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(none.status, 2, none.stderr);
+    assert.match(none.stderr.trim(), /^st-inpaint: --backend webgpu: no backend loaded \(webgpu: no WebGPU adapter \(vulkan: .+; opengles: EGL could not initialise .*apt-get install .*\)\)\)$/);
   }
   const chosen = await selectBackend('webgpu');
   assert.equal(tf.getBackend(), 'webgpu');
