@@ -102,7 +102,10 @@ export interface TrainerState {
   readonly sampler: RandomState;
 }
 
-/** A loss was NaN or infinite: the weights are no longer usable and must not be checkpointed. */
+/**
+ * A loss, a gradient norm or the weights after the update were NaN or infinite: the weights are no
+ * longer usable and must not be checkpointed.
+ */
 export class NonFiniteLossError extends Error {
   constructor(readonly step: number, readonly losses: Record<string, number>) {
     super(`training diverged at step ${step}: ${Object.entries(losses).map(([k, v]) => `${k} = ${v}`).join(', ')} (the last good checkpoint is kept; try a lower learning rate)`);
@@ -286,7 +289,11 @@ export class GanTrainer {
         last = { loss: dStep.value, scores, gradNorm: globalNorm(dGrads) };
       }
       const d = last!;
-      return tf.stack([gStep.value, d.loss, ...d.scores, gradNormG, d.gradNorm, selfLoss]);
+      // Σ of every weight after the updates: finite exactly when no weight is NaN or infinite
+      // (or so large that their sum overflows, which is no usable model either).
+      const weights = [...this.generator.params.trainable.values(), ...this.discriminatorVariables];
+      const weightSum = tf.addN(weights.map((v) => tf.sum(v)));
+      return tf.stack([gStep.value, d.loss, ...d.scores, gradNormG, d.gradNorm, selfLoss, weightSum]);
     });
     let local: Float32Array;
     try {
@@ -299,14 +306,15 @@ export class GanTrainer {
       tf.dispose([scalars, ...kept]);
     }
     // Losses and scores are means over the clips of both parts (gradient norms are the same on both).
-    const [lossG, lossD, dsReal, dsFake, dfReal, dfFake, gradNormG, gradNormD, lossSelf] = Array.from(parallel ? parallel.reduce(local, batch) : local);
+    const [lossG, lossD, dsReal, dsFake, dfReal, dfFake, gradNormG, gradNormD, lossSelf, weightSum] = Array.from(parallel ? parallel.reduce(local, batch) : local);
     const clips = part?.clips ?? batch;
     this.step += 1;
     this.position += clips;
     const losses = { lossG: lossG!, lossD: lossD! };
-    if (!Number.isFinite(lossG) || !Number.isFinite(lossD)) {
+    const checked = { ...losses, gradNormG: gradNormG!, gradNormD: gradNormD!, 'sum of the weights': weightSum! };
+    if (!Object.values(checked).every(Number.isFinite)) {
       this.healthy = false;
-      throw new NonFiniteLossError(this.step, losses);
+      throw new NonFiniteLossError(this.step, Object.fromEntries(Object.entries(checked).filter(([, v]) => !Number.isFinite(v))));
     }
     const stepMs = performance.now() - started;
     return {
@@ -390,6 +398,9 @@ export class GanTrainer {
       const a = content.arrays.get(name);
       if (!a) throw new Error(`the checkpoint lacks "${name}"`);
       if (a.values.length !== v.size) throw new Error(`checkpoint array "${name}" has ${a.values.length} values, the model needs ${v.size}`);
+      let bad = 0;
+      for (const x of a.values) if (!Number.isFinite(x)) bad += 1;
+      if (bad > 0) throw new Error(`checkpoint array "${name}" holds ${bad} non-finite values: the model diverged before it was saved; take an earlier checkpoint`);
       tf.tidy(() => v.assign(tf.tensor(a.values, v.shape)));
     };
     for (const net of this.networks()) {

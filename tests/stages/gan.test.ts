@@ -471,6 +471,26 @@ test('the average of G\'s weights: it fills, leaves the trained weights as they 
   for (const t of [plain, averaged, restored]) t.dispose();
 });
 
+test('weights made non-finite by the update stop training at that step, though its losses were finite; a checkpoint holding them is refused', async () => {
+  await selectBackend('wasm');
+  // A learning rate beyond float32's range: the losses of step 1 are computed before the update
+  // and are finite; the weights after it are ±Inf.
+  const trainer = await makeTrainer(TINY, 'raindrops', { learningRate: 1e39 });
+  const { y, m } = await batchAt(TINY, 0);
+  await assert.rejects(trainer.trainStep(y, m), (err: Error) => err instanceof NonFiniteLossError && /training diverged at step 1: .*sum of the weights = (NaN|-?Infinity)/.test(err.message) && !/lossG/.test(err.message));
+  assert.equal(trainer.healthy, false);
+  // Such weights, saved anyway (by an older build, or by hand), are refused by name on restore (resume and apply).
+  const snapshot = await trainer.snapshot();
+  const dir = join(scratch, 'non-finite');
+  saveCheckpoint(dir, snapshot);
+  const fresh = await makeTrainer(TINY);
+  const bad = [...snapshot.arrays].find(([, a]) => a.values.some((v) => !Number.isFinite(v)))![0];
+  assert.throws(() => fresh.restore(loadCheckpoint<TrainerState>(listCheckpoints(dir)[0]!.path)), new RegExp(`checkpoint array "${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}" holds \\d+ non-finite values`));
+  tf.dispose([y, m]);
+  trainer.dispose();
+  fresh.dispose();
+});
+
 test('a NaN loss stops training with a clear error and the trainer refuses to go on or be checkpointed', async () => {
   await selectBackend('wasm');
   const trainer = await makeTrainer(TINY);
