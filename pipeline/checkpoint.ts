@@ -4,6 +4,8 @@
  * index of the arrays with a SHA-256 of their bytes). A checkpoint is written into a temporary
  * folder and renamed into place, so a crash mid-write leaves the previous checkpoints intact and
  * never a half-written `step-N`; reading checks the digest, so a damaged one is refused by name.
+ * Non-finite values are refused when writing: a checkpoint is a state worth returning to, and one
+ * holding NaN or infinities never is.
  * Synchronous on purpose: it runs in teardown (SIGINT), where nothing may be awaited.
  *
  * Must not know about any model or tensor library.
@@ -46,6 +48,9 @@ export function saveCheckpoint<S>(dir: string, content: CheckpointContent<S>, ke
   let bytes = 0;
   for (const [name, a] of content.arrays) {
     if (a.values.length !== a.shape.reduce((x, y) => x * y, 1)) throw new Error(`checkpoint array "${name}": ${a.values.length} values do not fill shape [${a.shape.join(', ')}]`);
+    let bad = 0;
+    for (const x of a.values) if (!Number.isFinite(x)) bad += 1;
+    if (bad > 0) throw new Error(`checkpoint step-${content.step} not written: array "${name}" holds ${bad} non-finite values`);
     arrays.push({ name, shape: [...a.shape], offset: bytes, length: a.values.length });
     bytes += a.values.byteLength;
   }
@@ -90,6 +95,24 @@ export function listCheckpoints(dir: string): Array<{ step: number; path: string
 
 export function latestCheckpoint(dir: string): { step: number; path: string } | undefined {
   return listCheckpoints(dir).at(-1);
+}
+
+/**
+ * The newest checkpoint under `dir` that reads back intact (its index parses and its data matches
+ * the digest). Each damaged one passed over is reported to `skipped` with the reason.
+ */
+export function latestIntactCheckpoint(dir: string, skipped?: (path: string, reason: string) => void): { step: number; path: string } | undefined {
+  for (const checkpoint of listCheckpoints(dir).reverse()) {
+    try {
+      const index = readIndex(checkpoint.path);
+      const data = readFileSync(join(checkpoint.path, DATA));
+      if (createHash('sha256').update(data).digest('hex') !== index.sha256) throw new Error(`checkpoint "${checkpoint.path}" is damaged: ${DATA} does not match its SHA-256`);
+      return checkpoint;
+    } catch (err) {
+      skipped?.(checkpoint.path, (err as Error).message.split('\n')[0]!);
+    }
+  }
+  return undefined;
 }
 
 /** Reads only the JSON part (step and state), without the arrays. */

@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Observable, from, mergeMap } from 'rxjs';
 import { BACKENDS, computesOnHost, describeSelection, selectBackend } from '../../pipeline/backend.ts';
-import { latestCheckpoint, readCheckpointState } from '../../pipeline/checkpoint.ts';
+import { latestIntactCheckpoint, readCheckpointState } from '../../pipeline/checkpoint.ts';
 import { FrameBatchPool, encodeFrameBatch, type Clip, type FrameBatchSpec } from '../../pipeline/frame-batch.ts';
 import type { ParamSpecs, RunContext } from '../../pipeline/graph.ts';
 import type { Leased } from '../../pipeline/credit.ts';
@@ -89,7 +89,8 @@ export interface TrainingPlan {
 
 /** Where a resumed run left off: the clips its newest checkpoint had consumed. */
 function resumePosition({ runDir, resume }: Pick<RunContext, 'runDir' | 'resume'>): number {
-  const latest = resume ? latestCheckpoint(join(runDir, 'checkpoints')) : undefined;
+  // The same checkpoint the training stage restores: the newest intact one.
+  const latest = resume ? latestIntactCheckpoint(join(runDir, 'checkpoints')) : undefined;
   return latest ? readCheckpointState<TrainerState>(latest.path).state.position : 0;
 }
 

@@ -18,7 +18,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { RecordBatch } from 'apache-arrow';
 import { defer, finalize } from 'rxjs';
-import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from '../../pipeline/checkpoint.ts';
+import { latestIntactCheckpoint, loadCheckpoint, saveCheckpoint } from '../../pipeline/checkpoint.ts';
 import { uploadAhead } from '../../pipeline/backend.ts';
 import { mapAsync } from '../../pipeline/operators/map-async.ts';
 import { finishAfterTeardown } from '../../pipeline/teardown.ts';
@@ -95,7 +95,8 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, TrainRecord> {
       const start = async (): Promise<Trainer> => {
         const t = await o.createTrainer();
         ready = t;
-        const latest = o.resume ? latestCheckpoint(o.checkpoints) : undefined;
+        // A damaged newest checkpoint (a disk error, a copy cut short) gives way to the one before.
+        const latest = o.resume ? latestIntactCheckpoint(o.checkpoints, (path, reason) => o.log?.(`${reason}; resuming from an earlier checkpoint`)) : undefined;
         if (o.resume && !latest) o.log?.(`no checkpoint under ${o.checkpoints}: starting from step 0`);
         if (latest) {
           await t.restore(loadCheckpoint<TrainerState>(latest.path));
