@@ -7,7 +7,11 @@
  * - `fetchToCache(url, …)`: a download into a cache folder under a temporary name, resumed from a
  *   partial file by a Range request, checked against a SHA-256 when one is declared, and renamed
  *   only when complete: a partial or damaged file is never mistaken for a complete one.
- * A 404 or any other error status fails at once with the URL and status.
+ * Statuses that say "later" (429 and the 5xx family) are retried like a dropped connection, after
+ * the server's Retry-After when it gives one; a 404 or any other error status fails at once with
+ * the URL and status. A 416 to a Range request starting at the body's end means the bytes are all
+ * there (a `.partial` download that was complete). A connection silent for `timeoutMs` counts as
+ * dropped. Long downloads log a progress line every `progressMs`.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync, createWriteStream } from 'node:fs';
@@ -22,6 +26,10 @@ export interface FetchOptions {
   readonly timeoutMs?: number;
   /** First back-off, doubled each retry. Default 500 ms. */
   readonly backoffMs?: number;
+  /** Longest wait a Retry-After header may ask for. Default 300 000 (5 min). */
+  readonly maxRetryAfterMs?: number;
+  /** Milliseconds between progress lines (to `log`). Default 10 000; 0: none. */
+  readonly progressMs?: number;
   readonly log?: (line: string) => void;
   readonly signal?: AbortSignal;
 }
@@ -37,36 +45,81 @@ export class HttpStatusError extends Error {
   }
 }
 
-async function request(url: string, from: number, o: FetchOptions, controller: AbortController): Promise<Response> {
+/** A status that asks the client to come back later (429, 5xx), with the server's wait when given. */
+class RetryLaterError extends Error {
+  constructor(
+    readonly status: number,
+    statusText: string,
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super(`HTTP ${status} ${statusText}`);
+  }
+}
+
+/** Retry-After as milliseconds: delay-seconds or an HTTP date. */
+function retryAfterMs(header: string | null): number | undefined {
+  if (!header) return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+/** The response from byte `from`, or `complete` when a Range request found nothing left to send. */
+async function request(url: string, from: number, controller: AbortController): Promise<Response | 'complete'> {
   const response = await fetch(url, { headers: from > 0 ? { Range: `bytes=${from}-` } : {}, signal: controller.signal as never });
+  if (from > 0 && response.status === 416) {
+    const total = Number(/\*\/(\d+)/.exec(response.headers.get('content-range') ?? '')?.[1] ?? NaN);
+    if (total === from) return 'complete';
+  }
   if (from > 0 && response.status === 200) throw new Error(`${url}: the server ignored a Range request, so the download cannot resume`);
+  if (response.status === 429 || response.status >= 500) throw new RetryLaterError(response.status, response.statusText, retryAfterMs(response.headers.get('retry-after')));
   if (!response.ok) throw new HttpStatusError(url, response.status, response.statusText);
   return response;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 /** The body of `url` from byte `start`, resuming after drops; see the module comment. */
 export async function* httpChunks(url: string, o: FetchOptions = {}, start = 0): AsyncGenerator<Uint8Array> {
   const retries = o.retries ?? 5;
   const timeoutMs = o.timeoutMs ?? 30_000;
+  const progressMs = o.progressMs ?? 10_000;
   let delivered = start;
+  let total: number | undefined;
   let failures = 0;
+  let lastProgress = performance.now();
   for (;;) {
     const controller = new AbortController();
     const abort = (): void => controller.abort();
     o.signal?.addEventListener('abort', abort);
     let timer: NodeJS.Timeout | undefined;
+    let stalled = false;
     const arm = (): void => {
       clearTimeout(timer);
-      timer = setTimeout(() => controller.abort(), timeoutMs);
+      timer = setTimeout(() => {
+        stalled = true;
+        controller.abort();
+      }, timeoutMs);
     };
     try {
       arm();
-      const response = await request(url, delivered, o, controller);
+      const response = await request(url, delivered, controller);
+      if (response === 'complete') return;
+      // The body's end, from the first response that says (a resumed one counts from its start).
+      const length = Number(response.headers.get('content-length') ?? NaN);
+      if (total === undefined && Number.isFinite(length)) total = delivered + length;
+      arm();
       for await (const chunk of response.body as AsyncIterable<Buffer>) {
-        arm();
         failures = 0;
         delivered += chunk.length;
         clearTimeout(timer);
+        if (progressMs > 0 && performance.now() - lastProgress >= progressMs) {
+          lastProgress = performance.now();
+          o.log?.(`${url}: ${mib(delivered)}${total ? ` of ${mib(total)} (${((100 * delivered) / total).toFixed(0)} %)` : ''} received`);
+        }
         yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
         arm();
       }
@@ -75,9 +128,12 @@ export async function* httpChunks(url: string, o: FetchOptions = {}, start = 0):
     } catch (err) {
       clearTimeout(timer);
       if (err instanceof HttpStatusError || o.signal?.aborted) throw err;
-      if (++failures > retries) throw new Error(`${url}: gave up after ${retries + 1} attempts at byte ${delivered}: ${(err as Error).message}`);
-      const wait = (o.backoffMs ?? 500) * 2 ** (failures - 1);
-      o.log?.(`${url}: connection lost at byte ${delivered} (${(err as Error).message}); retrying in ${wait} ms`);
+      const reason = stalled ? `no data for ${timeoutMs / 1000} s` : (err as Error).message;
+      if (++failures > retries) throw new Error(`${url}: gave up after ${retries + 1} attempts at byte ${delivered}: ${reason}`);
+      const backoff = (o.backoffMs ?? 500) * 2 ** (failures - 1);
+      const asked = err instanceof RetryLaterError ? err.retryAfterMs : undefined;
+      const wait = asked === undefined ? backoff : Math.min(asked, o.maxRetryAfterMs ?? 300_000);
+      o.log?.(`${url}: ${err instanceof RetryLaterError ? `the server answered ${reason}` : `connection lost (${reason})`} at byte ${delivered}; retrying in ${wait} ms`);
       await new Promise((resolve) => setTimeout(resolve, wait));
     } finally {
       o.signal?.removeEventListener('abort', abort);
