@@ -23,6 +23,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -334,5 +335,11 @@ export async function trainBench(json: boolean, args: readonly string[] = []): P
 function recordFigures(figures: object): void {
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
-  appendFileSync(join(dir, 'train.jsonl'), `${JSON.stringify({ at: new Date().toISOString(), cpus: availableParallelism(), cpu: cpus()[0]?.model ?? '', ...figures })}\n`);
+  let commit = '';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    // Not a git checkout: the figures still count.
+  }
+  appendFileSync(join(dir, 'train.jsonl'), `${JSON.stringify({ at: new Date().toISOString(), commit, cpus: availableParallelism(), cpu: cpus()[0]?.model ?? '', ...figures })}\n`);
 }
