@@ -40,21 +40,32 @@ const PERSON_SPLIT: Record<number, Split> = Object.fromEntries([
   ...[22, 2, 3, 5, 6, 7, 8, 9, 10].map((p) => [p, 'test' as const]),
 ]);
 
-/** `person01_boxing_d1 frames 1-95, 96-185, …` → video name → 1-based inclusive frame ranges. */
+/**
+ * `person01_boxing_d1 frames 1-95, 96-185, …` → video name → 1-based inclusive frame ranges. The
+ * file's prose header is passed over; a line that starts with `person` is an entry and must read
+ * as one, so that a mistyped line is an error at its line rather than a video's clips silently lost.
+ */
 export function parseSequences(text: string, file: string): Map<string, Array<[number, number]>> {
   const out = new Map<string, Array<[number, number]>>();
   for (const [n, line] of text.split(/\r?\n/).entries()) {
-    const m = /^\s*(person\d+_\w+?_d\d)\s+frames\s+(.+?)\s*$/.exec(line);
-    if (!m) continue;
+    if (!/^\s*person/i.test(line)) continue;
+    const m = /^\s*(person\d+_[a-z]+_d\d)\s+frames\s+(.+?)\s*$/.exec(line);
+    if (!m) throw new UsageError(`${file}:${n + 1}: unreadable line "${line.trim()}" (expected "personNN_action_dN frames a-b, …")`);
     const ranges = m[2]!.split(',').map((r) => {
       const p = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(r);
-      if (!p || Number(p[1]) > Number(p[2])) throw new UsageError(`${file}:${n + 1}: unreadable frame range "${r.trim()}"`);
+      if (!p || Number(p[1]) < 1 || Number(p[1]) > Number(p[2])) throw new UsageError(`${file}:${n + 1}: unreadable frame range "${r.trim()}" (frames count from 1, first ≤ last)`);
       return [Number(p[1]), Number(p[2])] as [number, number];
     });
+    if (out.has(m[1]!)) throw new UsageError(`${file}:${n + 1}: ${m[1]} is listed twice`);
     out.set(m[1]!, ranges);
   }
   if (out.size === 0) throw new UsageError(`${file}: no "personNN_action_dN frames a-b, …" lines (is it 00sequences.txt?)`);
   return out;
+}
+
+/** `person01_boxing_d1` → `boxing`. */
+function actionOf(video: string): string {
+  return /^person\d+_([a-z]+)_d\d$/.exec(video)?.[1] ?? '';
 }
 
 /** The files of the KTH site (http://www.csc.kth.se/cvap/actions/): the six action zips and the segmentation. */
@@ -95,10 +106,15 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
   const clips = source('kth', async function* ({ skip }) {
     const { zips, sequences } = local ?? localLayout(await downloadKth(location), o.sequences);
     for (const zip of zips) {
+      const actions = new Set<string>();
+      const found = new Set<string>();
       for await (const entry of zipEntries(zip)) {
         const video = basename(entry.path).replace(/_uncomp\.avi$|\.avi$/i, '');
+        if (!/\.avi$/i.test(entry.path)) continue;
+        actions.add(actionOf(video));
+        found.add(video);
         const ranges = sequences.get(video);
-        if (!ranges || !/\.avi$/i.test(entry.path)) continue;
+        if (!ranges) continue;
         const ids = ranges.map((_, k) => `${video}#${k}`);
         const wanted = ids.map((id) => splitOf(video, id)).map((s) => o.split === 'all' || s === o.split);
         if (!wanted.some(Boolean)) continue;
@@ -112,15 +128,20 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
         }
         for (const [k, [start, end]] of ranges.entries()) {
           if (!wanted[k]) continue;
-          const last = Math.min(end, frames.length);
-          if (start > last) {
-            skip({ clip: ids[k]!, file: zip, entry: entry.path }, new Error(`00sequences.txt asks for frames ${start}-${end}, the video has ${frames.length}`));
+          // A video shorter than its segmentation says was cut short: its clip is an error, not padding.
+          if (end > frames.length) {
+            skip({ clip: ids[k]!, file: zip, entry: entry.path }, new Error(`00sequences.txt asks for frames ${start}-${end}, the video decodes to ${frames.length} (truncated?)`));
             continue;
           }
+          // A clip shorter than T frames repeats its last frame (method.md §4: padded to 35).
           const out = new Uint8Array(T * S * S);
-          for (let t = 0; t < T; t++) out.set(frames[Math.min(start - 1 + t, last - 1)]!, t * S * S);
+          for (let t = 0; t < T; t++) out.set(frames[Math.min(start - 1 + t, end - 1)]!, t * S * S);
           yield { id: ids[k]!, split: splitOf(video, ids[k]!), frames: out } satisfies DatasetClip;
         }
+      }
+      // Every segmented video of the actions this zip holds must be in it.
+      for (const video of sequences.keys()) {
+        if (actions.has(actionOf(video)) && !found.has(video)) skip({ file: zip, entry: `${video}_uncomp.avi` }, new Error(`00sequences.txt lists ${video}, which the zip does not hold`));
       }
     }
   }, stage);

@@ -119,18 +119,33 @@ test('a corrupt video inside a zip, an escaping entry and a bad segmentation lin
 
   // --on-error skip: the corrupt video's clips are dropped, named on stderr and counted; the good videos' clips come through.
   writeFileSync(join(bad, 'walking.zip'), readFileSync(join(data, 'walking.zip')));
-  writeFileSync(join(bad, '00sequences.txt'), `person01_boxing_d1\t\tframes\t1-10\n${readFileSync(join(data, '00sequences.txt'), 'utf8')}`);
+  writeFileSync(join(bad, '00sequences.txt'), readFileSync(join(data, '00sequences.txt'), 'utf8'));
   const out: string[] = [];
   const err: string[] = [];
   const code = await main(['peek', 'kth', '--source', bad, '--on-error', 'skip', '--clips', '10', '--json'], { out: (l) => out.push(l), err: (l) => err.push(l) });
   assert.equal(code, 0);
   assert.deepEqual(out.map((l) => (JSON.parse(l) as { id: string }).id), ['person11_walking_d3#0', 'person11_walking_d3#1']);
   assert.match(err[0]!, /^skipped: stage "kth", file ".*bad\/boxing\.zip" entry "boxing\/person01_boxing_d1_uncomp\.avi": .*not a video ffmpeg can decode/);
-  assert.equal(err.at(-1), '1 element skipped (--on-error skip)');
+  // A segmented video of boxing that boxing.zip lacks is named too, not passed over.
+  assert.match(err[1]!, /^skipped: stage "kth", file ".*bad\/boxing\.zip" entry "person22_boxing_d2_uncomp\.avi": 00sequences\.txt lists person22_boxing_d2, which the zip does not hold/);
+  assert.equal(err.at(-1), '2 elements skipped (--on-error skip)');
   const evil = join(scratch, 'evil');
   mkdirSync(evil);
   writeFileSync(join(evil, 'boxing.zip'), zipSync({ '../escape.avi': new Uint8Array(3) }));
   writeFileSync(join(evil, '00sequences.txt'), 'person01_boxing_d1\t\tframes\t1-10\n');
   await assert.rejects(clips(evil, {}), /evil\/boxing\.zip: entry "\.\.\/escape\.avi" would be written outside its folder/);
   assert.throws(() => parseSequences('person01_boxing_d1\t\tframes\t1-10, 30-20\n', 'seq.txt'), /seq\.txt:1: unreadable frame range "30-20"/);
+  // Frames count from 1; a mistyped entry is an error at its line; the prose header is passed over.
+  assert.throws(() => parseSequences('person01_boxing_d1\t\tframes\t0-40\n', 'seq.txt'), /seq\.txt:1: unreadable frame range "0-40" \(frames count from 1/);
+  assert.throws(() => parseSequences('Header text\n\nperson01_boxing_d1\t\tframes\t1-10\nperson02_boxing_d1\t\tfrmes\t1-10\n', 'seq.txt'), /seq\.txt:4: unreadable line "person02_boxing_d1\t\tfrmes\t1-10"/);
+  assert.throws(() => parseSequences('person01_boxing_d1 frames 1-10\nperson01_boxing_d1 frames 11-20\n', 'seq.txt'), /seq\.txt:2: person01_boxing_d1 is listed twice/);
+});
+
+test('a video shorter than its segmentation (a truncated AVI) is an error naming the clip, not padded', async () => {
+  const short = join(scratch, 'short');
+  mkdirSync(short);
+  writeFileSync(join(short, 'walking.zip'), readFileSync(join(data, 'walking.zip')));
+  // person11_walking_d3 has 40 frames.
+  writeFileSync(join(short, '00sequences.txt'), 'person11_walking_d3\t\tframes\t1-20, 21-45\n');
+  await assert.rejects(clips(short, { split: 'all' }), /clip "person11_walking_d3#1".*00sequences\.txt asks for frames 21-45, the video decodes to 40 \(truncated\?\)/);
 });
