@@ -303,3 +303,37 @@ describe('unwrap', () => {
     });
   });
 });
+
+describe('source under the skip policy', () => {
+  const read = (fails: readonly boolean[]) =>
+    new Promise<{ values: number[]; error?: Error }>((resolve) => {
+      const values: number[] = [];
+      source(
+        'records',
+        function* ({ skip }) {
+          for (const [i, bad] of fails.entries()) {
+            if (bad) skip({ index: i }, new Error(`record ${i} is damaged`));
+            else yield i;
+          }
+        },
+        { onError: 'skip' },
+      )
+        .pipe(unwrap())
+        .subscribe({ next: (v) => values.push(v), error: (error: Error) => resolve({ values, error }), complete: () => resolve({ values }) });
+    });
+
+  it('a skipped element costs that element alone', async () => {
+    assert.deepEqual(await read([false, true, false]), { values: [0, 2] });
+  });
+
+  it('a source whose every element failed is an error, not an empty success', async () => {
+    const { values, error } = await read([true, true, true]);
+    assert.deepEqual(values, []);
+    assert.ok(error instanceof StageError);
+    assert.match(error.message, /^stage "records": every element failed \(3 skipped\), nothing was read$/);
+  });
+
+  it('an empty source with nothing skipped completes', async () => {
+    assert.deepEqual(await read([]), { values: [] });
+  });
+});

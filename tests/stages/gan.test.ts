@@ -4,7 +4,8 @@
  * checkpoint on disk, no tensor leaks, and the NaN stop.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -479,12 +480,20 @@ test('weights made non-finite by the update stop training at that step, though i
   const { y, m } = await batchAt(TINY, 0);
   await assert.rejects(trainer.trainStep(y, m), (err: Error) => err instanceof NonFiniteLossError && /training diverged at step 1: .*sum of the weights = (NaN|-?Infinity)/.test(err.message) && !/lossG/.test(err.message));
   assert.equal(trainer.healthy, false);
-  // Such weights, saved anyway (by an older build, or by hand), are refused by name on restore (resume and apply).
+  // The store refuses to write such weights; written anyway (by an older build, or by hand, here
+  // by patching a finite checkpoint's data and digest), they are refused by name on restore.
   const snapshot = await trainer.snapshot();
-  const dir = join(scratch, 'non-finite');
-  saveCheckpoint(dir, snapshot);
-  const fresh = await makeTrainer(TINY);
   const bad = [...snapshot.arrays].find(([, a]) => a.values.some((v) => !Number.isFinite(v)))![0];
+  const dir = join(scratch, 'non-finite');
+  assert.throws(() => saveCheckpoint(dir, snapshot), /checkpoint step-1 not written: array ".*" holds \d+ non-finite values/);
+  const finite = new Map([...snapshot.arrays].map(([name, a]) => [name, { shape: a.shape, values: a.values.map((v) => (Number.isFinite(v) ? v : 0)) }]));
+  const path = saveCheckpoint(dir, { ...snapshot, arrays: finite });
+  const index = JSON.parse(readFileSync(join(path, 'checkpoint.json'), 'utf8')) as { sha256: string; arrays: Array<{ name: string; offset: number }> };
+  const data = readFileSync(join(path, 'tensors.bin'));
+  data.writeFloatLE(NaN, index.arrays.find((a) => a.name === bad)!.offset);
+  writeFileSync(join(path, 'tensors.bin'), data);
+  writeFileSync(join(path, 'checkpoint.json'), JSON.stringify({ ...index, sha256: createHash('sha256').update(data).digest('hex') }));
+  const fresh = await makeTrainer(TINY);
   assert.throws(() => fresh.restore(loadCheckpoint<TrainerState>(listCheckpoints(dir)[0]!.path)), new RegExp(`checkpoint array "${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}" holds \\d+ non-finite values`));
   tf.dispose([y, m]);
   trainer.dispose();
