@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { inpaintVideo } from '../stages/apply/inpaint-video.ts';
 import yargs, { type Argv, type Options } from 'yargs';
 import { CancelledError, StageError, UsageError, oneLine } from '../pipeline/errors.ts';
-import { loadGraphFile, loadGraphs, parseOptionPairs, resolveParams, type GraphDefinition, type ParamSpec } from '../pipeline/graph.ts';
+import { describeGraph, loadGraphFile, loadGraphs, parseOptionPairs, resolveParams, type GraphDefinition, type ParamSpec } from '../pipeline/graph.ts';
 import { runGraph } from '../pipeline/runner.ts';
 import { releaseBackend } from '../pipeline/backend.ts';
 import { DATASETS } from '../datasets/index.ts';
@@ -127,10 +127,10 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         (args) => {
           if (!graph) throw new UsageError(`unknown graph "${String(args.graph)}"`);
           const params = resolveParams(graph, Object.fromEntries(Object.keys(graph.params).map((k) => [k, args[k]])));
-          const description = graph.describe?.(params as never) ?? { stages: [] };
+          const description = describeGraph(graph, params);
           if (args.json) return io.out(JSON.stringify(description));
           io.out(`${graph.name}: ${graph.description}`);
-          io.out(`stages: ${description.stages.length ? description.stages.join(' → ') : '(the graph does not describe its stages)'}`);
+          io.out(`stages: ${description.unbuilt ? `(not listed: ${description.unbuilt})` : description.stages.join(' → ')}`);
           for (const [net, n] of Object.entries(description.parameters ?? {})) io.out(`${net}: ${n.toLocaleString('en-US')} parameters`);
         },
       )

@@ -54,10 +54,7 @@ const graph = defineGraph({
   name: 'custom-stage-example',
   description: 'The demo plus a user-written augmentation stage and an extra baseline (temporal median)',
   params: DEMO_PARAMS,
-  describe: (p) => {
-    const base = demo.describe!(p);
-    return { ...base, stages: [base.stages[0]!, 'mirror', ...base.stages.slice(1)] };
-  },
+  parameters: (p) => demo.parameters!(p),
   build: (p, context) =>
     buildDemo(p, context, {
       preprocess: [mirror(p.seed, p.size, 1)],

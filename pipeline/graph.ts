@@ -5,12 +5,14 @@
  *
  * Must not know about video, GANs or datasets.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { readdir } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Observable } from 'rxjs';
 import { UsageError } from './errors.ts';
+import { collectStages } from './stage.ts';
 
 export type ParamSpec =
   | { readonly type: 'number'; readonly default: number; readonly describe: string; readonly min?: number; readonly max?: number; readonly integer?: boolean }
@@ -47,16 +49,35 @@ export interface GraphDefinition<P extends ParamSpecs = ParamSpecs> {
   readonly params: P;
   /** Composes the graph; the run subscribes to the result and ends when it completes. */
   build(params: ParamValues<P>, context: RunContext): Observable<unknown>;
-  /**
-   * What `st-inpaint describe` prints without running anything: the stage chain and, for graphs
-   * that train models, the trainable parameters of each network at these settings.
-   */
-  describe?(params: ParamValues<P>): GraphDescription;
+  /** For graphs that train models: the trainable parameters of each network at these settings. */
+  parameters?(params: ParamValues<P>): Readonly<Record<string, number>>;
 }
 
+/** What `st-inpaint describe` prints, without running anything. */
 export interface GraphDescription {
+  /** The stages the graph's build makes, in order, as its telemetry names them (see {@link collectStages}). */
   readonly stages: readonly string[];
+  /** Why the stages could not be listed (a build that needs an option not given). */
+  readonly unbuilt?: string;
   readonly parameters?: Readonly<Record<string, number>>;
+}
+
+/**
+ * Builds `graph` at `params` without subscribing (nothing runs, nothing is read) and lists the
+ * stages it composes. The run context points at a temporary folder, removed after.
+ */
+export function describeGraph<P extends ParamSpecs>(graph: GraphDefinition<P>, params: ParamValues<P>): GraphDescription {
+  const runDir = mkdtempSync(join(tmpdir(), 'st-inpaint-describe-'));
+  const parameters = graph.parameters?.(params);
+  try {
+    const { stages } = collectStages(() => graph.build(params, { runDir, runId: 'describe', resume: false, log: () => {} }));
+    return { stages, ...(parameters && { parameters }) };
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    return { stages: [], unbuilt: err.message, ...(parameters && { parameters }) };
+  } finally {
+    rmSync(runDir, { recursive: true, force: true });
+  }
 }
 
 const NAME = /^[a-z][a-z0-9-]*$/;

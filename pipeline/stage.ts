@@ -45,10 +45,48 @@ export interface StageOptions<In = unknown> {
   readonly measure?: (value: never) => Readonly<Record<string, number>>;
 }
 
+/** The stage lists of the builds in progress (innermost last). */
+const collecting: string[][] = [];
+
+function noteStage(name: string): void {
+  collecting.at(-1)?.push(name);
+}
+
+/**
+ * Runs `build` and lists the stages it composed: each source when it is made, each stage when a
+ * `pipe` applies it to its upstream, so the list follows the chain. Names repeat as telemetry
+ * numbers them (`fit`, `fit#2`). Stages composed later, while the graph runs, are not listed.
+ */
+export function collectStages<T>(build: () => T): { value: T; stages: string[] } {
+  const stages: string[] = [];
+  collecting.push(stages);
+  try {
+    const value = build();
+    const seen = new Map<string, number>();
+    return {
+      value,
+      stages: stages.map((name) => {
+        const n = (seen.get(name) ?? 0) + 1;
+        seen.set(name, n);
+        return n === 1 ? name : `${name}#${n}`;
+      }),
+    };
+  } finally {
+    collecting.pop();
+  }
+}
+
 export function named<In, Out>(name: string, op: OperatorFunction<Leased<In>, Leased<Out>>): Stage<In, Out> {
-  return Object.assign(op, { stageName: name });
+  // Noted when applied to its upstream (inside `pipe`), so the list follows the chain's order,
+  // whatever order the stages were made in.
+  const applied: OperatorFunction<Leased<In>, Leased<Out>> = (upstream) => {
+    noteStage(name);
+    return op(upstream);
+  };
+  return Object.assign(applied, { stageName: name });
 }
 
 export function namedSource<Out>(name: string, source: Observable<Leased<Out>>): Source<Out> {
+  noteStage(name);
   return Object.assign(source, { stageName: name });
 }

@@ -113,13 +113,9 @@ export function defineExperiment(e: ExperimentDefinition): GraphDefinition {
     name: e.name,
     description: e.description ?? `${DATASET_TITLES[e.dataset] ?? e.dataset} under ${e.occlusion}, at the paper's settings (64×64, ${e.frames} frames, C = 32; --preset cpu for a CPU)`,
     params,
-    describe(given) {
+    parameters(given) {
       const p = settings(given);
-      const dataset = findDataset(e.dataset);
-      return {
-        stages: [`${e.dataset}-train`, 'shuffle', 'fit', `occlude-${e.occlusion}`, 'batch-clips', 'train-gan', 'evaluate-held-out', 'report'],
-        parameters: parameterCounts({ base: p.base, channels: channelsOf(dataset), frames: p.frames, height: p.size, width: p.size, extraBlock: false }),
-      };
+      return parameterCounts({ base: p.base, channels: channelsOf(findDataset(e.dataset)), frames: p.frames, height: p.size, width: p.size, extraBlock: false });
     },
     build(given, context) {
       const p = settings(given);
@@ -128,12 +124,17 @@ export function defineExperiment(e: ExperimentDefinition): GraphDefinition {
       const extra = parseOptionPairs(`dataset "${e.dataset}"`, dataset.options, p['dataset-option'].split(',').map((o) => o.trim()).filter(Boolean));
       // Datasets that can produce the model's size and length themselves do (ffmpeg scales better than a second resampling).
       const open = (split: string) => dataset.open({ ...shapeOptions(dataset, p), ...extra, split }, p.source || undefined, { onError: p['on-error'] });
-      const native = open('test').spec;
+      // Both splits' chains are composed here, so that `describe` lists them; each subscription
+      // (an epoch of training, an evaluation) reads its split afresh.
+      const train = open('train');
+      const test = open('test');
+      const native = test.spec;
       const target: ClipShape = { frames: p.frames, height: p.size, width: p.size, channels: native.shape.channels };
       const spec: FrameBatchSpec = { ...native, shape: target };
       if (native.pixelType !== 'uint8' && (native.shape.height !== target.height || native.shape.width !== target.width)) {
         throw new UsageError(`dataset "${e.dataset}" gives ${native.shape.height}×${native.shape.width} float frames; set --size ${native.shape.height} (float frames are cropped by the dataset, not resampled)`);
       }
+      const heldOut = test.clips.pipe(fitClips('fit-test', native.shape, target));
       return trainAndReport(p, context, {
         title: `st-inpaint ${e.name}: ${e.dataset} under ${e.occlusion}`,
         spec,
@@ -145,7 +146,7 @@ export function defineExperiment(e: ExperimentDefinition): GraphDefinition {
             let position = 0;
             for (let epoch = 0; position < start + count; epoch++) {
               let any = false;
-              for await (const clip of shuffled(pull(open('train').clips), p.shuffle, Random.fromKey('shuffle', p.seed, epoch))) {
+              for await (const clip of shuffled(pull(train.clips), p.shuffle, Random.fromKey('shuffle', p.seed, epoch))) {
                 any = true;
                 if (position >= start) yield clip;
                 position += 1;
@@ -156,7 +157,7 @@ export function defineExperiment(e: ExperimentDefinition): GraphDefinition {
           }).pipe(fitClips('fit', native.shape, target)),
         heldOut: async () => {
           const clips: DatasetClip[] = [];
-          for await (const clip of pull(open('test').clips.pipe(fitClips('fit-test', native.shape, target)))) {
+          for await (const clip of pull(heldOut)) {
             clips.push(clip);
             if (clips.length >= p['eval-clips']) break;
           }
