@@ -6,7 +6,7 @@
  * bindings (`@tensorflow/tfjs-node-gpu`, `@tensorflow/tfjs-node`) are optional dependencies: they
  * download libtensorflow when installed, which fails on machines without internet, so they are
  * loaded only if present; so are WebGPU's (`backends/webgpu/`). The wasm backend gets the kernels it lacks for training
- * and faster forms of the ones that are slow there (`kernels/fast-wasm.ts`), so the same model code trains everywhere.
+ * and faster forms of the ones that are slow there (`backends/wasm/`), so the same model code trains everywhere.
  *
  * Must not know about any model.
  */
@@ -14,7 +14,6 @@ import * as tf from '@tensorflow/tfjs-core';
 // The umbrella package registers the gradient of every op (tfjs-core's CommonJS build has none).
 import '@tensorflow/tfjs';
 import { UsageError } from './errors.ts';
-import { registerFastKernels } from './kernels/fast-wasm.ts';
 
 export const BACKENDS = ['auto', 'tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
@@ -132,7 +131,7 @@ async function load(backend: Concrete, requested: BackendChoice): Promise<{ tfNa
     }
     case 'wasm':
       await import('@tensorflow/tfjs-backend-wasm');
-      addedKernels.push(...registerFastKernels('wasm'));
+      addedKernels.push(...(await import('../backends/wasm/index.ts')).registerFastKernels('wasm'));
       break;
     case 'cpu':
       await import('@tensorflow/tfjs-backend-cpu');

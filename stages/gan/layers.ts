@@ -16,7 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Random } from '../random.ts';
-import { shiftStack } from '../../pipeline/kernels/shift-stack.ts';
+import { shiftStack } from './shift-stack.ts';
 
 /** Whether a forward pass trains (batch statistics, running averages updated) or infers. */
 export interface Mode {

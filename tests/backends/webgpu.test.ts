@@ -22,7 +22,7 @@ import { source } from '../../pipeline/operators/source.ts';
 import { unwrap } from '../../pipeline/operators/unwrap.ts';
 import { chooseAdapter, probeAdapters, webgpuDevice } from '../../backends/webgpu/index.ts';
 import { mergeBroadcastAxes, mergePadAxes, mergeSliceAxes, mergeTransposeAxes } from '../../backends/webgpu/limits.ts';
-import { shiftStack } from '../../pipeline/kernels/shift-stack.ts';
+import { shiftStack } from '../../stages/gan/shift-stack.ts';
 import { Random } from '../../stages/random.ts';
 import { BatchNorm, FrameAttention, ParamStore, ResBlock3d, SNConv } from '../../stages/gan/layers.ts';
 import { GanTrainer, type StepRecord, type TrainerState } from '../../stages/gan/trainer.ts';

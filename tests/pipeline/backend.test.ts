@@ -7,8 +7,10 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend, describeSelection } from '../../pipeline/backend.ts';
 import { Random } from '../../stages/random.ts';
-import { shiftStack } from '../../pipeline/kernels/shift-stack.ts';
-import { conv2dFilterGradByShifts, conv2dInputGradByPhases } from '../../pipeline/kernels/fast-wasm.ts';
+import { shiftStack } from '../../stages/gan/shift-stack.ts';
+import { conv2dFilterGradByShifts } from '../../backends/wasm/conv-filter-grad.ts';
+import { conv2dInputGradByPhases } from '../../backends/wasm/conv-input-grad.ts';
+import { checkWasmVersion } from '../../backends/wasm/index.ts';
 
 test('an unknown backend is a usage error naming it', async () => {
   await assert.rejects(selectBackend('tpu'), (err: Error) => err.name === 'UsageError' && /--backend must be one of .*"tpu"/.test(err.message));
@@ -318,4 +320,10 @@ test('the supplied kernels leak no tensors', async () => {
   // Buffers the kernels make on the heap themselves (no tensor of their own) are counted by the backend only.
   assert.equal(tf.backend().numDataIds(), before.buffers);
   tf.dispose([x, w]);
+});
+
+test('the supplied wasm kernels refuse a tfjs-backend-wasm release they were not written for, naming both', () => {
+  assert.doesNotThrow(() => checkWasmVersion('4.22.0'));
+  assert.throws(() => checkWasmVersion('4.23.1'), /written for @tensorflow\/tfjs-backend-wasm 4\.22\.x, and 4\.23\.1 is installed/);
+  assert.throws(() => checkWasmVersion('4.2.0'), /4\.2\.0 is installed/);
 });

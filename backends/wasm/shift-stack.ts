@@ -1,59 +1,15 @@
 /**
- * `shiftStack`: the copies of a sequence shifted in time, stacked along channels. It is how a 3D
- * convolution with temporal stride 1 becomes one 2D convolution (the taps of the time axis
- * become input channels):
- *
- *   out[b, t, f, k·C + c] = x[b, t + k − p, f, c]   (zero where t + k − p is outside 0 … T − 1)
- *
- * for x [B, T, F, C], `taps` copies k = 0 … taps − 1 and p = ⌊taps / 2⌋. Its gradient sums the
- * shifted blocks back: dx[b, t, f, c] = Σₖ dy[b, t − k + p, f, k·C + c].
- *
- * On a backend with the `ShiftStack` kernels (wasm, registered by `registerShiftStack`), each
- * direction is one pass over the heap. Elsewhere it is composed of pad, slice and concat, whose
- * gradients tfjs already knows. Both give the same numbers (tested against each other), so model
- * code calls `shiftStack` without knowing which ran. Composed, the forward pass was a pad, `taps`
- * slices and a concat, and the gradient a split, `taps` pads and slices and their sum: on wasm
- * about 0.7 s of a 4.8 s training iteration at the demo size, the concat's gradient (a strided
- * split) the slowest part.
+ * The `ShiftStack` op's kernels on wasm (the op and its gradient: stages/gan/shift-stack.ts): each
+ * direction is one pass over the backend's heap, runs of a channel vector moved by `copyWithin`.
  *
  * Must not know about any model.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { HeapBackend } from './kernel-util.ts';
 
+/** The op's kernel names (stages/gan/shift-stack.ts registers its gradient under the first). */
 const FORWARD = 'ShiftStack';
 const BACKWARD = 'ShiftStackGrad';
-
-/** The backend's heap-facing methods that kernels written in JS use (the wasm backend has them). */
-export interface HeapBackend extends tf.KernelBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
-
-/**
- * Shifted copies of `x` [B, T, F, C] stacked along channels, tap-major: [B, T, F, taps·C].
- * @throws Error for an even or non-positive number of taps.
- */
-export function shiftStack(x: tf.Tensor4D, taps: number): tf.Tensor4D {
-  if (!Number.isInteger(taps) || taps < 1 || taps % 2 === 0) throw new Error(`shiftStack: taps must be a positive odd integer, got ${taps}`);
-  if (taps === 1) return x;
-  if (x.dtype === 'float32' && tf.getKernel(FORWARD, tf.getBackend())) {
-    return tf.engine().runKernel(FORWARD, { x }, { taps }) as tf.Tensor4D;
-  }
-  return composed(x, taps);
-}
-
-/** The same from pad, slice and concat (any backend, any dtype). */
-function composed(x: tf.Tensor4D, taps: number): tf.Tensor4D {
-  const [b, t, f, c] = x.shape;
-  const p = Math.floor(taps / 2);
-  return tf.tidy(() => {
-    // On rank-3 and rank-2 views: the wasm backend's slice and concat are slow on higher ranks.
-    const padded = tf.pad(tf.reshape(x, [b, t, f * c]), [[0, 0], [p, p], [0, 0]]);
-    const shifted: tf.Tensor[] = [];
-    for (let k = 0; k < taps; k++) shifted.push(tf.reshape(tf.slice(padded, [0, k, 0], [b, t, f * c]), [b * t * f, c]));
-    return tf.reshape(tf.concat(shifted, 1), [b, t, f, taps * c]);
-  });
-}
 
 /** Runs of at least this many values are moved by `copyWithin` (a memmove); shorter ones by a loop. */
 const MEMMOVE_FROM = 16;
@@ -146,23 +102,13 @@ const backwardKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return dx;
 };
 
-let gradientRegistered = false;
-
 /**
- * Registers the one-pass kernels for a backend whose tensors live in a heap it exposes (wasm),
- * and the gradient that connects them (once, for all backends).
+ * Registers the one-pass kernels for a backend whose tensors live in a heap it exposes (wasm).
  * @returns the kernel names registered.
  */
-export function registerShiftStack(backendName: string): string[] {
+export function registerShiftStackKernels(backendName: string): string[] {
   for (const [kernelName, kernelFunc] of [[FORWARD, forwardKernel], [BACKWARD, backwardKernel]] as const) {
     if (!tf.getKernel(kernelName, backendName)) tf.registerKernel({ kernelName, backendName, kernelFunc });
-  }
-  if (!gradientRegistered) {
-    tf.registerGradient({
-      kernelName: FORWARD,
-      gradFunc: (dy, _saved, attrs) => ({ x: () => tf.engine().runKernel(BACKWARD, { dy: dy as tf.Tensor }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor }),
-    });
-    gradientRegistered = true;
   }
   return [FORWARD, BACKWARD];
 }
