@@ -86,17 +86,21 @@ test('cancelling a run (SIGINT, abort) checkpoints the last finished step; a dam
   const controller = new AbortController();
   const runsDir = join(scratch, 'cancel');
   let runDir = '';
-  const timer = setTimeout(() => controller.abort('test abort'), 2500);
+  // Aborted as soon as step 2's checkpoint is written, while the run goes on to step 3.
+  const log = (line: string): void => {
+    if (/checkpoint .*step-2$/.test(line)) controller.abort('test abort');
+  };
   await assert.rejects(
-    runGraph(demo, { ...tiny, steps: 500, 'checkpoint-every': 0, 'eval-every': 0 }, { progress: false, handleSignals: false, log: () => {}, runsDir, signal: controller.signal, runId: 'r' }),
+    runGraph(demo, { ...tiny, steps: 500, 'checkpoint-every': 2, 'eval-every': 0 }, { progress: false, handleSignals: false, log, runsDir, signal: controller.signal, runId: 'r' }),
     (err: Error) => err.name === 'CancelledError',
   );
-  clearTimeout(timer);
   runDir = join(runsDir, 'demo', 'r');
-  const saved = readdirSync(join(runDir, 'checkpoints'));
-  const done = steps(runDir).length;
-  assert.ok(done >= 1, 'at least one step ran before the abort');
-  assert.deepEqual(saved, [`step-${done}`]);
+  const saved = readdirSync(join(runDir, 'checkpoints')).sort();
+  // The teardown checkpoints the last iteration that finished (the one in flight at the abort
+  // finishes first), and that is the newest checkpoint.
+  const done = Math.max(...saved.map((s) => Number(s.slice('step-'.length))));
+  assert.ok(saved.includes('step-2') && done >= 2 && done <= 3, saved.join(', '));
+  assert.ok(steps(runDir).length <= done);
 
   const { loadCheckpoint } = await import('../../pipeline/checkpoint.ts');
   const { appendFileSync } = await import('node:fs');

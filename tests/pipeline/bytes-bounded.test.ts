@@ -20,13 +20,23 @@ const MiB = 1024 ** 2;
 describe('reading a byte stream against credit', () => {
   it('reads only a few MiB of a 1 GiB response while the consumer stalls', async () => {
     let served = 0;
+    // Whether the server is waiting for the socket to drain, and how many times it has resumed.
+    let blocked = false;
+    let drains = 0;
     const block = Buffer.alloc(64 * 1024, 7);
     const server = createServer((req, res) => {
       res.writeHead(200, { 'content-length': String(GiB) });
       const pump = (): void => {
         while (served < GiB) {
           served += block.length;
-          if (!res.write(block)) return void res.once('drain', pump);
+          if (!res.write(block)) {
+            blocked = true;
+            return void res.once('drain', () => {
+              blocked = false;
+              drains += 1;
+              pump();
+            });
+          }
         }
         res.end();
       };
@@ -57,7 +67,16 @@ describe('reading a byte stream against credit', () => {
       )
       .subscribe({ error: (e: unknown) => assert.fail(String(e)) });
 
-    await sleep(1500);
+    // Until the consumer has stalled and the server has stayed blocked by TCP, with no further
+    // drain, for 10 polls in a row: from then on nothing more is read.
+    let still = 0;
+    let lastDrains = -1;
+    for (let polls = 0; still < 10 && polls < 500; polls++) {
+      await sleep(20);
+      still = taken > 128 * 1024 && blocked && drains === lastDrains ? still + 1 : 0;
+      lastDrains = drains;
+    }
+    assert.equal(still, 10, 'the consumer stalled and the server stayed blocked');
     const buffered = (response?.readableLength ?? 0) + (response?.socket?.readableLength ?? 0);
     const readBySource = taken + buffered;
     console.log(`server pushed ${(served / MiB).toFixed(1)} MiB into the socket; source took ${(taken / MiB).toFixed(2)} MiB, ${(buffered / MiB).toFixed(2)} MiB buffered in the stream`);
