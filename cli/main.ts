@@ -218,7 +218,13 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
             .option('backend', { type: 'string', default: 'auto', describe: 'compute backend' })
             .option('json', { type: 'boolean', default: false, describe: 'print the summary as one JSON object' }),
         async (args) => {
+          // Ctrl-C stops at the next frame; the partial output is removed.
+          const interrupt = new AbortController();
+          const onSignal = (signal: NodeJS.Signals): void => interrupt.abort(`interrupted by ${signal}`);
+          process.on('SIGINT', onSignal);
+          process.on('SIGTERM', onSignal);
           const summary = await inpaintVideo({
+            signal: interrupt.signal,
             checkpoint: args.checkpoint,
             input: args.input,
             output: args.output,
@@ -228,6 +234,9 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
             fill: args.fill as 'white' | 'black',
             backend: args.backend,
             log: io.err,
+          }).finally(() => {
+            process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
           });
           if (args.json) return io.out(JSON.stringify(summary));
           const metrics = summary.maskedMae === undefined ? '' : `; masked MAE ${summary.maskedMae.toFixed(4)}, PSNR ${summary.psnr!.toFixed(2)} dB against the clean input`;
@@ -250,6 +259,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     // A wrong setting found only once the graph runs (a backend that does not load) is still the user's to fix.
     else if (err instanceof StageError && err.cause instanceof UsageError) fail(2, err.cause.message);
     else if (err instanceof CancelledError) fail(130, `${err.reason}; the graph was torn down`);
+    else if (err instanceof StageError && err.cause instanceof CancelledError) fail(130, `${err.cause.reason}; the graph was torn down`);
     else fail(1, oneLine(err));
   } finally {
     // An open GPU device keeps the process alive.

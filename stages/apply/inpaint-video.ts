@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { lastValueFrom } from 'rxjs';
 import { selectBackend, describeSelection } from '../../pipeline/backend.ts';
 import { latestCheckpoint, loadCheckpoint } from '../../pipeline/checkpoint.ts';
-import { UsageError } from '../../pipeline/errors.ts';
+import { CancelledError, UsageError } from '../../pipeline/errors.ts';
 import { mapAsync } from '../../pipeline/operators/map-async.ts';
 import { source } from '../../pipeline/operators/source.ts';
 import { unwrap } from '../../pipeline/operators/unwrap.ts';
@@ -39,6 +39,8 @@ export interface ApplyOptions {
   readonly fill?: 'white' | 'black';
   readonly backend?: string;
   readonly log?: (line: string) => void;
+  /** Stops the run (Ctrl-C): the partial output is removed and a CancelledError is thrown. */
+  readonly signal?: AbortSignal;
 }
 
 export interface ApplySummary {
@@ -214,6 +216,7 @@ export async function inpaintVideo(o: ApplyOptions): Promise<ApplySummary> {
         mapAsync(
           'inpaint-windows',
           async ({ index, frame, mask }: { index: number; frame: Uint8Array; mask: Uint8Array }) => {
+            if (o.signal?.aborted) throw new CancelledError(String(o.signal.reason ?? 'aborted'));
             const clean = occlusion ? frame : undefined;
             const observed = occlusion ? applyMask(frame, mask, C, fill) : frame;
             pending.set(index, { observed, mask, clean, sum: new Float32Array(pixels * C), weight: 0 });
@@ -244,7 +247,9 @@ export async function inpaintVideo(o: ApplyOptions): Promise<ApplySummary> {
     await writer.finish();
   } catch (err) {
     writer.abort();
-    throw err;
+    // A cancellation inside a stage arrives wrapped in the stage's error; it is still one.
+    const cause = (err as { cause?: unknown }).cause;
+    throw cause instanceof CancelledError ? cause : err;
   } finally {
     frames.close();
     masks?.close();

@@ -6,7 +6,7 @@
  * Wrong inputs get one line naming them.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -127,4 +127,23 @@ test('a missing checkpoint, an unreadable video and a mask of another size each 
     assert.match(lines[0]!, message);
   }
   assert.ok(!existsSync(join(scratch, 'x.mkv')));
+});
+
+test('Ctrl-C during apply exits 130 and leaves no output, partial or whole', async () => {
+  const folder = mkdtempSync(join(scratch, 'interrupt-'));
+  const input = join(folder, 'long.mkv');
+  video(input, 2000);
+  const child = spawn('node', [BIN, 'apply', '--checkpoint', runDir, '--input', input, '--occlusion', 'raindrops', '--output', join(folder, 'out.mkv')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  // Interrupted once the model is loaded and the frames begin to stream.
+  let sent = false;
+  child.stderr.on('data', (s: string) => {
+    stderr += s;
+    if (!sent && /^model /m.test(stderr)) sent = child.kill('SIGINT');
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  assert.equal(code, 130, `exit ${code}: ${stderr.split("\n").slice(-3).join(" | ")}`);
+  assert.match(stderr, /st-inpaint: interrupted by SIGINT/);
+  assert.deepEqual(readdirSync(folder), ['long.mkv']);
 });
