@@ -27,8 +27,11 @@ export function ffmpegPath(): string {
 }
 
 export interface VideoInfo {
+  /** Width and height as displayed: a stream rotated a quarter turn has them swapped, as its decoded frames do. */
   readonly width: number;
   readonly height: number;
+  /** The stream's display rotation in degrees, when it has one. */
+  readonly rotation?: number;
   /** Frame rate as ffmpeg states it (e.g. "25", "30000/1001"). */
   readonly fps: string;
 }
@@ -37,11 +40,23 @@ export interface VideoInfo {
 export function probeVideo(path: string): VideoInfo {
   if (!existsSync(path)) throw new Error(`${path}: no such file`);
   const r = spawnSync(ffmpegPath(), ['-hide_banner', '-i', path], { encoding: 'utf8' });
-  const stream = r.stderr.split('\n').find((l) => /Stream #\d+:\d+.*: Video:/.test(l));
+  const lines = r.stderr.split('\n');
+  const at = lines.findIndex((l) => /Stream #\d+:\d+.*: Video:/.test(l));
+  const stream = lines[at];
   const size = stream && /, (\d{2,5})x(\d{2,5})[, ]/.exec(stream);
   const fps = stream && /, ([\d.]+(?:\/\d+)?) (?:fps|tbr)/.exec(stream);
   if (!stream || !size) throw new Error(`${path}: not a video ffmpeg can read (${(r.stderr.trim().split('\n').pop() ?? '').trim()})`);
-  return { width: Number(size[1]), height: Number(size[2]), fps: fps?.[1] ?? '25' };
+  // The stream's display rotation (a phone held upright): its metadata and side data, up to the
+  // next stream. ffmpeg decodes frames turned upright, so a quarter turn swaps width and height.
+  let rotation = 0;
+  for (const line of lines.slice(at + 1)) {
+    if (/^\s*Stream #/.test(line) || /^\S/.test(line)) break;
+    const m = /rotation of (-?[\d.]+) degrees/.exec(line) ?? /^\s*rotate\s*:\s*(-?\d+)/.exec(line);
+    if (m) rotation = Number(m[1]);
+  }
+  const quarter = Math.round(rotation / 90) % 2 !== 0;
+  const [width, height] = quarter ? [Number(size[2]), Number(size[1])] : [Number(size[1]), Number(size[2])];
+  return { width, height, fps: fps?.[1] ?? '25', ...(rotation !== 0 && { rotation }) };
 }
 
 /** Frames of a video as raw bytes, one exact frame per `next()`, read with backpressure. */

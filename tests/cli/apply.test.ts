@@ -147,3 +147,26 @@ test('Ctrl-C during apply exits 130 and leaves no output, partial or whole', asy
   assert.match(stderr, /st-inpaint: interrupted by SIGINT/);
   assert.deepEqual(readdirSync(folder), ['long.mkv']);
 });
+
+test('a video with a display rotation (a phone held upright) is filled in its displayed orientation, visible pixels unchanged', async () => {
+  const folder = mkdtempSync(join(scratch, 'rotated-'));
+  const plain = join(folder, 'plain.mp4');
+  const rotated = join(folder, 'rotated.mp4');
+  execFileSync(ffmpegPath(), ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=48x32:rate=24', '-frames:v', '12', '-pix_fmt', 'yuv420p', '-c:v', 'libx264', '-qp', '0', plain]);
+  // The same stream, marked to be shown a quarter turn round (as phones record portrait video).
+  execFileSync(ffmpegPath(), ['-v', 'error', '-y', '-i', plain, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', rotated]);
+  const info = probeVideo(rotated);
+  assert.deepEqual([info.width, info.height, Math.abs(info.rotation ?? 0) % 180], [32, 48, 90]);
+  const output = join(folder, 'out.mkv');
+  const r = apply(['--checkpoint', runDir, '--input', rotated, '--occlusion', 'remove-pixel', '--output', output]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = probeVideo(output);
+  assert.deepEqual([out.width, out.height], [32, 48]);
+  // Every visible pixel of the upright frames is kept; remove-pixel hides 60 %, so about 40 % match exactly.
+  const [inFrames, outFrames] = [await allFrames(rotated, 32 * 48), await allFrames(output, 32 * 48)];
+  assert.equal(outFrames.length, inFrames.length);
+  let same = 0;
+  for (let f = 0; f < inFrames.length; f++) for (let p = 0; p < 32 * 48; p++) same += inFrames[f]![p] === outFrames[f]![p] ? 1 : 0;
+  const share = same / (inFrames.length * 32 * 48);
+  assert.ok(share > 0.35 && share < 0.7, `share of pixels unchanged: ${share}`);
+});
