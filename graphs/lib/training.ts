@@ -120,6 +120,7 @@ export function trainAndReport(p: TrainingSettings, { runDir, log, resume }: Run
     backendLine = `${describeSelection(selection)}; ${threads} training thread${threads === 2 ? 's (data-parallel)' : ''}`;
     log(backendLine);
     const drawer = await occlusion.process.prepare(occlusion.options as never, shape);
+    if (drawer.note) log(drawer.note);
     const options = {
       config: { base: p.base, channels: shape.channels, frames: shape.frames, height: shape.height, width: shape.width, extraBlock: false, ...(p['mean-offset'] && { meanOffset: true }) },
       seed: p.seed,

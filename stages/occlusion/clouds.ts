@@ -2,9 +2,12 @@
  * Clouds (c = 1), the SST experiment's occlusion: hidden where a cloud's liquid water path (LWP)
  * exceeds a threshold.
  * - With `--lwp FILE.npy` or a URL of it, downloaded once into the cache (the large-eddy simulation of figshare DOI 10.6084/m9.figshare.9929798,
- *   an array of shape (steps, height, width) in g/m²): a random start step, then every `step`-th
+ *   an array of shape (steps, height, width); the published array is in kg/m², as the authors'
+ *   config thresholds it at 0.070 for 70 g/m²): a random start step, then every `step`-th
  *   simulation step per frame, a random crop of the clip's size (nearest-neighbour resampling when
- *   the field is smaller), hidden where LWP > `threshold` (method.md §5: 55–80, 70 for training).
+ *   the field is smaller), hidden where LWP > `threshold` in g/m² (method.md §5: 55–80, 70 for
+ *   training), whatever the file's units: `units=auto` reads them from the values (an LWP above
+ *   10 can only be g/m²; a field whose maximum is a few units is kg/m²).
  * - Without it: a procedural field so that the experiment runs on the embedded data too: fractal
  *   value noise advected by a constant wind and slowly changing, thresholded so that a `coverage`
  *   fraction of the clip is hidden.
@@ -19,7 +22,8 @@ import { defineOcclusion, type MaskDrawer, type MaskShape } from './process.ts';
 
 const options = {
   lwp: { type: 'string', default: '', describe: 'liquid-water-path .npy array (steps × height × width, g/m²): a path, or a URL downloaded once into the cache; empty: procedural clouds' },
-  threshold: { type: 'number', default: 70, min: 0, max: 10_000, describe: 'LWP above which a pixel is cloudy, g/m² (with --lwp)' },
+  threshold: { type: 'number', default: 70, min: 0, max: 10_000, describe: 'LWP above which a pixel is cloudy, g/m² (with --lwp), whatever the units of the file' },
+  units: { type: 'string', default: 'auto', choices: ['auto', 'g/m2', 'kg/m2'] as const, describe: "the --lwp array's units; auto: kg/m² when its largest value is at most 10, else g/m²" },
   step: { type: 'number', default: 10, integer: true, min: 1, max: 100_000, describe: 'simulation steps between frames (with --lwp)' },
   coverage: { type: 'number', default: 0.4, min: 0.01, max: 0.99, describe: 'fraction of the clip under cloud (procedural)' },
   scale: { type: 'number', default: 0.5, min: 0.02, max: 4, describe: 'size of the largest cloud features, fraction of the frame width (procedural)' },
@@ -102,6 +106,9 @@ function lwpDrawer(o: CloudOptions, shape: MaskShape): MaskDrawer & { window(ran
   if (steps! < span) throw new UsageError(`occlusion "clouds": --lwp ${o.lwp} has ${steps} steps, ${shape.frames} frames every ${o.step} steps need ${span}`);
   const { frames: T, height: H, width: W } = shape;
   const crop = fh! >= H && fw! >= W;
+  const units = o.units === 'auto' ? guessUnits(file, steps!, fh! * fw!) : o.units;
+  // The threshold is in g/m²; the comparison is in the file's units.
+  const threshold = units === 'kg/m2' ? o.threshold / 1000 : o.threshold;
   const window = (random: Random): LwpWindow => ({
     start: random.int(0, steps! - span),
     top: crop ? random.int(0, fh! - H) : 0,
@@ -109,6 +116,7 @@ function lwpDrawer(o: CloudOptions, shape: MaskShape): MaskDrawer & { window(ran
   });
   return {
     window,
+    note: `clouds: ${o.lwp} read as ${units === 'kg/m2' ? 'kg/m²' : 'g/m²'}${o.units === 'auto' ? ' (from its values; units= overrides)' : ''}, hidden where LWP > ${o.threshold} g/m²`,
     draw(random) {
       const w = window(random);
       const mask = new Uint8Array(T * H * W);
@@ -119,13 +127,28 @@ function lwpDrawer(o: CloudOptions, shape: MaskShape): MaskDrawer & { window(ran
         read.forEach((values, y) => {
           for (let x = 0; x < W; x++) {
             const v = crop ? values[x]! : values[Math.floor((x * fw!) / W)]!;
-            mask[(t * H + y) * W + x] = v > o.threshold ? 0 : 1;
+            mask[(t * H + y) * W + x] = v > threshold ? 0 : 1;
           }
         });
       }
       return mask;
     },
   };
+}
+
+/**
+ * The units of an LWP field from its values: the largest of up to 16 fields spread over the
+ * array. Liquid water paths of real clouds reach hundreds of g/m², i.e. tenths of a kg/m².
+ */
+function guessUnits(file: NpyFile, steps: number, fieldSize: number): 'g/m2' | 'kg/m2' {
+  let most = -Infinity;
+  const picks = Math.min(16, steps);
+  for (let k = 0; k < picks; k++) {
+    const step = Math.floor((k * steps) / picks);
+    const [values] = file.readRanges([{ start: step * fieldSize, length: fieldSize }]);
+    for (const v of values!) if (v > most) most = v;
+  }
+  return most > 10 ? 'g/m2' : 'kg/m2';
 }
 
 /** The window a clip's mask is cut from (for tests and reports); the same draws as the mask itself. */

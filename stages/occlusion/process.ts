@@ -19,6 +19,8 @@ export type MaskShape = Pick<ClipShape, 'frames' | 'height' | 'width'>;
 export interface MaskDrawer {
   /** One clip's mask, T·H·W bytes, 1 = visible. */
   draw(random: Random): Uint8Array;
+  /** What the process assumed about its input (a field's units, say), for the run's first lines. */
+  readonly note?: string;
 }
 
 export interface OcclusionProcess<P extends ParamSpecs = ParamSpecs> {

@@ -172,6 +172,27 @@ describe('clouds', () => {
     }
   });
 
+  it("reads the field's units from its values: the same clouds from a field in kg/m² as from the same field in g/m², the threshold always in g/m²", async () => {
+    const [steps, fh, fw] = [40, 10, 12];
+    // Realistic liquid water paths: 0 – 300 g/m².
+    const grams = Float32Array.from({ length: steps * fh * fw }, (_, i) => (i * 37) % 301);
+    const kilograms = grams.map((v) => v / 1000);
+    const [g, kg] = [join(dir, 'lwp-g.npy'), join(dir, 'lwp-kg.npy')];
+    writeFileSync(g, npy('<f4', [steps, fh, fw], new Uint8Array(grams.buffer)));
+    writeFileSync(kg, npy('<f4', [steps, fh, fw], new Uint8Array(kilograms.buffer)));
+    const shape = { frames: 4, height: 8, width: 10 };
+    const fromGrams = await maskOf('clouds', shape, Random.fromKey('units'), { lwp: g, step: 5 });
+    assert.deepEqual(await maskOf('clouds', shape, Random.fromKey('units'), { lwp: kg, step: 5 }), fromGrams);
+    // About 70/300 of the values are under the default 70 g/m²: the field is not all clear or all cloud.
+    const visible = fromGrams.reduce((a, v) => a + v, 0) / fromGrams.length;
+    assert.ok(visible > 0.15 && visible < 0.35, `visible share ${visible}`);
+    // The assumption is stated; units= overrides it (read as g/m², the kg field hides nothing).
+    const { process, options } = chooseOcclusion('clouds', { lwp: kg, step: 5 });
+    assert.match((await process.prepare(options as never, shape)).note ?? '', /lwp-kg\.npy read as kg\/m² \(from its values; units= overrides\), hidden where LWP > 70 g\/m²/);
+    const forced = await maskOf('clouds', shape, Random.fromKey('units'), { lwp: kg, step: 5, units: 'g/m2' });
+    assert.ok(forced.every((v) => v === 1));
+  });
+
   it('takes the array from a URL too: downloaded once into the cache, the same masks as from the file', async () => {
     const [steps, fh, fw] = [30, 12, 12];
     const values = Float32Array.from({ length: steps * fh * fw }, (_, i) => (i * 53) % 149);
