@@ -55,7 +55,7 @@ export default defineGraph({
   name: 'demo',
   description: 'Synthetic clips under raindrops, inpainting GAN trained from scratch at a CPU preset',
   params: DEMO_PARAMS,
-  parameters: (p) => parameterCounts({ base: p.base, channels: 1, frames: p.frames, height: p.size, width: p.size, extraBlock: false }),
+  parameters: (p) => parameterCounts({ base: p.base, channels: 1, frames: p.frames, height: p.size, width: p.size, extraBlock: p['extra-block'] }),
   build: (p, context) => buildDemo(p, context),
 });
 

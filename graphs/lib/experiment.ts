@@ -115,7 +115,7 @@ export function defineExperiment(e: ExperimentDefinition): GraphDefinition {
     params,
     parameters(given) {
       const p = settings(given);
-      return parameterCounts({ base: p.base, channels: channelsOf(findDataset(e.dataset)), frames: p.frames, height: p.size, width: p.size, extraBlock: false });
+      return parameterCounts({ base: p.base, channels: channelsOf(findDataset(e.dataset)), frames: p.frames, height: p.size, width: p.size, extraBlock: p['extra-block'] });
     },
     build(given, context) {
       const p = settings(given);

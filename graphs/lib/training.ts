@@ -34,6 +34,7 @@ import { maskRow, stripPng, writeStrip } from '../../stages/sinks/png-strip.ts';
 
 /** The parameters every training graph declares alike (the demo's and the experiments' own come beside them). */
 export const TRAINING_PARAMS = {
+  'extra-block': { type: 'boolean', default: false, describe: "the generator of the paper's table, with its extra 16C → 16C residual block (off: the authors' code, which has no such block)" },
   'g-average': { type: 'number', default: 0, min: 0, max: 0.9999, describe: "β of a moving average of G's weights that fills the held-out clips and is checkpointed (0: off, the weights as trained)" },
   'mean-offset': { type: 'boolean', default: false, describe: "offset G's fill by each clip's visible mean, so that an untrained G starts at the mean fill (not in the paper; see the README)" },
   'lr-decay': { type: 'number', default: 0.99, min: 0, max: 1, describe: 'multiply the learning rates by this every --lr-decay-every iterations (official code: 0.99 every 50)' },
@@ -51,6 +52,8 @@ export interface TrainingSettings {
   readonly 'learning-rate': number;
   readonly 'd-learning-rate': number;
   readonly 'self-supervised': number;
+  /** The paper's table's extra 16C → 16C block in G (the authors' code has none). */
+  readonly 'extra-block'?: boolean;
   /** β of the moving average of G's weights used for filling (0: off). */
   readonly 'g-average'?: number;
   /** G's fill offset by each clip's visible mean (GanConfig.meanOffset). */
@@ -122,7 +125,7 @@ export function trainAndReport(p: TrainingSettings, { runDir, log, resume }: Run
     const drawer = await occlusion.process.prepare(occlusion.options as never, shape);
     if (drawer.note) log(drawer.note);
     const options = {
-      config: { base: p.base, channels: shape.channels, frames: shape.frames, height: shape.height, width: shape.width, extraBlock: false, ...(p['mean-offset'] && { meanOffset: true }) },
+      config: { base: p.base, channels: shape.channels, frames: shape.frames, height: shape.height, width: shape.width, extraBlock: p['extra-block'] ?? false, ...(p['mean-offset'] && { meanOffset: true }) },
       seed: p.seed,
       fill: fillValue(occlusion.process, [-1, 1]),
       timeDependent: occlusion.process.timeDependent,

@@ -40,6 +40,11 @@ describe('st-inpaint', () => {
     // G: 14 803 114 − (conv 27·2·32 + shortcut 2·32 + BN 2·2 on the input, 27·32·2 + 2 at the output) = 14 799 588;
     // D_f: 2 160 961 − 9·2·32 = 2 160 385; D_s: 6 480 385 − 27·2·32 = 6 478 657.
     assert.deepEqual(d.parameters, { generator: 14_799_588, frameDiscriminator: 2_160_385, sequenceDiscriminator: 6_478_657 });
+    // The paper's table's extra 16C → 16C block adds 2·(27·512² + 2·512) = 14 157 824 to G
+    // (28 957 412 for one channel: method.md §3 gives ≈ 29 M); the authors' code has none.
+    const extra = cli('describe', 'kth-raindrops', '--json', '--extra-block', '--base', '32', '--size', '64', '--frames', '35');
+    assert.equal(extra.code, 0, extra.stderr);
+    assert.equal((JSON.parse(extra.stdout) as { parameters: Record<string, number> }).parameters['generator'], 14_799_588 + 14_157_824);
     const text = cli('describe', 'demo');
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /stages: synthetic-train → occlude-raindrops → batch-clips → train-gan/);
