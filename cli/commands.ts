@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { firstValueFrom, lastValueFrom, take, tap } from 'rxjs';
-import { findDataset } from '../datasets/index.ts';
+import { findDataset, sourceOf } from '../datasets/index.ts';
 import { FeatureModel, folderFeatures, type FeatureKind } from '../stages/eval/features.ts';
 import { frechetOfSets, readFidStats, type FeatureSet } from '../stages/eval/frechet.ts';
 import { checkSyntheticOptions, syntheticClip, syntheticOptions, syntheticSpec } from '../datasets/synthetic.ts';
@@ -59,10 +59,10 @@ interface DatasetArgs {
 
 function openObserved(args: DatasetArgs) {
   const dataset = findDataset(args.dataset);
-  if (dataset.needsSource && !args.source) throw new UsageError(`dataset "${dataset.name}" needs --source (a URL or a path)`);
+  const source = sourceOf(dataset, args.source);
   const given = parseOptionPairs(`dataset "${dataset.name}"`, dataset.options, args.datasetOptions ?? []);
   const occlusion = occlusionFromArgs(args.occlusion, args.occlusionOptions);
-  const { spec, clips } = dataset.open(given, args.source, { onError: args.onError ?? 'fail' });
+  const { spec, clips } = dataset.open(given, source, { onError: args.onError ?? 'fail' });
   const observed = occlusion ? clips.pipe(occlude(occlusion, { seed: args.seed, spec })) : clips;
   return { dataset, given, occlusion, spec, observed };
 }

@@ -23,8 +23,12 @@ export interface Dataset {
   readonly options: ParamSpecs;
   /** Channels of its clips, where fixed (1 gray, 3 colour). */
   readonly channels?: number;
-  /** Whether `--source` must be given (an embedded dataset has none). */
+  /** Whether the dataset reads a source (an embedded dataset has none). */
   readonly needsSource: boolean;
+  /** Where the data is published, taken when `--source` is not given (downloaded into the cache). */
+  readonly officialSource?: string;
+  /** Where and how to get the data when it has no public URL, for the error without `--source`. */
+  readonly obtain?: string;
   /**
    * Checks the options and opens the clips, preprocessed, with their splits. `stage.onError`
    * `skip` drops a clip that cannot be read (logged and counted); `fail` (default) stops there.
@@ -65,17 +69,36 @@ function fromSource(
   options: ParamSpecs,
   channels: number,
   clips: (source: string, given: Readonly<Record<string, unknown>>, stage?: SourceOptions) => { spec: FrameBatchSpec; clips: Source<DatasetClip> },
+  where: { readonly officialSource: string } | { readonly obtain: string },
 ): Dataset {
-  return { name, description, options, channels, needsSource: true, open: (given, source, stage) => clips(source!, given, stage) };
+  return { name, description, options, channels, needsSource: true, ...where, open: (given, source, stage) => clips(source!, given, stage) };
 }
 
-const bair = fromSource('bair', 'BAIR robot pushing: the softmotion30_44k tar (URL or file) streamed without extraction, TFRecords of 30 frames of 64×64×3', bairOptions, 3, bairClips);
+/**
+ * The source a dataset reads: the one given, else its official URL.
+ * @throws UsageError saying where and how to get the data when it has no public URL.
+ */
+export function sourceOf(dataset: Dataset, given: string | undefined): string | undefined {
+  if (!dataset.needsSource || given) return given || undefined;
+  if (dataset.officialSource) return dataset.officialSource;
+  throw new UsageError(`dataset "${dataset.name}" needs --source: ${dataset.obtain ?? 'a URL or a path'}`);
+}
 
-const kth = fromSource('kth', 'KTH actions: the six per-action zips (a folder, or one zip) cut by 00sequences.txt, gray 64×64, 35 frames', kthOptions, 1, kthClips);
+const bair = fromSource('bair', 'BAIR robot pushing: the softmotion30_44k tar (URL or file) streamed without extraction, TFRecords of 30 frames of 64×64×3', bairOptions, 3, bairClips, {
+  officialSource: 'http://rail.eecs.berkeley.edu/datasets/bair_robot_pushing_dataset_v0.tar',
+});
 
-const sst = fromSource('sst', 'sea-surface temperature: Copernicus Marine NetCDF-4 files (a file or folder), 24-hour sequences, 64×64 crops, normalised per sequence', sstOptions, 1, sstClips);
+const kth = fromSource('kth', 'KTH actions: the six per-action zips (a folder, or one zip) cut by 00sequences.txt, gray 64×64, 35 frames', kthOptions, 1, kthClips, {
+  officialSource: 'http://www.csc.kth.se/cvap/actions/',
+});
 
-const faceforensics = fromSource('faceforensics', "FaceForensics++ originals: the user's folder of videos, face crops (detector weights in an npm package) to 64×64×3, 35 frames", faceforensicsOptions, 3, faceforensicsClips);
+const sst = fromSource('sst', 'sea-surface temperature: Copernicus Marine NetCDF-4 files (a file or folder), 24-hour sequences, 64×64 crops, normalised per sequence', sstOptions, 1, sstClips, {
+  obtain: 'Copernicus Marine NetCDF-4 files of thetao at 0.494 m, hourly (a copernicusmarine subset request; the regions and dates are in docs/datasets.md), as a file or folder',
+});
+
+const faceforensics = fromSource('faceforensics', "FaceForensics++ originals: the user's folder of videos, face crops (detector weights in an npm package) to 64×64×3, 35 frames", faceforensicsOptions, 3, faceforensicsClips, {
+  obtain: "the folder original_sequences/youtube/c23/videos that the owners' download script fetches after their access form (https://github.com/ondyari/FaceForensics); it cannot be redistributed",
+});
 
 export const DATASETS: ReadonlyMap<string, Dataset> = new Map([synthetic, shards, bair, kth, sst, faceforensics].map((d) => [d.name, d]));
 

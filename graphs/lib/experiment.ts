@@ -16,7 +16,7 @@ import { UsageError } from '../../pipeline/errors.ts';
 import { defineGraph, parseOptionPairs, type GraphDefinition, type ParamSpecs, type ParamValues } from '../../pipeline/graph.ts';
 import { source } from '../../pipeline/operators/source.ts';
 import { pull } from '../../pipeline/operators/pull.ts';
-import { findDataset, type Dataset, type DatasetClip } from '../../datasets/index.ts';
+import { findDataset, sourceOf, type Dataset, type DatasetClip } from '../../datasets/index.ts';
 import { shuffled } from '../../stages/batch/shuffle.ts';
 import { fitClips } from '../../stages/frames/fit.ts';
 import { parameterCounts } from '../../stages/gan/networks.ts';
@@ -34,7 +34,7 @@ export const PRESETS = {
 const fromPreset = (what: string): string => `(0: the preset's; paper ${PRESETS.paper[what as keyof typeof PRESETS.paper] || 'as the dataset'}, cpu ${PRESETS.cpu[what as keyof typeof PRESETS.cpu]})`;
 
 export const EXPERIMENT_PARAMS = {
-  source: { type: 'string', default: '', describe: "where the dataset is: a URL, file or folder (see `st-inpaint peek --help` and the README's dataset section)" },
+  source: { type: 'string', default: '', describe: 'where the dataset is: a URL, file or folder (default: the official URL for kth and bair, downloaded into the cache; see docs/datasets.md)' },
   'dataset-option': { type: 'string', default: '', describe: 'dataset options as key=value,key=value (for example split-by=person for kth)' },
   'on-error': { type: 'string', default: 'fail', choices: ['fail', 'skip'] as const, describe: 'a clip that cannot be read: stop with its name (fail), or drop it, log it and go on (skip)' },
   preset: { type: 'string', default: 'paper', choices: ['paper', 'cpu'] as const, describe: "the paper's settings, or a CPU-sized run" },
@@ -120,10 +120,11 @@ export function defineExperiment(e: ExperimentDefinition): GraphDefinition {
     build(given, context) {
       const p = settings(given);
       const dataset = findDataset(e.dataset);
-      if (dataset.needsSource && !p.source) throw new UsageError(`graph "${e.name}" needs --source: where the ${e.dataset} data is (URL, file or folder)`);
+      // Without --source, the dataset's official URL (KTH, BAIR), downloaded into the cache.
+      const location = sourceOf(dataset, p.source);
       const extra = parseOptionPairs(`dataset "${e.dataset}"`, dataset.options, p['dataset-option'].split(',').map((o) => o.trim()).filter(Boolean));
       // Datasets that can produce the model's size and length themselves do (ffmpeg scales better than a second resampling).
-      const open = (split: string) => dataset.open({ ...shapeOptions(dataset, p), ...extra, split }, p.source || undefined, { onError: p['on-error'] });
+      const open = (split: string) => dataset.open({ ...shapeOptions(dataset, p), ...extra, split }, location, { onError: p['on-error'] });
       // Both splits' chains are composed here, so that `describe` lists them; each subscription
       // (an epoch of training, an evaluation) reads its split afresh.
       const train = open('train');
@@ -152,7 +153,7 @@ export function defineExperiment(e: ExperimentDefinition): GraphDefinition {
                 position += 1;
                 if (position >= start + count) return;
               }
-              if (!any) throw new UsageError(`dataset "${e.dataset}" at ${p.source}: the train split is empty`);
+              if (!any) throw new UsageError(`dataset "${e.dataset}" at ${location}: the train split is empty`);
             }
           }).pipe(fitClips('fit', native.shape, target)),
         heldOut: async () => {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import customStageExample from '../../graphs/custom-stage-example.ts';
 import demo from '../../graphs/demo.ts';
+import faceforensicsRaindrops from '../../graphs/faceforensics-raindrops.ts';
 import kthRaindrops from '../../graphs/kth-raindrops.ts';
 import streamCheck from '../../graphs/stream-check.ts';
 import { describeGraph, resolveParams, type GraphDefinition } from '../../pipeline/graph.ts';
@@ -44,7 +45,7 @@ for (const [graph, given] of cases) {
 }
 
 test('a graph that needs an option says which instead of listing stages', () => {
-  const described = describeGraph(kthRaindrops, resolveParams(kthRaindrops, {}));
+  const described = describeGraph(faceforensicsRaindrops, resolveParams(faceforensicsRaindrops, {}));
   assert.deepEqual(described.stages, []);
   assert.match(described.unbuilt ?? '', /needs --source/);
   // Its parameter counts do not need the data.
