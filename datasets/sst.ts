@@ -1,12 +1,15 @@
 /**
  * Sea-surface temperature (method.md §6): hourly `thetao` of the NEMO model from Copernicus Marine,
  * NetCDF-4 files the user downloaded (a file, or a folder of `.nc` files), cut into sequences of
- * T = 24 consecutive hours, cropped to 64×64 grid cells, one depth level, each sequence normalised
- * as (x − mean)/(3·std) over its sea cells (clamped to [−1, 1]), land cells set to 0.
+ * T = 24 frames, cropped to 64×64 grid cells, one depth level, each sequence normalised as
+ * (x − mean)/(3·std) over its sea cells (clamped to [−1, 1]), land cells set to 0.
  *
- * Splits by time, as the paper: sequences starting before `test-from` (2018) are train, of which
- * the last `val-sequences` are validation; those from `test-from` on (2019-01 to 2019-06) are
- * test. Each file is read a sequence at a time (hyperslabs), never whole.
+ * As the authors' code: a sequence's frames are every `interval`-th hour (6: 24 frames cover six
+ * days), and a new sequence starts every `stride` hours (24: one a day, overlapping). Splits by
+ * time: sequences starting before `test-from` (2018) are train, of which the last `val-sequences`
+ * are validation (66: the official 300 train sequences of 2018's 366); the first `test-sequences`
+ * from `test-from` on are test (60). Each file is read a sequence at a time (strided hyperslabs),
+ * never whole.
  *
  * The request for the paper's data is in the README (product, variable, depth, region, period).
  */
@@ -22,7 +25,10 @@ import type { DatasetClip, Split } from './synthetic.ts';
 
 export const sstOptions = {
   split: { type: 'string', default: 'all', choices: ['all', 'train', 'val', 'test'], describe: 'which split' },
-  frames: { type: 'number', default: 24, integer: true, min: 1, max: 10_000, describe: 'hours per sequence (T)' },
+  frames: { type: 'number', default: 24, integer: true, min: 1, max: 10_000, describe: 'frames per sequence (T)' },
+  interval: { type: 'number', default: 6, integer: true, min: 1, max: 10_000, describe: "time steps (hours) between a sequence's frames (the authors' code: 6)" },
+  stride: { type: 'number', default: 24, integer: true, min: 1, max: 100_000, describe: 'time steps (hours) between the starts of consecutive sequences (24: one a day)' },
+  'test-sequences': { type: 'number', default: 60, integer: true, min: 0, describe: 'the first N sequences from test-from on are the test split (0: all of them)' },
   size: { type: 'number', default: 64, integer: true, min: 4, max: 4096, describe: 'crop height and width, grid cells' },
   variable: { type: 'string', default: 'thetao', describe: 'the temperature variable, dimensions (time, depth, lat, lon) or (time, lat, lon)' },
   depth: { type: 'number', default: 0, integer: true, min: 0, describe: 'depth level index (0: 0.494 m in the paper\'s product)' },
@@ -64,6 +70,8 @@ export function sstClips(location: string, given: Readonly<Record<string, unknow
   if (Number.isNaN(testFrom)) throw new UsageError(`dataset "sst": --test-from "${o['test-from']}" is not a date`);
   const T = o.frames;
   const S = o.size;
+  // Time steps from a sequence's first frame to just past its last.
+  const span = 1 + o.interval * (T - 1);
   const spec: FrameBatchSpec = { shape: { frames: T, height: S, width: S, channels: 1 }, pixelType: 'float32', range: [-1, 1] };
 
   const clips = source('sst', async function* ({ skip }) {
@@ -74,7 +82,7 @@ export function sstClips(location: string, given: Readonly<Record<string, unknow
       try {
         nc = await NetcdfFile.open(file);
         const times = nc.times('time');
-        for (let start = 0; start + T <= times.length; start += T) sequences.push({ file, start, time: times[start]! });
+        for (let start = 0; start + span <= times.length; start += o.stride) sequences.push({ file, start, time: times[start]! });
       } catch (err) {
         // An unreadable file: under --on-error skip its sequences are dropped and counted.
         skip({ file }, err);
@@ -84,16 +92,19 @@ export function sstClips(location: string, given: Readonly<Record<string, unknow
     }
     sequences.sort((a, b) => a.time.getTime() - b.time.getTime() || a.file.localeCompare(b.file));
     const before = sequences.filter((s) => s.time.getTime() < testFrom).length;
+    const testCount = o['test-sequences'] === 0 ? Infinity : o['test-sequences'];
     if (o.split === 'train' && before <= o['val-sequences']) {
-      throw new UsageError(`dataset "sst" at ${location}: ${before} sequences of ${T} hours start before ${o['test-from']}, and the last ${o['val-sequences']} are validation: none is left to train on (set --dataset-option val-sequences=N)`);
+      throw new UsageError(`dataset "sst" at ${location}: ${before} sequences of ${T} frames start before ${o['test-from']}, and the last ${o['val-sequences']} are validation: none is left to train on (set --dataset-option val-sequences=N)`);
     }
-    const splitOf = (s: Sequence, rank: number): Split => (s.time.getTime() >= testFrom ? 'test' : rank >= before - o['val-sequences'] ? 'val' : 'train');
+    // Past the test sequences: in no split.
+    const splitOf = (s: Sequence, rank: number): Split | undefined =>
+      s.time.getTime() >= testFrom ? (rank - before < testCount ? 'test' : undefined) : rank >= before - o['val-sequences'] ? 'val' : 'train';
 
     let open: NetcdfFile | undefined;
     try {
       for (const [rank, s] of sequences.entries()) {
         const split = splitOf(s, rank);
-        if (o.split !== 'all' && split !== o.split) continue;
+        if (!split || (o.split !== 'all' && split !== o.split)) continue;
         if (open?.path !== s.file) {
           open?.close();
           open = await NetcdfFile.open(s.file);
@@ -106,7 +117,7 @@ export function sstClips(location: string, given: Readonly<Record<string, unknow
         const x0 = o['crop-x'] >= 0 ? o['crop-x'] : Math.floor((W - S) / 2);
         if (y0 + S > H || x0 + S > W) throw new UsageError(`${s.file}: a ${S}×${S} crop at row ${y0}, column ${x0} leaves the ${H}×${W} grid`);
         if (shape.length === 4 && o.depth >= shape[1]!) throw new UsageError(`${s.file}: depth index ${o.depth} out of ${shape[1]} levels`);
-        const ranges: Array<[number, number]> = [[s.start, s.start + T], ...(shape.length === 4 ? [[o.depth, o.depth + 1] as [number, number]] : []), [y0, y0 + S], [x0, x0 + S]];
+        const ranges: Array<readonly [number, number, number?]> = [[s.start, s.start + span, o.interval], ...(shape.length === 4 ? [[o.depth, o.depth + 1] as const] : []), [y0, y0 + S], [x0, x0 + S]];
         const values = open.read(o.variable, ranges);
         yield { id: `${basename(s.file)}@${s.time.toISOString().slice(0, 13)}`, split, frames: normaliseSequence(values) } satisfies DatasetClip;
       }

@@ -101,12 +101,12 @@ export class NetcdfFile {
   }
 
   /**
-   * Values of a variable over `[start, end)` ranges per dimension (all of it when omitted),
-   * unpacked to physical values, missing values as NaN.
+   * Values of a variable over `[start, end)` ranges per dimension, every `step`-th index when a
+   * range has one (all of it when omitted), unpacked to physical values, missing values as NaN.
    */
-  read(name: string, ranges?: ReadonlyArray<readonly [number, number]>): Float32Array {
+  read(name: string, ranges?: ReadonlyArray<readonly [number, number, number?]>): Float32Array {
     const v = this.variable(name);
-    const raw = (ranges ? v.slice(ranges.map(([a, b]) => [a, b])) : v.value) as ArrayLike<number | bigint> | null;
+    const raw = (ranges ? v.slice(ranges.map(([a, b, step]) => (step && step > 1 ? [a, b, step] : [a, b]))) : v.value) as ArrayLike<number | bigint> | null;
     if (!raw || typeof raw !== 'object' || !('length' in raw)) throw new UsageError(`${this.path}: variable "${name}" is not numeric`);
     const scale = Number(this.attribute(name, 'scale_factor') ?? 1);
     const offset = Number(this.attribute(name, 'add_offset') ?? 0);

@@ -31,14 +31,16 @@ before(async () => {
   await writeSstFixture(join(folder, 'b-2019.nc'), testRegion);
 });
 
-const open = (options: Record<string, unknown>, location = folder): Promise<DatasetClip[]> => lastValueFrom(findDataset('sst').open(options, location).clips.pipe(unwrap(), toArray()));
+/** Consecutive hours, back to back, every test sequence, unless a test says otherwise. */
+const CONSECUTIVE = { interval: 1, stride: 4, 'test-sequences': 0 };
+const open = (options: Record<string, unknown>, location = folder): Promise<DatasetClip[]> => lastValueFrom(findDataset('sst').open({ ...CONSECUTIVE, ...options }, location).clips.pipe(unwrap(), toArray()));
 
 /** What the dataset must give for a sequence: unpacked values, float64 normalisation, land 0. */
-function expected(f: typeof train, start: number, T: number, S: number, depth: number): Float64Array {
+function expected(f: typeof train, start: number, T: number, S: number, depth: number, interval = 1): Float64Array {
   const y0 = Math.floor((f.height - S) / 2);
   const x0 = Math.floor((f.width - S) / 2);
   const values: number[] = [];
-  for (let t = start; t < start + T; t++) for (let y = y0; y < y0 + S; y++) for (let x = x0; x < x0 + S; x++) {
+  for (let k = 0, t = start; k < T; k++, t += interval) for (let y = y0; y < y0 + S; y++) for (let x = x0; x < x0 + S; x++) {
     const p = packed(f.celsius(t, depth, y, x));
     values.push(p === -32767 ? NaN : p * Math.fround(SCALE) + OFFSET);
   }
@@ -79,7 +81,7 @@ test('CF time units and peek', async () => {
   assert.deepEqual(cfTimes([1], 'days since 1950-1-1', 'x').map((d) => d.toISOString()), ['1950-01-02T00:00:00.000Z']);
   assert.throws(() => cfTimes([1], 'fortnights since 2000-01-01', 'f.nc: time'), /f.nc: time: time units "fortnights since 2000-01-01"/);
   const out: string[] = [];
-  assert.equal(await main(['peek', 'sst', '--source', join(folder, 'b-2019.nc'), '--dataset-option', 'frames=4', '--dataset-option', 'size=4', '--json'], { out: (l) => out.push(l), err: () => {} }), 0);
+  assert.equal(await main(['peek', 'sst', '--source', join(folder, 'b-2019.nc'), '--dataset-option', 'frames=4', '--dataset-option', 'size=4', '--dataset-option', 'interval=1', '--json'], { out: (l) => out.push(l), err: () => {} }), 0);
   const first = JSON.parse(out[0]!) as { id: string; frames: number; height: number; channels: number; split: string };
   assert.deepEqual([first.id, first.frames, first.height, first.channels, first.split], ['b-2019.nc@2019-01-01T00', 4, 4, 1, 'test']);
 });
@@ -94,4 +96,27 @@ test('bad files, variables, depths and crops are named', async () => {
   await assert.rejects(open({ frames: 4, size: 6 }), /b-2019\.nc: the grid is 5×5, smaller than the 6×6 crop/);
   await assert.rejects(open({ frames: 4, size: 4, depth: 1, split: 'test' }), /b-2019\.nc: depth index 1 out of 1 levels/);
   assert.throws(() => findDataset('sst').open({}, join(scratch, 'nowhere')), /--source .*nowhere: no such file or folder/);
+});
+
+test("the authors' sequences: every interval-th hour, a new one every stride hours (overlapping), the first N from test-from as the test split", async () => {
+  // 14 hours of 2018: T = 3 frames 4 hours apart span 9 hours; one starts every 2 hours: at 0, 2, 4.
+  const clips = await open({ frames: 3, size: 4, interval: 4, stride: 2, 'val-sequences': 1, 'test-sequences': 0 });
+  assert.deepEqual(
+    clips.map((c) => [c.id, c.split]),
+    [
+      ['a-2018.nc@2018-12-31T00', 'train'],
+      ['a-2018.nc@2018-12-31T02', 'train'],
+      ['a-2018.nc@2018-12-31T04', 'val'],
+      // 8 hours of 2019: none spans 9.
+    ],
+  );
+  const got = clips[1]!.frames;
+  const want = expected(train, 2, 3, 4, 0, 4);
+  for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i]! - want[i]!) < 1e-5, `value ${i}: ${got[i]} for ${want[i]}`);
+  // The test split is the first test-sequences from test-from (2019: consecutive hours, one every 2).
+  const test = await open({ frames: 2, size: 4, interval: 1, stride: 2, 'test-sequences': 3, split: 'test' });
+  assert.deepEqual(test.map((c) => c.id), ['b-2019.nc@2019-01-01T00', 'b-2019.nc@2019-01-01T02', 'b-2019.nc@2019-01-01T04']);
+  // The defaults are the authors': 6-hour frames, a sequence a day, 60 test sequences.
+  const defaults = findDataset('sst').options;
+  assert.deepEqual([defaults['interval']!.default, defaults['stride']!.default, defaults['test-sequences']!.default, defaults['val-sequences']!.default], [6, 24, 60, 66]);
 });

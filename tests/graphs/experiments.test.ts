@@ -54,7 +54,7 @@ test('sst-clouds trains on the 2018 sequences of NetCDF-4 files and scores the 2
   mkdirSync(sst);
   await writeSstFixture(join(sst, 'a-2018.nc'), { start: new Date(Date.UTC(2018, 11, 20)), times: 60, depths: 1, height: 20, width: 20, celsius: (t, _d, y, x) => (y + x < 4 ? NaN : 24 + Math.sin(x / 5 + t / 10) + Math.cos(y / 7)) });
   await writeSstFixture(join(sst, 'b-2019.nc'), { start: new Date(Date.UTC(2019, 0, 1)), times: 12, depths: 1, height: 20, width: 20, celsius: (t, _d, y, x) => 26 + Math.sin(x / 6 - t / 10) + Math.cos(y / 5) });
-  const run = await runGraph(sstClouds, { ...tiny, source: sst, 'dataset-option': 'val-sequences=2', frames: 6, threshold: 70 }, { ...quiet, runsDir: join(scratch, 'runs') });
+  const run = await runGraph(sstClouds, { ...tiny, source: sst, 'dataset-option': 'val-sequences=2,interval=1,stride=6', frames: 6, threshold: 70 }, { ...quiet, runsDir: join(scratch, 'runs') });
   const evaluations = records(run.runDir, 'evaluation') as Array<{ rows: Array<{ method: string; clips: number }> }>;
   assert.deepEqual(evaluations.at(-1)!.rows.map((r) => [r.method, r.clips]), [['model', 2], ['dineof', 2], ['interpolation', 2], ['mean-fill', 2]]);
   const html = readFileSync(join(run.runDir, 'report.html'), 'utf8');
