@@ -18,6 +18,7 @@ import { source } from '../../pipeline/operators/source.ts';
 import { pull } from '../../pipeline/operators/pull.ts';
 import { findDataset, sourceOf, type Dataset, type DatasetClip } from '../../datasets/index.ts';
 import { shuffled } from '../../stages/batch/shuffle.ts';
+import { reservoirSample } from '../../stages/batch/sample.ts';
 import { fitClips } from '../../stages/frames/fit.ts';
 import { parameterCounts } from '../../stages/gan/networks.ts';
 import { chooseOcclusion } from '../../stages/occlusion/index.ts';
@@ -51,7 +52,7 @@ export const EXPERIMENT_PARAMS = {
   'checkpoint-every': { type: 'number', default: 0, integer: true, min: 0, describe: `checkpoint every N steps and at the end ${fromPreset('checkpoint-every')}` },
   threads: { type: 'number', default: 0, integer: true, min: 0, max: 2, describe: 'training threads on a CPU backend (0: 2 when the machine has them and the batch allows)' },
   'eval-every': { type: 'number', default: 0, integer: true, min: 0, describe: `score model and baselines on test clips every N steps and at the end ${fromPreset('eval-every')}` },
-  'eval-clips': { type: 'number', default: 0, integer: true, min: 0, describe: `test clips scored ${fromPreset('eval-clips')}` },
+  'eval-clips': { type: 'number', default: 0, integer: true, min: 0, describe: `test clips scored: a seeded uniform sample of the whole test split ${fromPreset('eval-clips')}` },
   ...TRAINING_PARAMS,
 } satisfies ParamSpecs;
 
@@ -156,13 +157,12 @@ export function defineExperiment(e: ExperimentDefinition): GraphDefinition {
               if (!any) throw new UsageError(`dataset "${e.dataset}" at ${location}: the train split is empty`);
             }
           }).pipe(fitClips('fit', native.shape, target)),
+        // A seeded uniform sample of the whole test split, not its first clips (files are in
+        // order: KTH's first clips are all boxing, SST's all January).
         heldOut: async () => {
-          const clips: DatasetClip[] = [];
-          for await (const clip of pull(heldOut)) {
-            clips.push(clip);
-            if (clips.length >= p['eval-clips']) break;
-          }
-          return clips;
+          const { sample, seen } = await reservoirSample<DatasetClip>(pull(heldOut), p['eval-clips'], Random.fromKey('eval-sample', p.seed));
+          context.log(`evaluation sample: ${sample.length} of the ${seen} test clips, drawn uniformly with seed ${p.seed}`);
+          return sample;
         },
       });
     },

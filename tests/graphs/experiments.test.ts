@@ -69,6 +69,8 @@ test('kth-raindrops trains on the train persons and scores the test person, with
   const evaluations = records(run.runDir, 'evaluation') as Array<{ step: number; rows: Array<{ method: string; clips: number }> }>;
   assert.deepEqual(evaluations.map((e) => e.step), [2, 3]);
   assert.deepEqual(evaluations[0]!.rows.map((r) => [r.method, r.clips]), [['model', 1], ['dineof', 1], ['interpolation', 1], ['mean-fill', 1]], 'person 22 has the one test clip');
+  // The held-out clips are a sample of the whole split, and the run says how many it saw.
+  assert.ok(records(run.runDir, 'log').some((l) => /^evaluation sample: 1 of the 1 test clips, drawn uniformly with seed 1$/.test(String(l['message']))));
   const html = readFileSync(join(run.runDir, 'report.html'), 'utf8');
   assert.match(html, /person22_boxing_d2#0: observed, mask, model/);
   assert.doesNotMatch(html, /person1[12]_/, 'no training clip is held out');
