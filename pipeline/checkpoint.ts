@@ -4,8 +4,8 @@
  * index of the arrays with a SHA-256 of their bytes). A checkpoint is written into a temporary
  * folder and renamed into place, so a crash mid-write leaves the previous checkpoints intact and
  * never a half-written `step-N`; reading checks the digest, so a damaged one is refused by name.
- * Non-finite values are refused when writing: a checkpoint is a state worth returning to, and one
- * holding NaN or infinities never is.
+ * Non-finite values are refused when writing and when reading: a checkpoint is a state worth
+ * returning to, and one holding NaN or infinities never is.
  * Synchronous on purpose: it runs in teardown (SIGINT), where nothing may be awaited.
  *
  * Must not know about any model or tensor library.
@@ -48,8 +48,7 @@ export function saveCheckpoint<S>(dir: string, content: CheckpointContent<S>, ke
   let bytes = 0;
   for (const [name, a] of content.arrays) {
     if (a.values.length !== a.shape.reduce((x, y) => x * y, 1)) throw new Error(`checkpoint array "${name}": ${a.values.length} values do not fill shape [${a.shape.join(', ')}]`);
-    let bad = 0;
-    for (const x of a.values) if (!Number.isFinite(x)) bad += 1;
+    const bad = nonFinite(a.values);
     if (bad > 0) throw new Error(`checkpoint step-${content.step} not written: array "${name}" holds ${bad} non-finite values`);
     arrays.push({ name, shape: [...a.shape], offset: bytes, length: a.values.length });
     bytes += a.values.byteLength;
@@ -104,9 +103,7 @@ export function latestCheckpoint(dir: string): { step: number; path: string } | 
 export function latestIntactCheckpoint(dir: string, skipped?: (path: string, reason: string) => void): { step: number; path: string } | undefined {
   for (const checkpoint of listCheckpoints(dir).reverse()) {
     try {
-      const index = readIndex(checkpoint.path);
-      const data = readFileSync(join(checkpoint.path, DATA));
-      if (createHash('sha256').update(data).digest('hex') !== index.sha256) throw new Error(`checkpoint "${checkpoint.path}" is damaged: ${DATA} does not match its SHA-256`);
+      readVerified(checkpoint.path);
       return checkpoint;
     } catch (err) {
       skipped?.(checkpoint.path, (err as Error).message.split('\n')[0]!);
@@ -132,15 +129,34 @@ function readIndex(path: string): Index {
   return index;
 }
 
-export function loadCheckpoint<S>(path: string): CheckpointContent<S> {
+/** Values that are NaN or infinite. */
+function nonFinite(values: Float32Array): number {
+  let bad = 0;
+  for (const x of values) if (!Number.isFinite(x)) bad += 1;
+  return bad;
+}
+
+/** A checkpoint's index and data, the data checked against the index's digest. */
+function readVerified(path: string): { index: Index; data: Buffer } {
   const index = readIndex(path);
   const data = readFileSync(join(path, DATA));
   if (createHash('sha256').update(data).digest('hex') !== index.sha256) throw new Error(`checkpoint "${path}" is damaged: ${DATA} does not match its SHA-256`);
+  return { index, data };
+}
+
+/**
+ * @throws Error naming the checkpoint when it is damaged, and the array when one holds NaN or
+ * infinities (written by hand or by an older build; the model had diverged).
+ */
+export function loadCheckpoint<S>(path: string): CheckpointContent<S> {
+  const { index, data } = readVerified(path);
   const arrays = new Map<string, NamedArray>();
   for (const { name, shape, offset, length } of index.arrays) {
     // A copy, so the arrays are aligned and independent of the file buffer.
     const values = new Float32Array(length);
     new Uint8Array(values.buffer).set(data.subarray(offset, offset + length * 4));
+    const bad = nonFinite(values);
+    if (bad > 0) throw new Error(`checkpoint array "${name}" holds ${bad} non-finite values (${path}): the model diverged before it was saved; take an earlier checkpoint`);
     arrays.set(name, { shape, values });
   }
   return { step: index.step, state: index.state as S, arrays };

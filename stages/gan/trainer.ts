@@ -398,9 +398,6 @@ export class GanTrainer {
       const a = content.arrays.get(name);
       if (!a) throw new Error(`the checkpoint lacks "${name}"`);
       if (a.values.length !== v.size) throw new Error(`checkpoint array "${name}" has ${a.values.length} values, the model needs ${v.size}`);
-      let bad = 0;
-      for (const x of a.values) if (!Number.isFinite(x)) bad += 1;
-      if (bad > 0) throw new Error(`checkpoint array "${name}" holds ${bad} non-finite values: the model diverged before it was saved; take an earlier checkpoint`);
       tf.tidy(() => v.assign(tf.tensor(a.values, v.shape)));
     };
     for (const net of this.networks()) {

@@ -481,7 +481,7 @@ test('weights made non-finite by the update stop training at that step, though i
   await assert.rejects(trainer.trainStep(y, m), (err: Error) => err instanceof NonFiniteLossError && /training diverged at step 1: .*sum of the weights = (NaN|-?Infinity)/.test(err.message) && !/lossG/.test(err.message));
   assert.equal(trainer.healthy, false);
   // The store refuses to write such weights; written anyway (by an older build, or by hand, here
-  // by patching a finite checkpoint's data and digest), they are refused by name on restore.
+  // by patching a finite checkpoint's data and digest), they are refused by name when read (resume, apply).
   const snapshot = await trainer.snapshot();
   const bad = [...snapshot.arrays].find(([, a]) => a.values.some((v) => !Number.isFinite(v)))![0];
   const dir = join(scratch, 'non-finite');
