@@ -5,7 +5,8 @@
  * Must not know about any model.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { type Original, prod, type HeapBackend } from './kernel-util.ts';
+import { type Original, type HeapBackend } from './kernel-util.ts';
+import { reducedPermutation } from '../shape.ts';
 
 
 /**
@@ -38,22 +39,6 @@ export function transposeBlock(src: ArrayLike<number>, from: number, srcStride: 
   }
 }
 
-/**
- * Reduces a permutation to its essential form: size-1 axes dropped, input axes that stay adjacent
- * merged. Returns the merged sizes (in input order) and the permutation of the merged axes.
- */
-export function reducedPermutation(shape: readonly number[], perm: readonly number[]): { dims: number[]; perm: number[] } {
-  const live = shape.map((_, a) => a).filter((a) => shape[a]! !== 1);
-  const kept = perm.filter((a) => shape[a]! !== 1).map((a) => live.indexOf(a));
-  const groups: number[][] = [];
-  for (const a of kept) {
-    const last = groups[groups.length - 1];
-    if (last && last[last.length - 1]! + 1 === a) last.push(a);
-    else groups.push([a]);
-  }
-  const inputOrder = [...groups].sort((g, h) => g[0]! - h[0]!);
-  return { dims: inputOrder.map((g) => prod(g.map((a) => shape[live[a]!]!))), perm: groups.map((g) => inputOrder.indexOf(g)) };
-}
 
 /**
  * Copies `src` (float32 or int32 data of `dims`, row-major) permuted by `perm` into `dst`, for the

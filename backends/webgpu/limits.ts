@@ -14,7 +14,8 @@
  *   or broadcast on both ([B, T, H, W, C] · [B, T, H, W, 1] is [BTHW, C] · [BTHW, 1]);
  * - slices: an axis merges into the one before it when it is taken whole;
  * - concatenation along axis a: [P, dₐ, Q] pieces are [P, dₐ·Q] pieces concatenated on axis 1;
- * - transposes: axes that stay neighbours in the same order move as one;
+ * - transposes: axes of size 1 drop out, and axes that stay neighbours in the same order move as
+ *   one ({@link reducedPermutation}, which the wasm transpose uses too);
  * - padding: an axis padded by nothing joins the one before it.
  *
  * The wrappers here reshape the inputs (free: a reshape shares the data), run the backend's own
@@ -23,6 +24,7 @@
  * Must not know about any model.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { reducedPermutation } from '../shape.ts';
 
 /** Most dimensions every WebGPU shader of tfjs handles. */
 const MAX_RANK = 4;
@@ -70,22 +72,6 @@ export function mergeSliceAxes(shape: readonly number[], begin: readonly number[
     }
   }
   return out;
-}
-
-/** Merges a transpose's axes: input axes that stay neighbours, in order, move as one. */
-export function mergeTransposeAxes(shape: readonly number[], perm: readonly number[]): { shape: number[]; perm: number[] } {
-  // Runs of the output's axes that are consecutive input axes.
-  const runs: number[][] = [];
-  for (const axis of perm) {
-    const last = runs[runs.length - 1];
-    if (last && last[last.length - 1]! + 1 === axis) last.push(axis);
-    else runs.push([axis]);
-  }
-  const byStart = [...runs].sort((a, b) => a[0]! - b[0]!);
-  return {
-    shape: byStart.map((run) => run.reduce((p, axis) => p * shape[axis]!, 1)),
-    perm: runs.map((run) => byStart.indexOf(run)),
-  };
 }
 
 /** Merges a pad's axes: an axis padded by nothing joins the one before it. */
@@ -186,9 +172,12 @@ function transpose(original: tf.KernelFunc): tf.KernelFunc {
     const x = (inputs as { x: Info }).x;
     if (x.shape.length <= MAX_RANK) return original({ inputs, backend, attrs });
     const perm = (attrs as unknown as { perm: number[] }).perm;
-    const merged = mergeTransposeAxes(x.shape, perm);
-    if (merged.shape.length > MAX_RANK) return original({ inputs, backend, attrs });
-    return viaShapes(backend as Backend, original, { x }, { x: merged.shape }, { perm: merged.perm }, perm.map((p) => x.shape[p]!));
+    const reduced = reducedPermutation(x.shape, perm);
+    const outShape = perm.map((p) => x.shape[p]!);
+    // Nothing moves but axes of size 1: the data as it is, in the new shape.
+    if (reduced.perm.every((p, i) => p === i)) return reshaped(backend as Backend, x, outShape);
+    if (reduced.dims.length > MAX_RANK) return original({ inputs, backend, attrs });
+    return viaShapes(backend as Backend, original, { x }, { x: reduced.dims }, { perm: reduced.perm }, outShape);
   };
 }
 

@@ -21,7 +21,8 @@ import { encodeFrameBatch, type Clip, type FrameBatchSpec } from '../../pipeline
 import { source } from '../../pipeline/operators/source.ts';
 import { unwrap } from '../../pipeline/operators/unwrap.ts';
 import { chooseAdapter, probeAdapters, webgpuDevice } from '../../backends/webgpu/index.ts';
-import { mergeBroadcastAxes, mergePadAxes, mergeSliceAxes, mergeTransposeAxes } from '../../backends/webgpu/limits.ts';
+import { mergeBroadcastAxes, mergePadAxes, mergeSliceAxes } from '../../backends/webgpu/limits.ts';
+import { reducedPermutation } from '../../backends/shape.ts';
 import { shiftStack } from '../../stages/gan/shift-stack.ts';
 import { Random } from '../../stages/random.ts';
 import { BatchNorm, FrameAttention, ParamStore, ResBlock3d, SNConv } from '../../stages/gan/layers.ts';
@@ -80,7 +81,7 @@ test('merged axes: the shapes the wrappers hand to rank-4 shaders', () => {
   assert.deepEqual(mergeSliceAxes([4, 3, 5, 6, 2], [2, 0, 0, 0, 0], [2, 3, 5, 6, 2]), { shape: [720], begin: [360], size: [360] });
   assert.deepEqual(mergeSliceAxes([4, 3, 5, 6, 2], [0, 1, 0, 0, 0], [4, 2, 5, 6, 2]), { shape: [4, 180], begin: [0, 60], size: [4, 120] });
   // [0, 1, 2, 3, 4] → [0, 3, 4, 1, 2]: axes (1 2) and (3 4) move as blocks.
-  assert.deepEqual(mergeTransposeAxes([2, 3, 4, 5, 6], [0, 3, 4, 1, 2]), { shape: [2, 12, 30], perm: [0, 2, 1] });
+  assert.deepEqual(reducedPermutation([2, 3, 4, 5, 6], [0, 3, 4, 1, 2]), { dims: [2, 12, 30], perm: [0, 2, 1] });
   assert.deepEqual(mergePadAxes([2, 3, 4, 5, 6], [[0, 0], [1, 1], [0, 0], [0, 0], [0, 0]]), { shape: [2, 360], paddings: [[0, 0], [120, 120]] });
 });
 
