@@ -46,9 +46,17 @@ export class DeviceLostError extends Error {
   }
 }
 
-let fault: (() => string | undefined) | undefined;
-let faultAfter: (() => Promise<string | undefined>) | undefined;
-let upload: ((tensors: readonly tf.Tensor[]) => void) | undefined;
+/** What a backend with a device of its own (webgpu) tells of it; none for host-memory backends. */
+interface DeviceHooks {
+  /** Why the device stopped working, or undefined while it works. */
+  fault(): string | undefined;
+  /** The same, after giving the device a moment to report a loss. */
+  faultAfter(): Promise<string | undefined>;
+  /** Starts copying tensors to the device. */
+  upload(tensors: readonly tf.Tensor[]): void;
+}
+
+let device: DeviceHooks | undefined;
 
 /**
  * Starts copying `tensors` to the active backend's device now, rather than at their first use, so
@@ -56,7 +64,7 @@ let upload: ((tensors: readonly tf.Tensor[]) => void) | undefined;
  * process's memory.
  */
 export function uploadAhead(tensors: readonly tf.Tensor[]): void {
-  upload?.(tensors);
+  device?.upload(tensors);
 }
 
 /**
@@ -66,7 +74,7 @@ export function uploadAhead(tensors: readonly tf.Tensor[]): void {
  * @throws DeviceLostError naming what happened.
  */
 export function assertBackendHealthy(): void {
-  const reason = fault?.();
+  const reason = device?.fault();
   if (reason) throw new DeviceLostError(reason);
 }
 
@@ -75,7 +83,7 @@ export function assertBackendHealthy(): void {
  * to report it), so that the error names the cause rather than its symptom.
  */
 export async function deviceFailure(): Promise<DeviceLostError | undefined> {
-  const reason = fault?.() ?? (await faultAfter?.());
+  const reason = await device?.faultAfter();
   return reason ? new DeviceLostError(reason) : undefined;
 }
 
@@ -97,9 +105,7 @@ function firstLine(err: unknown): string {
 async function load(backend: Concrete, requested: BackendChoice): Promise<{ tfName: string; addedKernels: string[]; adapter?: string }> {
   const addedKernels: string[] = [];
   let adapter: string | undefined;
-  fault = undefined;
-  faultAfter = undefined;
-  upload = undefined;
+  device = undefined;
   switch (backend) {
     case 'webgpu': {
       let webgpu: typeof import('../backends/webgpu/index.ts');
@@ -111,9 +117,7 @@ async function load(backend: Concrete, requested: BackendChoice): Promise<{ tfNa
       const choice = await webgpu.chooseAdapter(requested === 'webgpu');
       await webgpu.registerWebGpu(choice.adapter);
       adapter = `${webgpu.describeAdapter(choice.adapter)}${choice.skipped.length ? ` (not taken: ${choice.skipped.join('; ')})` : ''}`;
-      fault = webgpu.webgpuFault;
-      faultAfter = webgpu.webgpuFaultAfter;
-      upload = webgpu.uploadToDevice;
+      device = { fault: webgpu.webgpuFault, faultAfter: webgpu.webgpuFaultAfter, upload: webgpu.uploadToDevice };
       break;
     }
     case 'tensorflow-gpu':
@@ -168,9 +172,7 @@ async function releaseWebGpuIfLoaded(): Promise<void> {
  */
 export async function releaseBackend(): Promise<void> {
   await releaseWebGpuIfLoaded();
-  fault = undefined;
-  faultAfter = undefined;
-  upload = undefined;
+  device = undefined;
 }
 
 /**

@@ -49,6 +49,11 @@ const REQUESTS: Record<Route, { flags: string[]; request: Record<string, string>
   opengles: { flags: ['backend=opengles'], request: { powerPreference: 'high-performance', featureLevel: 'compatibility' } },
 };
 
+/** Dawn's OpenGL ES route needs EGL without a display server (Mesa's llvmpipe, headless GPUs), unless the user sets another. */
+function eglPlatform(): string {
+  return process.env['EGL_PLATFORM'] ?? 'surfaceless';
+}
+
 /** The part of Dawn's objects this module uses (the packages are optional, so no types from them). */
 interface GpuAdapter {
   readonly info: Record<string, unknown>;
@@ -93,7 +98,8 @@ const probeScript = fileURLToPath(new URL('./probe.mjs', import.meta.url));
  */
 export async function probeAdapters(routes: readonly Route[] = ROUTES): Promise<ProbeResult[]> {
   const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
-    execFile(process.execPath, [probeScript, ...routes], { timeout: 60_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+    const args = routes.map((route) => JSON.stringify({ route, ...REQUESTS[route] }));
+    execFile(process.execPath, [probeScript, ...args], { timeout: 60_000, maxBuffer: 1 << 20, env: { ...process.env, EGL_PLATFORM: eglPlatform() } }, (err, stdout, stderr) => {
       if (err && /ERR_MODULE_NOT_FOUND|Cannot find package 'webgpu'/.test(stderr)) reject(new Error('the npm package webgpu is not installed (an optional dependency)'));
       else if (err && !stdout) reject(new Error(`the WebGPU probe failed: ${dawnLine(stderr) ?? (stderr.trim().split('\n').pop() || err.message)}`));
       else resolve({ stdout, stderr });
@@ -131,11 +137,12 @@ export function webgpuFault(): string | undefined {
 
 /**
  * The same, after giving the device up to `waitMs` to report a loss: when a read fails, Dawn may
- * reject it before the device's `lost` promise settles, and the loss is the cause to name.
+ * reject it before the device's `lost` promise settles, and the loss is the cause to name. A loss
+ * already reported is returned at once.
  */
 export async function webgpuFaultAfter(waitMs = 1000): Promise<string | undefined> {
   const state = active;
-  if (!state) return undefined;
+  if (!state || state.lost) return state?.lost;
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([state.settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
   clearTimeout(timer);
@@ -207,7 +214,7 @@ export async function registerWebGpu(adapter: AdapterReport): Promise<void> {
   const dawn = (await import(dawnPackage)) as { create(flags: string[]): Gpu; globals: object };
   // GPUBufferUsage, GPUMapMode and the other constants the backend reads as globals.
   for (const [name, value] of Object.entries(dawn.globals)) if (!(name in globalThis)) Object.defineProperty(globalThis, name, { value, configurable: true, writable: true });
-  process.env['EGL_PLATFORM'] ??= 'surfaceless';
+  process.env['EGL_PLATFORM'] = eglPlatform();
   const { flags, request } = REQUESTS[adapter.route];
   const gpu = dawn.create(flags);
   // The backend checks navigator.gpu when it starts; Node ≥ 21 has a navigator without one.

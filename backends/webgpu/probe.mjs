@@ -3,24 +3,13 @@
 // straight to stderr) are captured as reasons instead of reaching the user's terminal, and so
 // that a driver that crashes while being probed takes only this process with it.
 //
-// Usage: node probe.mjs ROUTE...   (routes: vulkan, opengles)
+// Usage: node probe.mjs '{"route":…,"flags":[…],"request":{…}}'...   (one argument a route, as
+// index.ts defines them; EGL_PLATFORM set by the caller)
 import { create, globals } from 'webgpu';
 
 Object.assign(globalThis, globals);
-// Dawn's OpenGL ES route needs EGL without a display server (Mesa's llvmpipe, headless GPUs).
-process.env.EGL_PLATFORM ??= 'surfaceless';
-
-const ROUTES = {
-  vulkan: { flags: ['backend=vulkan'], request: { powerPreference: 'high-performance' } },
-  opengles: { flags: ['backend=opengles'], request: { powerPreference: 'high-performance', featureLevel: 'compatibility' } },
-};
-
-for (const route of process.argv.slice(2)) {
-  const spec = ROUTES[route];
-  if (!spec) {
-    process.stdout.write(`${JSON.stringify({ route, error: `unknown route "${route}"` })}\n`);
-    continue;
-  }
+for (const argument of process.argv.slice(2)) {
+  const { route, ...spec } = JSON.parse(argument);
   try {
     const adapter = await create(spec.flags).requestAdapter(spec.request);
     if (!adapter) {
