@@ -254,12 +254,12 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         throw new UsageError(message.split('\n')[0]!);
       });
     await cli.parseAsync();
-  } catch (err) {
+  } catch (thrown) {
+    // A wrong setting found only once the graph runs (a backend that does not load), or Ctrl-C
+    // seen inside a stage, arrives as that stage's error: it is still what it was.
+    const err = thrown instanceof StageError && (thrown.cause instanceof UsageError || thrown.cause instanceof CancelledError) ? thrown.cause : thrown;
     if (err instanceof UsageError) fail(2, err.message);
-    // A wrong setting found only once the graph runs (a backend that does not load) is still the user's to fix.
-    else if (err instanceof StageError && err.cause instanceof UsageError) fail(2, err.cause.message);
     else if (err instanceof CancelledError) fail(130, `${err.reason}; the graph was torn down`);
-    else if (err instanceof StageError && err.cause instanceof CancelledError) fail(130, `${err.cause.reason}; the graph was torn down`);
     else fail(1, oneLine(err));
   } finally {
     // An open GPU device keeps the process alive.

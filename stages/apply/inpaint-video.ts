@@ -39,7 +39,7 @@ export interface ApplyOptions {
   readonly fill?: 'white' | 'black';
   readonly backend?: string;
   readonly log?: (line: string) => void;
-  /** Stops the run (Ctrl-C): the partial output is removed and a CancelledError is thrown. */
+  /** Stops the run (Ctrl-C): the partial output is removed and the run fails with a CancelledError (as the cause of the stage error that carries it). */
   readonly signal?: AbortSignal;
 }
 
@@ -247,9 +247,7 @@ export async function inpaintVideo(o: ApplyOptions): Promise<ApplySummary> {
     await writer.finish();
   } catch (err) {
     writer.abort();
-    // A cancellation inside a stage arrives wrapped in the stage's error; it is still one.
-    const cause = (err as { cause?: unknown }).cause;
-    throw cause instanceof CancelledError ? cause : err;
+    throw err;
   } finally {
     frames.close();
     masks?.close();
