@@ -130,7 +130,11 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
           const description = describeGraph(graph, params);
           if (args.json) return io.out(JSON.stringify(description));
           io.out(`${graph.name}: ${graph.description}`);
-          io.out(`stages: ${description.unbuilt ? `(not listed: ${description.unbuilt})` : description.stages.join(' → ')}`);
+          if (description.unbuilt) io.out(`stages: (not listed: ${description.unbuilt})`);
+          for (const node of description.nodes) {
+            const params = Object.entries(node.params).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+            io.out(`  ${node.inputs.length ? `${node.inputs.join(' + ')} → ` : ''}${node.name} (capacity ${node.capacity}${params.length ? `; ${params.join(', ')}` : ''})`);
+          }
           for (const [net, n] of Object.entries(description.parameters ?? {})) io.out(`${net}: ${n.toLocaleString('en-US')} parameters`);
         },
       )

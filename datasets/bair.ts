@@ -15,7 +15,7 @@ import { StageError, UsageError } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions } from '../pipeline/graph.ts';
 import { source, type SourceOptions } from '../pipeline/operators/source.ts';
-import type { Source } from '../pipeline/stage.ts';
+import type { Stream } from '../pipeline/stage.ts';
 import { TFRecordParser, decodeExample } from '../stages/decode/tfrecord.ts';
 import { httpChunks } from '../stages/io/fetch.ts';
 import { tarChunks } from '../stages/io/tar.ts';
@@ -42,7 +42,7 @@ function bytesOf(location: string): Readable {
 }
 
 /** Clips of a BAIR-format tar. */
-export function bairClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Source<DatasetClip> } {
+export function bairClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Stream<DatasetClip> } {
   const o = resolveOptions('dataset "bair"', bairOptions, given);
   const T = o.frames;
   const spec: FrameBatchSpec = { shape: { frames: T, height: 64, width: 64, channels: 3 }, pixelType: 'uint8', range: [0, 255] };

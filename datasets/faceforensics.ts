@@ -16,7 +16,7 @@ import { UsageError } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions } from '../pipeline/graph.ts';
 import { source, type SourceOptions } from '../pipeline/operators/source.ts';
-import type { Source } from '../pipeline/stage.ts';
+import type { Stream } from '../pipeline/stage.ts';
 import { centreSquare, cropFrame, detectFace, squareAround } from '../stages/frames/face.ts';
 import { resizeFrame } from '../stages/frames/fit.ts';
 import { FrameReader, probeVideo } from '../stages/io/video.ts';
@@ -47,7 +47,7 @@ function videosUnder(folder: string): string[] {
   return out;
 }
 
-export function faceforensicsClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Source<DatasetClip> } {
+export function faceforensicsClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Stream<DatasetClip> } {
   const o = resolveOptions('dataset "faceforensics"', faceforensicsOptions, given);
   if (!existsSync(location)) throw new UsageError(`--source ${location}: no such file or folder`);
   const folder = statSync(location).isDirectory();

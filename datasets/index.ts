@@ -6,7 +6,7 @@ import { UsageError } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions, type ParamSpecs } from '../pipeline/graph.ts';
 import { readShards } from '../stages/sinks/shards.ts';
-import type { Source } from '../pipeline/stage.ts';
+import type { Stream } from '../pipeline/stage.ts';
 import type { SourceOptions } from '../pipeline/operators/source.ts';
 import { bairClips, bairOptions } from './bair.ts';
 import { kthClips, kthOptions } from './kth.ts';
@@ -33,7 +33,7 @@ export interface Dataset {
    * Checks the options and opens the clips, preprocessed, with their splits. `stage.onError`
    * `skip` drops a clip that cannot be read (logged and counted); `fail` (default) stops there.
    */
-  open(given: Readonly<Record<string, unknown>>, source?: string, stage?: SourceOptions): { spec: FrameBatchSpec; clips: Source<DatasetClip> };
+  open(given: Readonly<Record<string, unknown>>, source?: string, stage?: SourceOptions): { spec: FrameBatchSpec; clips: Stream<DatasetClip> };
 }
 
 const synthetic: Dataset = {
@@ -58,7 +58,7 @@ const shards: Dataset = {
   open(given, source) {
     const o = resolveOptions('dataset "shards"', this.options, given);
     const { spec, clips } = readShards(source!, o.set as string, o.split as string);
-    return { spec, clips: clips as Source<DatasetClip> };
+    return { spec, clips: clips as Stream<DatasetClip> };
   },
 };
 
@@ -68,7 +68,7 @@ function fromSource(
   description: string,
   options: ParamSpecs,
   channels: number,
-  clips: (source: string, given: Readonly<Record<string, unknown>>, stage?: SourceOptions) => { spec: FrameBatchSpec; clips: Source<DatasetClip> },
+  clips: (source: string, given: Readonly<Record<string, unknown>>, stage?: SourceOptions) => { spec: FrameBatchSpec; clips: Stream<DatasetClip> },
   where: { readonly officialSource: string } | { readonly obtain: string },
 ): Dataset {
   return { name, description, options, channels, needsSource: true, ...where, open: (given, source, stage) => clips(source!, given, stage) };

@@ -18,7 +18,7 @@ import { UsageError } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions } from '../pipeline/graph.ts';
 import { source, type SourceOptions } from '../pipeline/operators/source.ts';
-import type { Source } from '../pipeline/stage.ts';
+import type { Stream } from '../pipeline/stage.ts';
 import { defaultCache, fetchToCache } from '../stages/io/fetch.ts';
 import { decodeVideoBytes } from '../stages/io/video.ts';
 import { zipEntries } from '../stages/io/zip.ts';
@@ -90,7 +90,7 @@ async function downloadKth(base: string): Promise<string> {
   return folder;
 }
 
-export function kthClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Source<DatasetClip> } {
+export function kthClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Stream<DatasetClip> } {
   const o = resolveOptions('dataset "kth"', kthOptions, given);
   // A URL (the KTH site, or a mirror with the same files) is downloaded into the cache when the clips are first pulled.
   const remote = /^https?:\/\//.test(location);

@@ -19,7 +19,7 @@ import { UsageError } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions } from '../pipeline/graph.ts';
 import { source, type SourceOptions } from '../pipeline/operators/source.ts';
-import type { Source } from '../pipeline/stage.ts';
+import type { Stream } from '../pipeline/stage.ts';
 import { NetcdfFile } from '../stages/decode/netcdf.ts';
 import type { DatasetClip, Split } from './synthetic.ts';
 
@@ -61,7 +61,7 @@ interface Sequence {
   readonly time: Date;
 }
 
-export function sstClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Source<DatasetClip> } {
+export function sstClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Stream<DatasetClip> } {
   const o = resolveOptions('dataset "sst"', sstOptions, given);
   if (!existsSync(location)) throw new UsageError(`--source ${location}: no such file or folder`);
   const files = statSync(location).isDirectory() ? readdirSync(location).filter((f) => /\.nc4?$/i.test(f)).sort().map((f) => join(location, f)) : [location];

@@ -10,7 +10,7 @@ import type { Clip, FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { UsageError } from '../pipeline/errors.ts';
 import { resolveOptions, type ParamValues } from '../pipeline/graph.ts';
 import { source } from '../pipeline/operators/source.ts';
-import type { Source } from '../pipeline/stage.ts';
+import type { Stream } from '../pipeline/stage.ts';
 import { Random } from '../stages/random.ts';
 
 export type Split = 'train' | 'val' | 'test';
@@ -154,7 +154,7 @@ export function syntheticClip(o: Pick<SyntheticOptions, 'frames' | 'size' | 'cha
  * The set as a source stage: clips generated one at a time, against credit.
  * @example syntheticSource(checkSyntheticOptions({ clips: 100, split: 'train' }))
  */
-export function syntheticSource(o: SyntheticOptions, options: { capacity?: number } = {}): Source<DatasetClip> {
+export function syntheticSource(o: SyntheticOptions, options: { capacity?: number } = {}): Stream<DatasetClip> {
   return source(
     'synthetic',
     function* () {

@@ -1,4 +1,7 @@
-/** The paper's bair / moving-vertical-bar experiment (method.md §8); the composition is graphs/lib/experiment.ts. */
-import { experiment } from './lib/experiment.ts';
+/** The paper's bair / moving-bar experiment (method.md §8): the chain of graphs/kth-raindrops.ts on bair under moving-bar. */
+import { paperExperiment } from './kth-raindrops.ts';
+import { runIfMain } from './lib/main.ts';
 
-export default experiment(import.meta.url, { name: 'bair-moving-bar', dataset: 'bair', occlusion: 'moving-vertical-bar', frames: 35 });
+export default paperExperiment({ name: 'bair-moving-bar', dataset: 'bair', occlusion: 'moving-bar', frames: 35 });
+
+runIfMain(import.meta.url, 'bair-moving-bar');

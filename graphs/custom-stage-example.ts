@@ -8,12 +8,27 @@
  *
  * Runs as `st-inpaint run custom-stage-example` or `npx tsx graphs/custom-stage-example.ts`.
  */
+import { join } from 'node:path';
 import { defineGraph } from '../pipeline/graph.ts';
 import { map } from '../pipeline/operators/map.ts';
+import { source } from '../pipeline/operators/source.ts';
+import { unwrap } from '../pipeline/operators/unwrap.ts';
 import type { Clip } from '../pipeline/frame-batch.ts';
+import { syntheticClip } from '../datasets/synthetic.ts';
+import { epochOrder } from '../stages/batch/epochs.ts';
+import { frameBatches } from '../stages/batch/frame-batches.ts';
 import { BASELINES, meanFill, type Baseline } from '../stages/eval/baselines.ts';
+import { evaluateModel } from '../stages/eval/evaluate-model.ts';
+import { checkpoints } from '../stages/gan/checkpoints.ts';
+import { ganTrainer } from '../stages/gan/setup.ts';
+import { trainGan } from '../stages/gan/train.ts';
+import { chooseOcclusion } from '../stages/occlusion/index.ts';
+import { occlude } from '../stages/occlusion/occlude.ts';
+import { previews } from '../stages/sinks/previews.ts';
+import { runReport } from '../stages/sinks/run-report.ts';
 import { Random } from '../stages/random.ts';
-import demo, { DEMO_PARAMS, buildDemo } from './demo.ts';
+import demo, { DEMO_PARAMS, demoData } from './demo.ts';
+import { clipsToTrain, departures, trainingSettings } from './lib/training.ts';
 import { runIfMain } from './lib/main.ts';
 
 /** Flips a clip (T·H·W·C, channel-last) left to right when its seeded coin says so. */
@@ -50,16 +65,34 @@ export const temporalMedian: Baseline = (observed, mask, g) => {
   return out;
 };
 
+/** The demo's chain (graphs/demo.ts) with `mirror` between the clean clips and the occlusion, and one more baseline. */
 const graph = defineGraph({
   name: 'custom-stage-example',
   description: 'The demo plus a user-written augmentation stage and an extra baseline (temporal median)',
   params: DEMO_PARAMS,
   parameters: (p) => demo.parameters!(p),
-  build: (p, context) =>
-    buildDemo(p, context, {
-      preprocess: [mirror(p.seed, p.size, 1)],
-      baselines: [...BASELINES, ['temporal-median', temporalMedian]],
-    }),
+  build(p, run) {
+    const s = trainingSettings(p);
+    const { data, spec, ids } = demoData(p);
+    const raindrops = chooseOcclusion('raindrops', {});
+    const saved = checkpoints(run, { every: s.checkpointEvery });
+    const heldOut = source('synthetic-test', function* () {
+      for (const index of ids('test').slice(0, s.evalClips)) yield syntheticClip(data, index);
+    }).pipe(occlude(raindrops, { seed: p.seed, spec, name: 'occlude-test' }));
+    const train = ids('train');
+    return source('synthetic-train', function* () {
+      for (const index of epochOrder(train, { seed: p.seed, ...clipsToTrain(s, saved) })) yield syntheticClip(data, index);
+    }).pipe(
+      mirror(p.seed, p.size, 1),
+      occlude(raindrops, { seed: p.seed, spec }),
+      frameBatches(spec, s.gan.batch),
+      trainGan({ createTrainer: ganTrainer(s.gan, raindrops, spec.shape, run.log), checkpoints: saved, log: run.log }),
+      evaluateModel({ every: s.evalEvery, lastStep: s.steps, spec, heldOut, sample: { count: s.evalClips }, baselines: [...BASELINES, ['temporal-median', temporalMedian]], log: run.log }),
+      previews(join(run.runDir, 'previews'), spec.shape),
+      runReport({ runDir: run.runDir, title: 'st-inpaint custom-stage-example: the demo with a mirror stage', settings: p, notes: departures(s), log: run.log }),
+      unwrap(),
+    );
+  },
 });
 export default graph;
 

@@ -1,24 +1,26 @@
 /**
  * demo: the embedded synthetic set under raindrops, trained with the unsupervised inpainting GAN at
  * a CPU-sized preset. The clean clips exist only because the set is synthetic; training sees the
- * observed clips and their masks, nothing else.
- *
- * synthetic train split (epochs, seeded shuffle) → occlude raindrops → Arrow frame batches → train
- *   → every K iterations and at the end: the model and the baselines (DINEOF, temporal
- *     interpolation, mean fill) on held-out test clips → runs/demo/<id>/report.html
+ * observed clips and their masks, nothing else. The chain, stage by stage, is in `build` below;
+ * copy this file to change a stage (graphs/custom-stage-example.ts adds one).
  */
-import type { Observable } from 'rxjs';
-import type { Clip } from '../pipeline/frame-batch.ts';
-import { defineGraph, type ParamSpecs, type ParamValues, type RunContext } from '../pipeline/graph.ts';
-import type { Stage } from '../pipeline/stage.ts';
-import type { Leased } from '../pipeline/credit.ts';
+import { join } from 'node:path';
+import { defineGraph, type ParamSpecs, type ParamValues } from '../pipeline/graph.ts';
 import { source } from '../pipeline/operators/source.ts';
-import { checkSyntheticOptions, syntheticClip, syntheticSpec, syntheticSplit } from '../datasets/synthetic.ts';
+import { unwrap } from '../pipeline/operators/unwrap.ts';
+import { checkSyntheticOptions, syntheticClip, syntheticSpec, syntheticSplit, type Split } from '../datasets/synthetic.ts';
 import { epochOrder } from '../stages/batch/epochs.ts';
+import { frameBatches } from '../stages/batch/frame-batches.ts';
+import { evaluateModel } from '../stages/eval/evaluate-model.ts';
+import { checkpoints } from '../stages/gan/checkpoints.ts';
 import { parameterCounts } from '../stages/gan/networks.ts';
+import { ganTrainer } from '../stages/gan/setup.ts';
+import { trainGan } from '../stages/gan/train.ts';
 import { chooseOcclusion } from '../stages/occlusion/index.ts';
-import type { Baseline } from '../stages/eval/baselines.ts';
-import { TRAINING_PARAMS, trainAndReport } from './lib/training.ts';
+import { occlude } from '../stages/occlusion/occlude.ts';
+import { previews } from '../stages/sinks/previews.ts';
+import { runReport } from '../stages/sinks/run-report.ts';
+import { TRAINING_PARAMS, clipsToTrain, departures, trainingSettings } from './lib/training.ts';
 import { runIfMain } from './lib/main.ts';
 
 /** The demo's parameters (also those of graphs built on it, such as custom-stage-example). */
@@ -43,41 +45,41 @@ export const DEMO_PARAMS = {
   'g-average': { ...TRAINING_PARAMS['g-average'], default: 0.95 },
 } satisfies ParamSpecs;
 
-/** What a graph built on the demo may add to it. */
-export interface DemoExtensions {
-  /** Stages applied to every clean training clip before occlusion (held-out clips stay as generated). */
-  readonly preprocess?: ReadonlyArray<Stage<Clip, Clip>>;
-  /** Baselines scored beside the model (default: DINEOF, temporal interpolation, mean fill). */
-  readonly baselines?: ReadonlyArray<readonly [string, Baseline]>;
-}
-
 export default defineGraph({
   name: 'demo',
   description: 'Synthetic clips under raindrops, inpainting GAN trained from scratch at a CPU preset',
   params: DEMO_PARAMS,
   parameters: (p) => parameterCounts({ base: p.base, channels: 1, frames: p.frames, height: p.size, width: p.size, extraBlock: p['extra-block'] }),
-  build: (p, context) => buildDemo(p, context),
+  build(p, run) {
+    const s = trainingSettings(p);
+    const { data, spec, ids } = demoData(p);
+    const raindrops = chooseOcclusion('raindrops', {});
+    const saved = checkpoints(run, { every: s.checkpointEvery });
+    // Held-out: the first test clips under the same occlusion, read when first evaluated.
+    const heldOut = source('synthetic-test', function* () {
+      for (const index of ids('test').slice(0, s.evalClips)) yield syntheticClip(data, index);
+    }).pipe(occlude(raindrops, { seed: p.seed, spec, name: 'occlude-test' }));
+    const train = ids('train');
+    return source('synthetic-train', function* () {
+      // Epoch after epoch, each in its own seeded order; a resumed run starts where its checkpoint left off.
+      for (const index of epochOrder(train, { seed: p.seed, ...clipsToTrain(s, saved) })) yield syntheticClip(data, index);
+    }).pipe(
+      occlude(raindrops, { seed: p.seed, spec }),
+      frameBatches(spec, s.gan.batch),
+      trainGan({ createTrainer: ganTrainer(s.gan, raindrops, spec.shape, run.log), checkpoints: saved, log: run.log }),
+      evaluateModel({ every: s.evalEvery, lastStep: s.steps, spec, heldOut, sample: { count: s.evalClips }, fidModel: s.fidModel, fvdModel: s.fvdModel, log: run.log }),
+      previews(join(run.runDir, 'previews'), spec.shape),
+      runReport({ runDir: run.runDir, title: 'st-inpaint demo: synthetic clips under raindrops', settings: p, notes: departures(s), distances: { fid: !!s.fidModel, fvd: !!s.fvdModel }, log: run.log }),
+      unwrap(),
+    );
+  },
 });
 
-/** The demo's stage chain, with a graph's own extensions. */
-export function buildDemo(p: ParamValues<typeof DEMO_PARAMS>, context: RunContext, extensions: DemoExtensions = {}): Observable<object> {
+/** The demo's synthetic set at these settings: its options, its clips' spec, and the clip indices of a split. */
+export function demoData(p: Pick<ParamValues<typeof DEMO_PARAMS>, 'clips' | 'frames' | 'size' | 'seed'>) {
   const data = checkSyntheticOptions({ clips: p.clips, frames: p.frames, size: p.size, channels: 1, seed: p.seed });
-  const train = Array.from({ length: data.clips }, (_, i) => i).filter((i) => syntheticSplit(data.seed, i) === 'train');
-  const test = Array.from({ length: data.clips }, (_, i) => i).filter((i) => syntheticSplit(data.seed, i) === 'test');
-  return trainAndReport(p, context, {
-    title: 'st-inpaint demo: synthetic clips under raindrops',
-    spec: syntheticSpec(data),
-    occlusion: chooseOcclusion('raindrops', {}),
-    clean: (start, count) =>
-      (extensions.preprocess ?? []).reduce<Observable<Leased<Clip>>>(
-        (clips, stage) => clips.pipe(stage),
-        source('synthetic-train', function* () {
-          for (const index of epochOrder(train, { seed: p.seed, start, count })) yield syntheticClip(data, index) as Clip;
-        }),
-      ),
-    heldOut: async () => test.slice(0, p['eval-clips']).map((index) => syntheticClip(data, index)),
-    baselines: extensions.baselines,
-  });
+  const ids = (split: Split): number[] => Array.from({ length: data.clips }, (_, i) => i).filter((i) => syntheticSplit(data.seed, i) === split);
+  return { data, spec: syntheticSpec(data), ids };
 }
 
 // `npx tsx graphs/demo.ts [options]` runs it directly.

@@ -1,7 +1,8 @@
-/** The paper's SST / clouds experiment (method.md §5, §8); the composition is graphs/lib/experiment.ts. */
-import { experiment } from './lib/experiment.ts';
+/** The paper's SST / clouds experiment (method.md §5, §8): the chain of graphs/kth-raindrops.ts on SST under clouds. */
+import { paperExperiment } from './kth-raindrops.ts';
+import { runIfMain } from './lib/main.ts';
 
-export default experiment(import.meta.url, {
+export default paperExperiment({
   name: 'sst-clouds',
   dataset: 'sst',
   occlusion: 'clouds',
@@ -12,3 +13,5 @@ export default experiment(import.meta.url, {
   },
   occlusionOptions: (p) => ({ lwp: p['lwp'], threshold: p['threshold'] }),
 });
+
+runIfMain(import.meta.url, 'sst-clouds');

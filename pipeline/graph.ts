@@ -12,7 +12,7 @@ import { basename, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Observable } from 'rxjs';
 import { UsageError } from './errors.ts';
-import { collectStages } from './stage.ts';
+import { collectStages, type StageEdge, type StageNode } from './stage.ts';
 
 export type ParamSpec =
   | { readonly type: 'number'; readonly default: number; readonly describe: string; readonly min?: number; readonly max?: number; readonly integer?: boolean }
@@ -57,6 +57,10 @@ export interface GraphDefinition<P extends ParamSpecs = ParamSpecs> {
 export interface GraphDescription {
   /** The stages the graph's build makes, in order, as its telemetry names them (see {@link collectStages}). */
   readonly stages: readonly string[];
+  /** Each stage with its output capacity, parameters and inputs. */
+  readonly nodes: readonly StageNode[];
+  /** Each edge, producer to consumer, with its capacity. */
+  readonly edges: readonly StageEdge[];
   /** Why the stages could not be listed (a build that needs an option not given). */
   readonly unbuilt?: string;
   readonly parameters?: Readonly<Record<string, number>>;
@@ -70,11 +74,11 @@ export function describeGraph<P extends ParamSpecs>(graph: GraphDefinition<P>, p
   const runDir = mkdtempSync(join(tmpdir(), 'st-inpaint-describe-'));
   const parameters = graph.parameters?.(params);
   try {
-    const { stages } = collectStages(() => graph.build(params, { runDir, runId: 'describe', resume: false, log: () => {} }));
-    return { stages, ...(parameters && { parameters }) };
+    const { stages, graph: built } = collectStages(() => graph.build(params, { runDir, runId: 'describe', resume: false, log: () => {} }));
+    return { stages, nodes: built.nodes, edges: built.edges, ...(parameters && { parameters }) };
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    return { stages: [], unbuilt: err.message, ...(parameters && { parameters }) };
+    return { stages: [], nodes: [], edges: [], unbuilt: err.message, ...(parameters && { parameters }) };
   } finally {
     rmSync(runDir, { recursive: true, force: true });
   }

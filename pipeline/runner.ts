@@ -11,6 +11,7 @@ import { resolveParams, type GraphDefinition, type RunContext } from './graph.ts
 import { formatStats, showProgress, type ProgressOptions } from './progress.ts';
 import { Telemetry, metered, type StageStats } from './telemetry.ts';
 import { settleTeardowns } from './teardown.ts';
+import { collectStages } from './stage.ts';
 
 export interface RunOptions {
   /** Root of the runs folder. Default `runs`. */
@@ -91,7 +92,9 @@ export async function runGraph(graph: GraphDefinition, given: Readonly<Record<st
 
   try {
     await new Promise<void>((resolve, reject) => {
-      const subscription = metered(telemetry, graph.build(params, context)).subscribe({
+      // Built as `describe` builds it, so that each stage meters under its node's name.
+      const { value: built } = collectStages(() => graph.build(params, context));
+      const subscription = metered(telemetry, built).subscribe({
         next: (value) => {
           records += 1;
           if (value !== null && typeof value === 'object' && !ArrayBuffer.isView(value)) record({ type: 'record', ...value });

@@ -13,6 +13,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Observable, Subject, interval, map, startWith } from 'rxjs';
 import type { EdgeState } from './credit.ts';
+import { subscribingNode } from './stage.ts';
 
 export interface StageStats {
   readonly stage: string;
@@ -89,12 +90,24 @@ export class StageMeter {
   done = false;
   private readonly started = performance.now();
   private ended: number | undefined;
+  /** The output edge of each subscription of the stage (an epoch re-reads a dataset's chain). */
+  private readonly edges: EdgeState[];
 
   constructor(
     readonly stage: string,
-    readonly edge: EdgeState,
+    edge: EdgeState,
     private readonly events?: Subject<TelemetryEvent>,
-  ) {}
+  ) {
+    this.edges = [edge];
+  }
+
+  /** The same stage subscribed again: its counts go on, with the new subscription's edge. */
+  resume(edge: EdgeState): this {
+    this.edges.push(edge);
+    this.done = false;
+    this.ended = undefined;
+    return this;
+  }
 
   private measured: Map<string, RunningSummary> | undefined;
 
@@ -137,10 +150,10 @@ export class StageMeter {
       bytes: this.bytes,
       itemsPerSec: this.items / seconds,
       bytesPerSec: this.bytes / seconds,
-      inFlight: this.edge.inFlight,
-      capacity: this.edge.capacity,
-      highWater: this.edge.highWater,
-      blockedMs: this.edge.blockedMs,
+      inFlight: this.edges.reduce((n, e) => n + e.inFlight, 0),
+      capacity: this.edges.at(-1)!.capacity,
+      highWater: Math.max(...this.edges.map((e) => e.highWater)),
+      blockedMs: this.edges.reduce((n, e) => n + e.blockedMs, 0),
       skipped: this.skipped,
       elapsedMs,
       done: this.done,
@@ -156,7 +169,19 @@ export class Telemetry {
   /** Skipped elements and stage notes, as they happen. */
   readonly events$: Observable<TelemetryEvent> = this.eventSubject.asObservable();
 
-  meter(stage: string, edge: EdgeState): StageMeter {
+  /**
+   * The meter of one subscription of a stage. A stage of a built graph comes with its node name
+   * (`fit#2`, see collectStages), and each subscription of it meters into one row; a stage
+   * subscribed outside a built graph is numbered by subscription.
+   */
+  meter(stage: string, edge: EdgeState, node?: string): StageMeter {
+    if (node !== undefined) {
+      const known = this.meters.find((m) => m.stage === node);
+      if (known) return known.resume(edge);
+      const meter = new StageMeter(node, edge, this.eventSubject);
+      this.meters.push(meter);
+      return meter;
+    }
     const taken = this.meters.filter((m) => m.stage === stage || m.stage.startsWith(`${stage}#`)).length;
     const meter = new StageMeter(taken === 0 ? stage : `${stage}#${taken + 1}`, edge, this.eventSubject);
     this.meters.push(meter);
@@ -190,7 +215,8 @@ export function collectTelemetry<T>(telemetry: Telemetry, subscribe: () => T): T
 
 /** The meter a stage uses for the subscription being set up now. */
 export function stageMeter(stage: string, edge: EdgeState): StageMeter {
-  return active.getStore()?.meter(stage, edge) ?? new StageMeter(stage, edge);
+  const node = subscribingNode(stage);
+  return active.getStore()?.meter(stage, edge, node) ?? new StageMeter(node ?? stage, edge);
 }
 
 /** The graph, such that whoever subscribes to it collects its stages' meters into `telemetry`. */

@@ -1,30 +1,17 @@
 /**
- * The paper's experiments (method.md §8) as graphs: a dataset from its real source, one occlusion
- * process, the inpainting GAN at the paper's settings (64×64, 35 or 24 frames, C = 32), evaluated
- * on the dataset's test split against the baselines every K iterations. Each graph file under
- * `graphs/` is one call of {@link defineExperiment}.
- *
- * dataset train split (epochs; each epoch through a seeded shuffle buffer) → fit to the model's
- *   shape (resize, truncate or pad) → occlude → Arrow frame batches → train
- *   → every K iterations: model and baselines on the first test clips → report.html
- *
- * `--preset cpu` shrinks what a CPU cannot train in hours (C = 4, 32×32, 8 frames, 150
- * iterations); anything given explicitly wins over the preset.
+ * What the paper's experiments (method.md §8) share besides their chain, which is in
+ * graphs/kth-raindrops.ts: their parameters, the presets (`--preset paper` the paper's settings:
+ * 64×64, 35 or 24 frames, C = 32; `--preset cpu` what a CPU trains in minutes: C = 4, 32×32,
+ * 8 frames, 150 iterations; anything given explicitly wins over the preset), and the dataset's
+ * splits opened at the model's shape.
  */
-import type { ClipShape, FrameBatchSpec } from '../../pipeline/frame-batch.ts';
+import type { FrameBatchSpec } from '../../pipeline/frame-batch.ts';
 import { UsageError } from '../../pipeline/errors.ts';
-import { defineGraph, parseOptionPairs, type GraphDefinition, type ParamSpecs, type ParamValues } from '../../pipeline/graph.ts';
-import { source } from '../../pipeline/operators/source.ts';
-import { pull } from '../../pipeline/operators/pull.ts';
-import { findDataset, sourceOf, type Dataset, type DatasetClip } from '../../datasets/index.ts';
-import { shuffled } from '../../stages/batch/shuffle.ts';
-import { reservoirSample } from '../../stages/batch/sample.ts';
-import { fitClips } from '../../stages/frames/fit.ts';
+import { parseOptionPairs, type ParamSpecs, type ParamValues } from '../../pipeline/graph.ts';
+import type { Stream } from '../../pipeline/stage.ts';
+import { findDataset, sourceOf, type DatasetClip } from '../../datasets/index.ts';
 import { parameterCounts } from '../../stages/gan/networks.ts';
-import { chooseOcclusion } from '../../stages/occlusion/index.ts';
-import { Random } from '../../stages/random.ts';
-import { TRAINING_PARAMS, trainAndReport } from './training.ts';
-import { runIfMain } from './main.ts';
+import { TRAINING_PARAMS } from './training.ts';
 
 /** Settings a preset fills in where the command line leaves 0. */
 export const PRESETS = {
@@ -96,86 +83,38 @@ const DATASET_TITLES: Readonly<Record<string, string>> = {
   sst: 'sea-surface temperature (NEMO, Copernicus Marine)',
 };
 
+/** The graph's description line: "<dataset> under <occlusion> at the paper's settings". */
+export function experimentDescription(e: ExperimentDefinition): string {
+  return e.description ?? `${DATASET_TITLES[e.dataset] ?? e.dataset} under ${e.occlusion}, at the paper's settings (64×64, ${e.frames} frames, C = 32; --preset cpu for a CPU)`;
+}
+
+/** The trainable parameters of each network at these settings (what `describe` prints). */
+export function experimentParameters(e: ExperimentDefinition, p: ExperimentParams): Record<string, number> {
+  return parameterCounts({ base: p.base, channels: findDataset(e.dataset).channels ?? 3, frames: p.frames, height: p.size, width: p.size, extraBlock: p['extra-block'] });
+}
+
 /**
- * @example
- * export default experiment(import.meta.url, { name: 'kth-raindrops', dataset: 'kth', occlusion: 'raindrops', frames: 35 });
- * @param moduleUrl the graph file's `import.meta.url`: run directly (`npx tsx graphs/<name>.ts`), the file runs its graph.
+ * The dataset's train and test splits as chains, from `--source` or its official URL, with the
+ * dataset's options; and the clips' native spec and the model's (`--size`, `--frames`). A dataset
+ * that can produce the model's size and length itself does (ffmpeg scales better than a second
+ * resampling); the `fit` stages do the rest.
+ * @throws UsageError for float frames (SST) at a size other than the dataset's.
  */
-export function experiment(moduleUrl: string, e: ExperimentDefinition): GraphDefinition {
-  const graph = defineExperiment(e);
-  runIfMain(moduleUrl, e.name);
-  return graph;
-}
-
-export function defineExperiment(e: ExperimentDefinition): GraphDefinition {
-  const params = { ...EXPERIMENT_PARAMS, ...e.params } as ParamSpecs;
-  const settings = (given: ParamValues<ParamSpecs>): ExperimentParams => resolvePreset(given as unknown as ExperimentParams, e.frames);
-  return defineGraph({
-    name: e.name,
-    description: e.description ?? `${DATASET_TITLES[e.dataset] ?? e.dataset} under ${e.occlusion}, at the paper's settings (64×64, ${e.frames} frames, C = 32; --preset cpu for a CPU)`,
-    params,
-    parameters(given) {
-      const p = settings(given);
-      return parameterCounts({ base: p.base, channels: channelsOf(findDataset(e.dataset)), frames: p.frames, height: p.size, width: p.size, extraBlock: p['extra-block'] });
-    },
-    build(given, context) {
-      const p = settings(given);
-      const dataset = findDataset(e.dataset);
-      // Without --source, the dataset's official URL (KTH, BAIR), downloaded into the cache.
-      const location = sourceOf(dataset, p.source);
-      const extra = parseOptionPairs(`dataset "${e.dataset}"`, dataset.options, p['dataset-option'].split(',').map((o) => o.trim()).filter(Boolean));
-      // Datasets that can produce the model's size and length themselves do (ffmpeg scales better than a second resampling).
-      const open = (split: string) => dataset.open({ ...shapeOptions(dataset, p), ...extra, split }, location, { onError: p['on-error'] });
-      // Both splits' chains are composed here, so that `describe` lists them; each subscription
-      // (an epoch of training, an evaluation) reads its split afresh.
-      const train = open('train');
-      const test = open('test');
-      const native = test.spec;
-      const target: ClipShape = { frames: p.frames, height: p.size, width: p.size, channels: native.shape.channels };
-      const spec: FrameBatchSpec = { ...native, shape: target };
-      if (native.pixelType !== 'uint8' && (native.shape.height !== target.height || native.shape.width !== target.width)) {
-        throw new UsageError(`dataset "${e.dataset}" gives ${native.shape.height}×${native.shape.width} float frames; set --size ${native.shape.height} (float frames are cropped by the dataset, not resampled)`);
-      }
-      const heldOut = test.clips.pipe(fitClips('fit-test', native.shape, target));
-      return trainAndReport(p, context, {
-        title: `st-inpaint ${e.name}: ${e.dataset} under ${e.occlusion}`,
-        spec,
-        occlusion: chooseOcclusion(e.occlusion, e.occlusionOptions?.(given) ?? {}),
-        settings: { dataset: e.dataset, occlusion: e.occlusion },
-        clean: (start, count) =>
-          source(`${e.dataset}-train`, async function* () {
-            // Epoch after epoch through a seeded shuffle buffer; a resumed run skips what it trained on.
-            let position = 0;
-            for (let epoch = 0; position < start + count; epoch++) {
-              let any = false;
-              for await (const clip of shuffled(pull(train.clips), p.shuffle, Random.fromKey('shuffle', p.seed, epoch))) {
-                any = true;
-                if (position >= start) yield clip;
-                position += 1;
-                if (position >= start + count) return;
-              }
-              if (!any) throw new UsageError(`dataset "${e.dataset}" at ${location}: the train split is empty`);
-            }
-          }).pipe(fitClips('fit', native.shape, target)),
-        // A seeded uniform sample of the whole test split, not its first clips (files are in
-        // order: KTH's first clips are all boxing, SST's all January).
-        heldOut: async () => {
-          const { sample, seen } = await reservoirSample<DatasetClip>(pull(heldOut), p['eval-clips'], Random.fromKey('eval-sample', p.seed));
-          context.log(`evaluation sample: ${sample.length} of the ${seen} test clips, drawn uniformly with seed ${p.seed}`);
-          return sample;
-        },
-      });
-    },
-  });
-}
-
-function shapeOptions(dataset: Dataset, p: ExperimentParams): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  if ('frames' in dataset.options) out.frames = p.frames;
-  if ('size' in dataset.options) out.size = p.size;
-  return out;
-}
-
-function channelsOf(dataset: Dataset): number {
-  return dataset.channels ?? 3;
+export function openDataset(name: string, p: ExperimentParams): { train: Stream<DatasetClip>; test: Stream<DatasetClip>; native: FrameBatchSpec; spec: FrameBatchSpec } {
+  const dataset = findDataset(name);
+  const location = sourceOf(dataset, p.source);
+  const extra = parseOptionPairs(`dataset "${name}"`, dataset.options, p['dataset-option'].split(',').map((o) => o.trim()).filter(Boolean));
+  const shaped: Record<string, unknown> = {};
+  if ('frames' in dataset.options) shaped.frames = p.frames;
+  if ('size' in dataset.options) shaped.size = p.size;
+  // Each subscription (an epoch of training, an evaluation) reads its split afresh.
+  const open = (split: string) => dataset.open({ ...shaped, ...extra, split }, location, { onError: p['on-error'] });
+  const train = open('train');
+  const test = open('test');
+  const native = test.spec;
+  const spec: FrameBatchSpec = { ...native, shape: { frames: p.frames, height: p.size, width: p.size, channels: native.shape.channels } };
+  if (native.pixelType !== 'uint8' && (native.shape.height !== spec.shape.height || native.shape.width !== spec.shape.width)) {
+    throw new UsageError(`dataset "${name}" gives ${native.shape.height}×${native.shape.width} float frames; set --size ${native.shape.height} (float frames are cropped by the dataset, not resampled)`);
+  }
+  return { train: train.clips, test: test.clips, native, spec };
 }

@@ -89,5 +89,6 @@ export function batch<In, Out>(name: string, size: number, combine: (values: In[
         outlet.meter.finish();
       };
     }),
+    { capacity: options.capacity, params: { size } },
   );
 }

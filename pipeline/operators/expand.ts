@@ -173,5 +173,6 @@ export function expand<In, Out>(
         closeIterator(current);
       };
     }),
+    { capacity: options.capacity },
   );
 }

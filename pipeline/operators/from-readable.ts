@@ -119,5 +119,6 @@ export function fromReadable(name: string, open: () => Readable | ByteStream | P
         if (opened) release(opened);
       };
     }),
+    { capacity: options.capacity, ...(chunkBytes !== undefined && { params: { chunkBytes } }) },
   );
 }

@@ -13,9 +13,11 @@ import type { Leased } from '../credit.ts';
 import { named, type Stage, type StageOptions } from '../stage.ts';
 import { Outlet, checkPositiveInteger, defaultDescribe } from './internal.ts';
 
-export interface MapAsyncOptions<In> extends StageOptions<In> {
+export interface MapAsyncOptions<In, Out = unknown> extends StageOptions<In> {
   /** Most elements processed at once. Default 1. */
   readonly concurrency?: number;
+  /** Called when the consumer releases a result (it is done with it). */
+  readonly onRelease?: (value: Out) => void;
 }
 
 /**
@@ -28,7 +30,7 @@ export interface MapAsyncOptions<In> extends StageOptions<In> {
 export function mapAsync<In, Out>(
   name: string,
   project: (value: In, index: number) => ObservableInput<Out>,
-  options: MapAsyncOptions<In> = {},
+  options: MapAsyncOptions<In, Out> = {},
 ): Stage<In, Out> {
   return mapCore(name, { async: project }, options);
 }
@@ -37,7 +39,7 @@ export function mapAsync<In, Out>(
 export function mapCore<In, Out>(
   name: string,
   project: { readonly async: (value: In, index: number) => ObservableInput<Out> } | { readonly sync: (value: In, index: number) => Out },
-  options: MapAsyncOptions<In>,
+  options: MapAsyncOptions<In, Out>,
 ): Stage<In, Out> {
   const concurrency = options.concurrency ?? 1;
   checkPositiveInteger(name, 'concurrency', concurrency);
@@ -124,7 +126,8 @@ export function mapCore<In, Out>(
             if (settled || stopped) return;
             if (emitted) return onError(new Error('the function returned more than one value for one element'));
             emitted = true;
-            outlet.emit(value);
+            const onRelease = options.onRelease;
+            outlet.emit(value, onRelease && (() => onRelease(value)));
           },
           error: onError,
           complete: settle,
@@ -148,5 +151,6 @@ export function mapCore<In, Out>(
         outlet.meter.finish();
       };
     }),
+    { capacity: options.capacity, params: concurrency > 1 ? { concurrency } : {} },
   );
 }

@@ -11,7 +11,10 @@ import { StageError, type ElementRef } from '../errors.ts';
 import { namedSource, type Source, type StageOptions } from '../stage.ts';
 import { Outlet, closeIterator, openIterator, type AnyIterator } from './internal.ts';
 
-export type SourceOptions = Omit<StageOptions<never>, 'describe'>;
+export interface SourceOptions extends Omit<StageOptions<never>, 'describe'> {
+  /** Chains the source reads (a shuffle re-reading a dataset each epoch), for the graph's description. */
+  readonly reads?: readonly Observable<unknown>[];
+}
 
 /** What a source's `open` may use while it produces. */
 export interface SourceContext {
@@ -111,5 +114,6 @@ export function source<T>(name: string, open: (context: SourceContext) => Iterab
         closeIterator(it);
       };
     }),
+    { capacity: options.capacity, reads: options.reads },
   );
 }

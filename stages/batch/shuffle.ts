@@ -6,7 +6,11 @@
  *
  * Must not know about tensors or any dataset.
  */
-import type { Random } from '../random.ts';
+import { UsageError } from '../../pipeline/errors.ts';
+import { pull } from '../../pipeline/operators/pull.ts';
+import { source } from '../../pipeline/operators/source.ts';
+import type { Stream } from '../../pipeline/stage.ts';
+import { Random } from '../random.ts';
 
 /**
  * @example
@@ -33,4 +37,46 @@ export async function* shuffled<T>(items: AsyncIterable<T> | Iterable<T>, size: 
     buffer.pop();
     yield out;
   }
+}
+
+export interface ShuffledEpochsOptions {
+  /** Shuffle buffer, in items. */
+  readonly buffer: number;
+  readonly seed: number;
+  /** Stream position to start from (a resumed run's), counted across epochs. */
+  readonly start: number;
+  /** Items to emit from `start` on. */
+  readonly count: number;
+  /** Stage name. Default `shuffle`. */
+  readonly name?: string;
+  /** The error when an epoch finds the input empty (naming the dataset and split). */
+  readonly empty?: string;
+}
+
+/**
+ * Epoch after epoch through `items`, each epoch read afresh and through its own seeded shuffle
+ * buffer, emitting positions `start` to `start + count − 1`: a resumed run sees exactly the items
+ * an uninterrupted run would have seen from there.
+ * @example
+ * shuffledEpochs(kth.train, { buffer: 256, seed: 1, start: 0, count: steps * batch })
+ */
+export function shuffledEpochs<T>(items: Stream<T>, o: ShuffledEpochsOptions): Stream<T> {
+  const random = (epoch: number): Random => Random.fromKey('shuffle', o.seed, epoch);
+  return source(
+    o.name ?? 'shuffle',
+    async function* () {
+      let position = 0;
+      for (let epoch = 0; position < o.start + o.count; epoch++) {
+        let any = false;
+        for await (const item of shuffled(pull(items), o.buffer, random(epoch))) {
+          any = true;
+          if (position >= o.start) yield item;
+          position += 1;
+          if (position >= o.start + o.count) return;
+        }
+        if (!any) throw new UsageError(o.empty ?? 'the input of the shuffle is empty');
+      }
+    },
+    { reads: [items] },
+  );
 }

@@ -17,8 +17,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { RecordBatch } from 'apache-arrow';
-import { defer, finalize } from 'rxjs';
-import { latestIntactCheckpoint, loadCheckpoint, saveCheckpoint } from '../../pipeline/checkpoint.ts';
+import { Observable, defer, finalize } from 'rxjs';
+import { loadCheckpoint, saveCheckpoint } from '../../pipeline/checkpoint.ts';
+import type { CheckpointPlan } from './checkpoints.ts';
 import { uploadAhead } from '../../pipeline/backend.ts';
 import { mapAsync } from '../../pipeline/operators/map-async.ts';
 import { finishAfterTeardown } from '../../pipeline/teardown.ts';
@@ -39,122 +40,156 @@ export interface Trainer {
   dispose(): void;
 }
 
+type Made = Trainer | { readonly trainer: Trainer; readonly backend: string };
+
 export interface TrainGanOptions {
-  /** Makes the trainer (the backend is chosen by then). Called once per subscription. */
-  readonly createTrainer: () => Trainer | Promise<Trainer>;
-  /** Folder of the run's checkpoints (`step-N/`). */
-  readonly checkpoints: string;
-  /** Checkpoint every this many iterations (and at the end). 0: only at the end. */
-  readonly checkpointEvery: number;
-  /** Restore the newest checkpoint of `checkpoints` before the first iteration. */
-  readonly resume?: boolean;
-  /** Checkpoints kept. Default 3. */
-  readonly keep?: number;
-  readonly log?: (line: string) => void;
   /**
-   * Called after every iteration with the trainer (for example to score it on held-out clips
-   * every K steps); what it returns, unless undefined, rides on that step's record as `evaluation`.
+   * Makes the trainer (choosing the backend first), with a line naming the backend it runs on.
+   * Called once per subscription.
    */
-  readonly evaluate?: (trainer: Trainer, record: StepRecord) => unknown;
+  readonly createTrainer: () => Made | Promise<Made>;
+  /** Where and how often checkpoints are written, and the one a resumed run starts from. */
+  readonly checkpoints: CheckpointPlan;
+  readonly log?: (line: string) => void;
+}
+
+/**
+ * The model as it is after one iteration. It stays so while the step's record is held: the trainer
+ * starts its next iteration only when every stage has released the record.
+ */
+export interface TrainedModel {
+  readonly step: number;
+  /** Fills observations `y` (in [−1, 1]) where `m` is 0; the caller disposes the result. */
+  inpaint(y: tf.Tensor5D, m: tf.Tensor5D): tf.Tensor5D;
 }
 
 /**
  * A step's record as the stage emits it: `waitMs` is how long the stage waited for this batch's
- * tensors after finishing the previous iteration (its evaluation included), the share of time the
- * trainer was starved by the stages upstream (0 when the batch was on the device in time).
+ * tensors after the previous step's record was released, the share of time the trainer was
+ * starved by the stages upstream (0 when the batch was on the device in time). The first record
+ * of a run (or of a resumed session) names the backend.
  */
-export type TrainRecord = StepRecord & { readonly waitMs: number; readonly evaluation?: unknown };
+export type TrainRecord = StepRecord & { readonly waitMs: number; readonly backend?: string; readonly model: TrainedModel };
 
 /**
  * @example
- * batches.pipe(trainGan({ createTrainer: () => new GanTrainer(o), checkpoints: join(runDir, 'checkpoints'), checkpointEvery: 50 }))
+ * batches.pipe(trainGan({ createTrainer, checkpoints: checkpoints(run, { every: 50 }) }), evaluateEvery(…))
  * @returns a stage emitting one record per iteration, with the losses shown in the progress display.
  */
 export function trainGan(o: TrainGanOptions): Stage<RecordBatch, TrainRecord> {
   const name = 'train-gan';
-  return named(name, (upstream) =>
-    defer(() => {
-      let trainer: Promise<Trainer> | undefined;
-      let ready: Trainer | undefined;
-      let savedStep = -1;
-      let closed = false;
-      let idleSince: number | undefined;
-      // The iteration running now, if any (a teardown's checkpoint waits for it).
-      let inFlight: Promise<unknown> = Promise.resolve();
-      // Resolves when the iteration before the newest batch is done: iterations run in turn.
-      let turn: Promise<void> = Promise.resolve();
-      const save = async (t: Trainer): Promise<void> => {
-        if (!t.healthy || t.step === savedStep || t.step === 0) return;
-        const step = t.step;
-        const content = await t.snapshot();
-        if (savedStep >= step) return;
-        const path = saveCheckpoint(o.checkpoints, content, o.keep ?? 3);
-        savedStep = step;
-        o.log?.(`checkpoint ${path}`);
-      };
-      const start = async (): Promise<Trainer> => {
-        const t = await o.createTrainer();
-        ready = t;
-        // A damaged newest checkpoint (a disk error, a copy cut short) gives way to the one before.
-        const latest = o.resume ? latestIntactCheckpoint(o.checkpoints, (path, reason) => o.log?.(`${reason}; resuming from an earlier checkpoint`)) : undefined;
-        if (o.resume && !latest) o.log?.(`no checkpoint under ${o.checkpoints}: starting from step 0`);
-        if (latest) {
-          await t.restore(loadCheckpoint<TrainerState>(latest.path));
-          savedStep = t.step;
-          o.log?.(`resumed from ${latest.path} (step ${t.step}, ${t.position} clips seen)`);
-        }
-        return t;
-      };
-      return upstream.pipe(
-        mapAsync(
-          name,
-          async (batch: RecordBatch): Promise<TrainRecord> => {
-            const previous = turn;
-            let done!: () => void;
-            turn = new Promise((resolve) => (done = resolve));
-            let tensors: tf.Tensor5D[] = [];
-            try {
-              // The backend is chosen when the trainer is made, before the first tensor.
-              const t = await (trainer ??= start());
-              if (closed) throw new Error('the stage was torn down');
-              const [y, m] = (tensors = [framesTensor(batch), maskTensor(batch)]) as [tf.Tensor5D, tf.Tensor5D];
-              uploadAhead(tensors);
-              const readyAt = performance.now();
-              await previous;
-              const waitMs = idleSince === undefined ? 0 : Math.max(0, readyAt - idleSince);
-              // An iteration is one long synchronous block and the next batch is ready at once, so
-              // without a macrotask turn here timers and signal handlers (Ctrl-C) would never run.
-              await new Promise((resolve) => setImmediate(resolve));
-              if (closed) throw new Error('the stage was torn down'); // nobody listens any more
-              let record: StepRecord;
-              const iteration = (async () => {
-                record = await t.trainStep(y, m);
-                if (o.checkpointEvery > 0 && record.step % o.checkpointEvery === 0) await save(t);
-              })();
-              inFlight = iteration.catch(() => {});
-              await iteration;
-              const evaluation = o.evaluate ? await o.evaluate(t, record!) : undefined;
-              idleSince = performance.now();
-              return evaluation === undefined ? { ...record!, waitMs } : { ...record!, waitMs, evaluation };
-            } finally {
-              tf.dispose(tensors);
-              done();
-            }
-          },
-          { concurrency: 2, capacity: 2, measure: (r: TrainRecord) => ({ lossG: r.lossG, lossD: r.lossD, stepMs: r.stepMs, waitMs: r.waitMs }) },
-        ),
-        finalize(() => {
-          closed = true;
-          const t = ready;
-          if (t) {
-            finishAfterTeardown(
-              inFlight
-                .then(() => save(t))
-                .finally(() => t.dispose()),
-            );
+  const plan = o.checkpoints;
+  return named(
+    name,
+    (upstream) =>
+      defer(() => {
+        let trainer: Promise<Trainer> | undefined;
+        let ready: Trainer | undefined;
+        let backend: string | undefined;
+        let savedStep = -1;
+        let closed = false;
+        let idleSince: number | undefined;
+        // The iteration running now, if any (a teardown's checkpoint waits for it).
+        let inFlight: Promise<unknown> = Promise.resolve();
+        // Resolves when the step before the newest batch is done with: its iteration ran and its
+        // record was released by every stage after this one, so the model may change again.
+        let turn: Promise<void> = Promise.resolve();
+        const releases = new WeakMap<TrainRecord, () => void>();
+        const save = async (t: Trainer): Promise<void> => {
+          if (!t.healthy || t.step === savedStep || t.step === 0) return;
+          const step = t.step;
+          const content = await t.snapshot();
+          if (savedStep >= step) return;
+          const path = saveCheckpoint(plan.dir, content, plan.keep);
+          savedStep = step;
+          o.log?.(`checkpoint ${path}`);
+        };
+        const start = async (): Promise<Trainer> => {
+          const made = await o.createTrainer();
+          const t = (ready = 'trainer' in made ? made.trainer : made);
+          if ('trainer' in made) backend = made.backend;
+          if (plan.resumeFrom) {
+            await t.restore(loadCheckpoint<TrainerState>(plan.resumeFrom.path));
+            savedStep = t.step;
+            o.log?.(`resumed from ${plan.resumeFrom.path} (step ${t.step}, ${t.position} clips seen)`);
           }
-        }),
-      );
-    }),
+          return t;
+        };
+        return upstream.pipe(
+          mapAsync(
+            name,
+            (batch: RecordBatch) =>
+              new Observable<TrainRecord>((subscriber) => {
+                const previous = turn;
+                let done!: () => void;
+                turn = new Promise((resolve) => (done = resolve));
+                let tensors: tf.Tensor5D[] = [];
+                const run = async (): Promise<TrainRecord> => {
+                  try {
+                    // The backend is chosen when the trainer is made, before the first tensor.
+                    const t = await (trainer ??= start());
+                    if (closed) throw new Error('the stage was torn down');
+                    const [y, m] = (tensors = [framesTensor(batch), maskTensor(batch)]) as [tf.Tensor5D, tf.Tensor5D];
+                    uploadAhead(tensors);
+                    const readyAt = performance.now();
+                    await previous;
+                    const waitMs = idleSince === undefined ? 0 : Math.max(0, readyAt - idleSince);
+                    // An iteration is one long synchronous block and the next batch is ready at once, so
+                    // without a macrotask turn here timers and signal handlers (Ctrl-C) would never run.
+                    await new Promise((resolve) => setImmediate(resolve));
+                    if (closed) throw new Error('the stage was torn down'); // nobody listens any more
+                    let step!: StepRecord;
+                    const iteration = (async () => {
+                      step = await t.trainStep(y, m);
+                      if ((plan.every > 0 && step.step % plan.every === 0)) await save(t);
+                    })();
+                    inFlight = iteration.catch(() => {});
+                    await iteration;
+                    const model: TrainedModel = { step: step.step, inpaint: (yy, mm) => t.inpaint(yy, mm) };
+                    const first = backend;
+                    backend = undefined;
+                    return { ...step, waitMs, ...(first !== undefined && { backend: first }), model };
+                  } finally {
+                    tf.dispose(tensors);
+                  }
+                };
+                run().then(
+                  (record) => {
+                    // The job ends when its record is released, so the stage (and its trainer)
+                    // outlives every step a later stage still reads the model of.
+                    releases.set(record, () => {
+                      idleSince = performance.now();
+                      done();
+                      subscriber.complete();
+                    });
+                    subscriber.next(record);
+                  },
+                  (err: unknown) => {
+                    done();
+                    subscriber.error(err);
+                  },
+                );
+              }),
+            {
+              concurrency: 2,
+              capacity: 2,
+              measure: (r: TrainRecord) => ({ lossG: r.lossG, lossD: r.lossD, stepMs: r.stepMs, waitMs: r.waitMs }),
+              onRelease: (r) => releases.get(r)?.(),
+            },
+          ),
+          finalize(() => {
+            closed = true;
+            const t = ready;
+            if (t) {
+              finishAfterTeardown(
+                inFlight
+                  .then(() => save(t))
+                  .finally(() => t.dispose()),
+              );
+            }
+          }),
+        );
+      }),
+    { capacity: 2, params: { checkpointEvery: plan.every, keep: plan.keep, ...(plan.resumeFrom && { resumeFrom: plan.resumeFrom.path }) } },
   );
 }

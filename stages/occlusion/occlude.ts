@@ -17,6 +17,8 @@ export interface OccludeOptions extends StageOptions<Clip> {
   readonly seed: number;
   /** Shape and value range of the clips (the fill value c is the top or bottom of the range). */
   readonly spec: FrameBatchSpec;
+  /** Stage name. Default `occlude-<process>`. */
+  readonly name?: string;
 }
 
 /**
@@ -28,7 +30,7 @@ export interface OccludeOptions extends StageOptions<Clip> {
 export function occlude({ process, options }: OcclusionChoice, stage: OccludeOptions): Stage<Clip, Clip> {
   const { shape, range } = stage.spec;
   const c = fillValue(process, range);
-  const name = `occlude-${process.name}`;
+  const name = stage.name ?? `occlude-${process.name}`;
   // The drawer (which may have read mask files) belongs to one subscription, like all stage state.
   return named(name, (upstream) =>
     defer(() => {
@@ -48,5 +50,6 @@ export function occlude({ process, options }: OcclusionChoice, stage: OccludeOpt
         ),
       );
     }),
+    { capacity: stage.capacity, params: { process: process.name, ...options, seed: stage.seed } },
   );
 }

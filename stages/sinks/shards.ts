@@ -22,7 +22,7 @@ import { expand } from '../../pipeline/operators/expand.ts';
 import { mapAsync } from '../../pipeline/operators/map-async.ts';
 import { source } from '../../pipeline/operators/source.ts';
 import { unwrap } from '../../pipeline/operators/unwrap.ts';
-import { namedSource, type Leased, type Source } from '../../pipeline/stage.ts';
+import type { Leased, Stream } from '../../pipeline/stage.ts';
 
 export const MANIFEST = 'manifest.json';
 
@@ -125,7 +125,7 @@ export function readManifest(dir: string): Manifest {
  * @param set `clean` or the occlusion process the export used.
  * @param split `train`, `val`, `test`, or `all`.
  */
-export function readShards(dir: string, set = 'clean', split = 'all'): { spec: FrameBatchSpec; clips: Source<Clip & { split: string }> } {
+export function readShards(dir: string, set = 'clean', split = 'all'): { spec: FrameBatchSpec; clips: Stream<Clip & { split: string }> } {
   const manifest = readManifest(dir);
   if (!manifest.sets.includes(set)) throw new UsageError(`${dir}: no set "${set}" (it has ${manifest.sets.join(', ')})`);
   const files = manifest.shards.filter((s) => s.set === set && (split === 'all' || s.split === split));
@@ -133,5 +133,5 @@ export function readShards(dir: string, set = 'clean', split = 'all'): { spec: F
     const reader = await RecordBatchReader.from(readFileSync(join(dir, shard.file)));
     for (const batch of reader) for (const clip of decodeFrameBatch(batch).clips) yield { ...clip, split: shard.split };
   }, { describe: (shard) => ({ file: join(dir, shard.file) }) });
-  return { spec: manifest.spec, clips: namedSource('read-shards', source('shards', () => files).pipe(shardClips)) };
+  return { spec: manifest.spec, clips: source('shards', () => files).pipe(shardClips) };
 }

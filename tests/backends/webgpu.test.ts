@@ -16,7 +16,7 @@ import { after, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { lastValueFrom, tap, toArray } from 'rxjs';
 import { releaseBackend, selectBackend } from '../../pipeline/backend.ts';
-import { latestCheckpoint, loadCheckpoint, type CheckpointContent } from '../../pipeline/checkpoint.ts';
+import { latestCheckpoint, latestIntactCheckpoint, loadCheckpoint, type CheckpointContent } from '../../pipeline/checkpoint.ts';
 import { encodeFrameBatch, type Clip, type FrameBatchSpec } from '../../pipeline/frame-batch.ts';
 import { source } from '../../pipeline/operators/source.ts';
 import { unwrap } from '../../pipeline/operators/unwrap.ts';
@@ -345,7 +345,7 @@ test('a device lost mid-run stops training with a clear error, keeps the last ch
     const records: number[] = [];
     const run = lastValueFrom(
       batches(0, 6).pipe(
-        trainGan({ createTrainer: tinyTrainer, checkpoints: dir, checkpointEvery: 1 }),
+        trainGan({ createTrainer: tinyTrainer, checkpoints: { dir, every: 1, keep: 3 } }),
         unwrap(),
         tap((r) => {
           records.push(r.step);
@@ -368,7 +368,7 @@ test('a device lost mid-run stops training with a clear error, keeps the last ch
 
     // A fresh device, as a new process would have; the run resumes at step 4.
     await selectBackend('webgpu');
-    const resumed = await lastValueFrom(batches(3, 5).pipe(trainGan({ createTrainer: tinyTrainer, checkpoints: dir, checkpointEvery: 1, resume: true }), unwrap(), toArray()));
+    const resumed = await lastValueFrom(batches(3, 5).pipe(trainGan({ createTrainer: tinyTrainer, checkpoints: { dir, every: 1, keep: 3, resumeFrom: { ...latestIntactCheckpoint(dir)!, position: 0 } } }), unwrap(), toArray()));
     assert.deepEqual(resumed.map((r) => r.step), [4, 5]);
     await settleTeardowns();
     assert.equal(latestCheckpoint(dir)?.step, 5);
@@ -442,7 +442,7 @@ test('the data path to the device: 200 batches, each uploaded while the step bef
           yield encodeFrameBatch(SPEC, clips);
         }
       }).pipe(
-        trainGan({ createTrainer: () => (trainer = new GainTrainer(log)), checkpoints: dir, checkpointEvery: 0 }),
+        trainGan({ createTrainer: () => (trainer = new GainTrainer(log)), checkpoints: { dir, every: 0, keep: 3 } }),
         unwrap(),
         tap(() => memory.push({ tensors: tf.memory().numTensors, bytes: tf.memory().numBytes, gpuBytes: (tf.memory() as { numBytesInGPU?: number }).numBytesInGPU ?? 0 })),
         toArray(),

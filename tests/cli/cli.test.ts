@@ -32,9 +32,16 @@ describe('st-inpaint', () => {
   it('describe: the stage chain and parameter counts at the graph\'s settings, as text and JSON', () => {
     const r = cli('describe', 'demo', '--json', '--base', '32', '--size', '64', '--frames', '35');
     assert.equal(r.code, 0, r.stderr);
-    const d = JSON.parse(r.stdout) as { stages: string[]; parameters: Record<string, number> };
-    // The chain as the graph composes it (that it is exactly what a run meters: tests/graphs/describe.test.ts).
-    assert.ok(d.stages.indexOf('synthetic-train') === 0 && d.stages.indexOf('occlude-raindrops') < d.stages.indexOf('train-gan'), d.stages.join(' → '));
+    const d = JSON.parse(r.stdout) as { stages: string[]; edges: Array<{ from: string; to: string; capacity: number }>; nodes: Array<{ name: string; params: Record<string, unknown> }>; parameters: Record<string, number> };
+    // The chain as the graph composes it (that it is exactly what a run meters: tests/graphs/describe.test.ts):
+    // training reads the observed train clips, the evaluation reads the training records and the observed test clips.
+    const edges = d.edges.map((e) => `${e.from} → ${e.to} (${e.capacity})`);
+    for (const edge of ['synthetic-train → occlude-raindrops (4)', 'occlude-raindrops → batch-clips (4)', 'batch-clips → train-gan (4)', 'train-gan → evaluate (2)', 'occlude-test → evaluate (4)', 'evaluate → previews (1)', 'previews → report (1)']) {
+      assert.ok(edges.includes(edge), `${edge} in ${edges.join(', ')}`);
+    }
+    // Two sources; every other stage reads one stage, but the evaluation, which reads two.
+    assert.equal(d.edges.length, d.stages.length - 2 + 1);
+    assert.equal(d.nodes.find((n) => n.name === 'batch-clips')?.params['size'], 4);
     // The demo is grey (C_img = 1) without the extra block; the paper-size counts (3 channels) are in
     // tests/stages/gan.test.ts. Differences from those, by the first and last layers only:
     // G: 14 803 114 − (conv 27·2·32 + shortcut 2·32 + BN 2·2 on the input, 27·32·2 + 2 at the output) = 14 799 588;
@@ -47,7 +54,7 @@ describe('st-inpaint', () => {
     assert.equal((JSON.parse(extra.stdout) as { parameters: Record<string, number> }).parameters['generator'], 14_799_588 + 14_157_824);
     const text = cli('describe', 'demo');
     assert.equal(text.code, 0, text.stderr);
-    assert.match(text.stdout, /stages: synthetic-train → occlude-raindrops → batch-clips → train-gan/);
+    assert.match(text.stdout, /^ {2}batch-clips → train-gan \(capacity 2; checkpointEvery=25, keep=3\)$/m);
     assert.match(text.stdout, /generator: [\d,]+ parameters/);
   });
 

@@ -1,7 +1,8 @@
 /**
- * The public API: a graph file outside this repository imports the framework by package name
- * (`st-inpaint`, `st-inpaint/graphs`), inserts its own stage into the demo's chain, and runs end to
- * end through `st-inpaint run FILE`; its stage is metered like the built-in ones.
+ * The public API: graph files outside this repository import the framework by package name
+ * (`st-inpaint`, `st-inpaint/stages`, `st-inpaint/graphs`) and run through `st-inpaint run FILE`.
+ * The README's two examples run verbatim: a graph of its own, and the kth-raindrops chain with a
+ * stage of the user's inserted, which `describe` lists and the run meters like the built-in ones.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -9,58 +10,56 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, test } from 'node:test';
+import { after, before, test } from 'node:test';
+import { writeKthFixture } from '../fixtures/kth.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'st-inpaint-user-'));
 after(() => rmSync(folder, { recursive: true, force: true }));
 const BIN = fileURLToPath(new URL('../../bin/st-inpaint.js', import.meta.url));
 
-const GRAPH = `
-import { defineGraph, map } from 'st-inpaint';
-import { buildDemo, DEMO_PARAMS } from 'st-inpaint/graphs';
-import { Random } from 'st-inpaint/stages';
+const kth = join(folder, 'kth');
+before(() =>
+  writeKthFixture(folder, kth, [
+    { action: 'boxing', name: 'person11_boxing_d1', frames: 30, ranges: [[1, 15], [16, 30]] },
+    { action: 'walking', name: 'person22_walking_d1', frames: 30, ranges: [[1, 15], [16, 30]] },
+  ]),
+);
 
-export default defineGraph({
-  name: 'mirror-demo',
-  description: 'The demo with half of the training clips mirrored left to right',
-  params: DEMO_PARAMS,
-  build: (p, context) =>
-    buildDemo(p, context, {
-      preprocess: [
-        map('mirror', (clip: { id: string; frames: Uint8Array }) => {
-          if (Random.fromKey(p.seed, 'mirror', clip.id).uniform() < 0.5) return clip;
-          const frames = new Uint8Array(clip.frames.length);
-          for (let row = 0; row < clip.frames.length / p.size; row++)
-            for (let x = 0; x < p.size; x++) frames[row * p.size + x] = clip.frames[row * p.size + p.size - 1 - x]!;
-          return { ...clip, frames };
-        }),
-      ],
-    }),
-});
-`;
+/** The code block of a README section (the test runs it verbatim). */
+function readmeBlock(heading: string): string {
+  const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+  const at = readme.indexOf(heading);
+  assert.ok(at >= 0, `README has "${heading}"`);
+  const code = /```ts\n([\s\S]*?)```/.exec(readme.slice(at))?.[1];
+  assert.ok(code, `"${heading}" has a ts block`);
+  return code;
+}
 
-test('a graph file in any folder imports st-inpaint by name, adds a stage, and runs; the stage is in the telemetry', () => {
-  const file = join(folder, 'mirror-demo.mts');
-  writeFileSync(file, GRAPH);
+const cli = (args: string[], timeout = 300_000) => spawnSync('node', [BIN, ...args], { cwd: folder, encoding: 'utf8', timeout });
+
+test("the README's own stage, inserted into the kth-raindrops chain in a folder outside the repository, is in describe and in the run's telemetry", () => {
+  writeFileSync(join(folder, 'mirrored-kth.mts'), readmeBlock('### Adding your own stage'));
+  const options = ['--source', kth, '--dataset-option', 'split-by=person', '--preset', 'cpu', '--steps', '2', '--batch', '2', '--frames', '4', '--size', '16', '--base', '2', '--eval-clips', '2', '--backend', 'wasm', '--threads', '1'];
+  const described = cli(['describe', './mirrored-kth.mts', ...options, '--json']);
+  assert.equal(described.status, 0, described.stderr);
+  const graph = JSON.parse(described.stdout) as { stages: string[]; edges: Array<{ from: string; to: string }> };
+  // The new stage sits between fitting and occlusion.
+  assert.ok(graph.edges.some((e) => e.from === 'fit' && e.to === 'mirror'), JSON.stringify(graph.edges));
+  assert.ok(graph.edges.some((e) => e.from === 'mirror' && e.to === 'occlude-raindrops'), JSON.stringify(graph.edges));
   const runs = join(folder, 'runs');
-  const r = spawnSync('node', [BIN, 'run', file, '--steps', '2', '--batch', '2', '--clips', '24', '--frames', '4', '--size', '16', '--eval-clips', '2', '--backend', 'wasm', '--threads', '1', '--out', runs], { cwd: folder, encoding: 'utf8', timeout: 300_000 });
+  const r = cli(['run', './mirrored-kth.mts', ...options, '--out', runs]);
   assert.equal(r.status, 0, r.stderr);
-  const runDir = join(runs, 'mirror-demo', readdirSync(join(runs, 'mirror-demo'))[0]!);
+  const runDir = join(runs, 'mirrored-kth', readdirSync(join(runs, 'mirrored-kth'))[0]!);
   const entries = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step?: number; stages?: Array<{ stage: string; items: number }> });
   assert.deepEqual(entries.filter((e) => e.type === 'step').map((e) => e.step), [1, 2]);
   const telemetry = entries.find((e) => e.type === 'telemetry')!.stages!;
-  const mirror = telemetry.find((s) => s.stage === 'mirror');
-  assert.ok(mirror && mirror.items >= 4, `mirror in the telemetry: ${JSON.stringify(telemetry.map((s) => s.stage))}`);
+  assert.deepEqual(telemetry.map((s) => s.stage).sort(), [...graph.stages].sort());
+  assert.ok(telemetry.find((s) => s.stage === 'mirror')!.items >= 4);
 });
 
 test("the README's own-graph example runs verbatim from a folder outside the repository", () => {
-  const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
-  const section = readme.slice(readme.indexOf('### Writing your own graph'));
-  const code = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
-  assert.ok(code, 'the section has a ts block');
-  const file = join(folder, 'squares.mts');
-  writeFileSync(file, code);
-  const r = spawnSync('node', [BIN, 'run', './squares.mts', '--count', '10', '--out', join(folder, 'runs')], { cwd: folder, encoding: 'utf8', timeout: 120_000 });
+  writeFileSync(join(folder, 'squares.mts'), readmeBlock('### Writing your own graph'));
+  const r = cli(['run', './squares.mts', '--count', '10', '--out', join(folder, 'runs')], 120_000);
   assert.equal(r.status, 0, r.stderr);
   const runs = join(folder, 'runs', 'squares');
   const metrics = readFileSync(join(runs, readdirSync(runs)[0]!, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; stages?: Array<{ stage: string; items: number }> });

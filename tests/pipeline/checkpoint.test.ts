@@ -14,6 +14,7 @@ import { latestIntactCheckpoint, listCheckpoints, loadCheckpoint, saveCheckpoint
 import { encodeFrameBatch, type FrameBatchSpec } from '../../pipeline/frame-batch.ts';
 import { source } from '../../pipeline/operators/source.ts';
 import { unwrap } from '../../pipeline/operators/unwrap.ts';
+import { checkpoints } from '../../stages/gan/checkpoints.ts';
 import { trainGan, type Trainer } from '../../stages/gan/train.ts';
 import type { StepRecord, TrainerState } from '../../stages/gan/trainer.ts';
 
@@ -82,16 +83,18 @@ class CountingTrainer implements Trainer {
 
 test('--resume on a damaged newest checkpoint continues from the newest intact one and says so', async () => {
   await selectBackend('cpu');
-  const dir = join(scratch, 'resume');
+  const runDir = join(scratch, 'resume');
+  const dir = join(runDir, 'checkpoints');
   const spec: FrameBatchSpec = { shape: { frames: 1, height: 2, width: 2, channels: 1 }, pixelType: 'uint8', range: [0, 255] };
   const batches = (n: number) => source('batches', function* () {
     for (let k = 0; k < n; k++) yield encodeFrameBatch(spec, [{ id: `c${k}`, frames: new Uint8Array(4) }]);
   });
-  await lastValueFrom(batches(3).pipe(trainGan({ createTrainer: () => new CountingTrainer(), checkpoints: dir, checkpointEvery: 1 }), unwrap(), toArray()));
+  await lastValueFrom(batches(3).pipe(trainGan({ createTrainer: () => new CountingTrainer(), checkpoints: { dir, every: 1, keep: 3 } }), unwrap(), toArray()));
   assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [1, 2, 3]);
   damage(join(dir, 'step-3'));
   const log: string[] = [];
-  const records = await lastValueFrom(batches(2).pipe(trainGan({ createTrainer: () => new CountingTrainer(), checkpoints: dir, checkpointEvery: 1, resume: true, log: (l) => log.push(l) }), unwrap(), toArray()));
+  const plan = checkpoints({ runDir, resume: true, log: (l) => log.push(l) }, { every: 1 });
+  const records = await lastValueFrom(batches(2).pipe(trainGan({ createTrainer: () => new CountingTrainer(), checkpoints: plan, log: (l) => log.push(l) }), unwrap(), toArray()));
   assert.match(log[0]!, /step-3" is damaged: tensors.bin does not match its SHA-256; resuming from an earlier checkpoint/);
   assert.match(log[1]!, /resumed from .*step-2 \(step 2, 2 clips seen\)/);
   // Step 3 again, from step 2's weight: the damaged checkpoint is replaced by a good one.

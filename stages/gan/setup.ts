@@ -1,0 +1,73 @@
+/**
+ * `ganTrainer`: makes the trainer a training stage runs, from the run's settings: it chooses the
+ * backend, decides between one training thread and two data-parallel ones, prepares the occlusion
+ * process whose fresh masks m̂ training draws, and builds the GAN at the clips' shape.
+ */
+import { availableParallelism } from 'node:os';
+import { computesOnHost, describeSelection, selectBackend } from '../../pipeline/backend.ts';
+import { UsageError } from '../../pipeline/errors.ts';
+import type { ClipShape } from '../../pipeline/frame-batch.ts';
+import type { OcclusionChoice } from '../occlusion/index.ts';
+import { MaskSampler, fillValue } from '../occlusion/process.ts';
+import { Random } from '../random.ts';
+import { DataParallelTrainer } from './parallel.ts';
+import type { Trainer } from './train.ts';
+import { GanTrainer } from './trainer.ts';
+
+/** The GAN's settings (the command line's options, in camelCase). */
+export interface GanSettings {
+  /** A name of `BACKENDS`, or `auto`. */
+  readonly backend: string;
+  /** Training threads on a CPU backend: 1, 2 (data-parallel), or 0 (2 when the machine has them and the batch allows). */
+  readonly threads: number;
+  readonly batch: number;
+  /** Base width C of the networks. */
+  readonly base: number;
+  /** The paper's table's extra 16C → 16C block in G (the authors' code has none). */
+  readonly extraBlock: boolean;
+  /** G's fill offset by each clip's visible mean (not in the paper). */
+  readonly meanOffset: boolean;
+  /** Seeds the weights and the fresh masks. */
+  readonly seed: number;
+  readonly learningRate: number;
+  readonly discriminatorLearningRate: number;
+  /** Weight of the self-supervised fill term (0: the paper's model). */
+  readonly selfSupervised: number;
+  /** β of the moving average of G's weights used for filling (0: off). */
+  readonly generatorAverage: number;
+  /** The learning rates are multiplied by `decay` every `decayEvery` iterations. */
+  readonly decay: number;
+  readonly decayEvery: number;
+}
+
+/**
+ * @example
+ * trainGan({ createTrainer: ganTrainer(settings, occlusion, spec.shape, run.log), checkpoints: … })
+ * @returns a function making the trainer and a line naming its backend and threads.
+ */
+export function ganTrainer(s: GanSettings, occlusion: OcclusionChoice, shape: ClipShape, log?: (line: string) => void): () => Promise<{ trainer: Trainer; backend: string }> {
+  return async () => {
+    const selection = await selectBackend(s.backend);
+    const threads = s.threads === 0 ? (computesOnHost(selection.backend) && s.batch >= 2 && availableParallelism() >= 2 ? 2 : 1) : s.threads;
+    if (threads === 2 && s.batch < 2) throw new UsageError(`--threads 2 needs --batch of at least 2, got ${s.batch}`);
+    const backend = `${describeSelection(selection)}; ${threads} training thread${threads === 2 ? 's (data-parallel)' : ''}`;
+    log?.(backend);
+    const drawer = await occlusion.process.prepare(occlusion.options as never, shape);
+    if (drawer.note) log?.(drawer.note);
+    const options = {
+      config: { base: s.base, channels: shape.channels, frames: shape.frames, height: shape.height, width: shape.width, extraBlock: s.extraBlock, ...(s.meanOffset && { meanOffset: true }) },
+      seed: s.seed,
+      fill: fillValue(occlusion.process, [-1, 1]),
+      timeDependent: occlusion.process.timeDependent,
+      sampler: new MaskSampler(drawer, shape, Random.fromKey(s.seed, 'fresh-masks')),
+      learningRate: s.learningRate,
+      discriminatorLearningRate: s.discriminatorLearningRate,
+      selfSupervisedWeight: s.selfSupervised,
+      generatorAverage: s.generatorAverage,
+      decay: s.decay,
+      decayEvery: s.decayEvery,
+    };
+    const trainer = threads === 2 ? await DataParallelTrainer.start(options, selection.backend) : new GanTrainer(options);
+    return { trainer, backend };
+  };
+}
