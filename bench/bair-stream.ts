@@ -14,6 +14,7 @@ import { FrameBatchPool, encodeFrameBatch, type Clip } from '../pipeline/frame-b
 import { batch } from '../pipeline/operators/batch.ts';
 import { unwrap } from '../pipeline/operators/unwrap.ts';
 import { encodeExample, encodeRecord, type Feature } from '../stages/decode/tfrecord.ts';
+import { recordFigures } from './record.ts';
 
 const SIZE = 64 * 64 * 3;
 const RECORDS_PER_FILE = 256;
@@ -86,5 +87,7 @@ export async function bairStreamBench(json: boolean): Promise<void> {
   console.log(`bair-stream bench: ${files} TFRecord files, ${count} clips of 30×64×64×3, ${(served / 2 ** 30).toFixed(2)} GiB of tar over HTTP from 127.0.0.1`);
   console.log(`  ${(count / seconds).toFixed(0)} clips/s, ${(served / seconds / 2 ** 20).toFixed(0)} MiB/s, ${seconds.toFixed(1)} s`);
   console.log(`  peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB (target < 400); file-system writes during the stream: ${diskWrites} (target 0)`);
-  if (json) console.log(JSON.stringify({ clipsPerSecond: Math.round(count / seconds), bytesPerSecond: Math.round(served / seconds), peakRssMiB: Math.round(peakRss / 2 ** 20), diskWrites, gib: Number((served / 2 ** 30).toFixed(2)) }));
+  const figures = { clipsPerSecond: Math.round(count / seconds), bytesPerSecond: Math.round(served / seconds), peakRssMiB: Math.round(peakRss / 2 ** 20), diskWrites, gib: Number((served / 2 ** 30).toFixed(2)) };
+  recordFigures('bair-stream', figures);
+  if (json) console.log(JSON.stringify(figures));
 }

@@ -23,11 +23,6 @@
  */
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdirSync } from 'node:fs';
-import { availableParallelism, cpus } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describeSelection, releaseBackend, selectBackend } from '../pipeline/backend.ts';
 import { type GanConfig } from '../stages/gan/networks.ts';
 import { GanTrainer } from '../stages/gan/trainer.ts';
@@ -36,6 +31,7 @@ import { chooseOcclusion } from '../stages/occlusion/index.ts';
 import { MaskSampler, fillValue } from '../stages/occlusion/process.ts';
 import { Random } from '../stages/random.ts';
 import { KernelMeter } from './kernel-meter.ts';
+import { recordFigures } from './record.ts';
 
 interface Preset {
   readonly config: GanConfig;
@@ -326,20 +322,7 @@ export async function trainBench(json: boolean, args: readonly string[] = []): P
     copyGBps: bandwidth ? Number(bandwidth.oneThread.toFixed(1)) : null,
     copyGBpsTwoThreads: bandwidth ? Number(bandwidth.twoThreads.toFixed(1)) : null,
   };
-  recordFigures(figures);
+  recordFigures('train', figures);
   if (json) console.log(JSON.stringify(figures));
   await releaseBackend();
-}
-
-/** Appends a run's figures, with the time and machine, to bench/results/train.jsonl. */
-function recordFigures(figures: object): void {
-  const dir = fileURLToPath(new URL('./results/', import.meta.url));
-  mkdirSync(dir, { recursive: true });
-  let commit = '';
-  try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    // Not a git checkout: the figures still count.
-  }
-  appendFileSync(join(dir, 'train.jsonl'), `${JSON.stringify({ at: new Date().toISOString(), commit, cpus: availableParallelism(), cpu: cpus()[0]?.model ?? '', ...figures })}\n`);
 }

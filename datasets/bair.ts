@@ -11,14 +11,17 @@
  */
 import { createReadStream, existsSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import { defer } from 'rxjs';
 import { StageError, UsageError } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions } from '../pipeline/graph.ts';
+import { expand } from '../pipeline/operators/expand.ts';
+import { map } from '../pipeline/operators/map.ts';
 import { source, type SourceOptions } from '../pipeline/operators/source.ts';
-import type { Stream } from '../pipeline/stage.ts';
-import { TFRecordParser, decodeExample } from '../stages/decode/tfrecord.ts';
+import { named, type Stream } from '../pipeline/stage.ts';
+import { TFRecordParser, decodeExample, type TFRecord } from '../stages/decode/tfrecord.ts';
 import { httpChunks } from '../stages/io/fetch.ts';
-import { tarChunks } from '../stages/io/tar.ts';
+import { tarChunks, type TarChunk } from '../stages/io/tar.ts';
 import type { DatasetClip, Split } from './synthetic.ts';
 
 export const bairOptions = {
@@ -41,46 +44,37 @@ function bytesOf(location: string): Readable {
   return createReadStream(location);
 }
 
-/** Clips of a BAIR-format tar. */
+/** A TFRecord entry's chunk, with the split its path says. */
+type EntryChunk = TarChunk & { readonly split: Split };
+
+/** One record of a TFRecord entry, numbered within it. */
+interface EntryRecord {
+  readonly id: string;
+  readonly entry: string;
+  readonly split: Split;
+  readonly record: TFRecord;
+}
+
+/**
+ * Clips of a BAIR-format tar, as a chain: the tar's TFRecord entries in chunks → their records
+ * (CRC-checked; a record with a bad data CRC is dropped alone, a bad length CRC loses the rest of
+ * its entry) → Examples decoded into clips. Under `--on-error skip` each stage drops, names and
+ * counts what it cannot read.
+ */
 export function bairClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Stream<DatasetClip> } {
   const o = resolveOptions('dataset "bair"', bairOptions, given);
   const T = o.frames;
   const spec: FrameBatchSpec = { shape: { frames: T, height: 64, width: 64, channels: 3 }, pixelType: 'uint8', range: [0, 255] };
-  const clips = source('bair', async function* ({ skip }) {
+  const policy = { onError: stage.onError };
+  const chunks = source('bair-tar', async function* ({ skip }): AsyncGenerator<EntryChunk> {
     const input = bytesOf(location);
     let entry = '';
-    let parser: TFRecordParser | undefined;
-    let index = 0;
     try {
       for await (const chunk of tarChunks(input, location)) {
         const match = /softmotion30_44k\/(train|test)\/[^/]+\.tfrecords?$/.exec(chunk.path);
         if (!match || (o.split !== 'all' && match[1] !== o.split)) continue;
-        if (chunk.path !== entry) {
-          entry = chunk.path;
-          parser = new TFRecordParser(`${location}:${entry}`);
-          index = 0;
-        }
-        // After a framing error (bad length CRC, truncation) the rest of the entry cannot be cut
-        // into records: under --on-error skip it is dropped and the next entry read.
-        if (!parser) continue;
-        const split = match[1] as Split;
-        let records: ReturnType<TFRecordParser['push']>;
-        try {
-          records = [...parser.push(chunk.bytes)];
-          if (chunk.last) parser.end();
-        } catch (err) {
-          parser = undefined;
-          skip({ file: location, entry }, err);
-          continue;
-        }
-        for (const record of records) {
-          const id = `${entry}#${index++}`;
-          try {
-            yield { id, split, frames: bairFrames(decodeExample(record.data), T, o.camera, `record ${index - 1} (byte ${record.offset})`) } satisfies DatasetClip;
-          } catch (err) {
-            skip({ clip: id, file: location, entry }, err);
-          }
-        }
+        entry = chunk.path;
+        yield { ...chunk, split: match[1] as Split };
       }
     } catch (err) {
       if (err instanceof StageError) throw err; // a skip() under the fail policy
@@ -89,7 +83,40 @@ export function bairClips(location: string, given: Readonly<Record<string, unkno
       skip({ file: location, entry }, err);
     }
   }, stage);
-  return { spec, clips };
+  const records = named<EntryChunk, EntryRecord>('tfrecords', (upstream) =>
+    defer(() => {
+      // The parser of the entry being read (its chunks come in order, the first at offset 0), one per subscription.
+      let parser: { entry: string; parser: TFRecordParser; index: number; broken: boolean } | undefined;
+      return upstream.pipe(
+        expand(
+          'tfrecords',
+          function* (chunk: EntryChunk): Generator<EntryRecord> {
+            if (chunk.offset === 0) parser = { entry: chunk.path, parser: new TFRecordParser(`${location}:${chunk.path}`), index: 0, broken: false };
+            const p = parser!;
+            // After a framing error the rest of the entry cannot be cut into records.
+            if (p.broken) return;
+            try {
+              for (const record of p.parser.push(chunk.bytes)) yield { id: `${p.entry}#${p.index++}`, entry: p.entry, split: chunk.split, record };
+              if (chunk.last) p.parser.end();
+            } catch (err) {
+              p.broken = true;
+              throw err;
+            }
+          },
+          { ...policy, describe: (c) => ({ file: location, entry: c.path }) },
+        ),
+      );
+    }),
+  );
+  const examples = map(
+    'examples',
+    ({ id, split, record }: EntryRecord): DatasetClip => {
+      if (record.damaged) throw record.damaged;
+      return { id, split, frames: bairFrames(decodeExample(record.data), T, o.camera, `record at byte ${record.offset}`) };
+    },
+    { ...policy, describe: (r) => ({ clip: r.id, file: location, entry: r.entry }) },
+  );
+  return { spec, clips: chunks.pipe(records, examples) };
 }
 
 /** The T frames of one Example (the last recorded one repeated past 30). */

@@ -15,6 +15,8 @@ import { join, relative } from 'node:path';
 import { UsageError } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions } from '../pipeline/graph.ts';
+import { expand } from '../pipeline/operators/expand.ts';
+import { mapAsync } from '../pipeline/operators/map-async.ts';
 import { source, type SourceOptions } from '../pipeline/operators/source.ts';
 import type { Stream } from '../pipeline/stage.ts';
 import { centreSquare, cropFrame, detectFace, squareAround } from '../stages/frames/face.ts';
@@ -47,6 +49,16 @@ function videosUnder(folder: string): string[] {
   return out;
 }
 
+/** T decoded frames of a video (fewer at its end), at the decoding size. */
+interface RawClip {
+  readonly id: string;
+  readonly path: string;
+  readonly split: Split;
+  readonly width: number;
+  readonly height: number;
+  readonly frames: readonly Uint8Array[];
+}
+
 export function faceforensicsClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Stream<DatasetClip> } {
   const o = resolveOptions('dataset "faceforensics"', faceforensicsOptions, given);
   if (!existsSync(location)) throw new UsageError(`--source ${location}: no such file or folder`);
@@ -61,55 +73,65 @@ export function faceforensicsClips(location: string, given: Readonly<Record<stri
     return u < 0.05 ? 'val' : u < 0.1 ? 'test' : 'train';
   };
 
-  const clips = source(
-    'faceforensics',
-    async function* ({ skip }) {
+  const policy = { onError: stage.onError };
+  // The chain: the videos → decoded in clips of T frames → each cropped (around its face) and resized.
+  const files = source(
+    'ff-videos',
+    function* () {
       for (const path of videos) {
         const video = folder ? relative(location, path) : path;
         const split = splitOf(video);
-        if (o.split !== 'all' && split !== o.split) continue;
-        let reader: FrameReader | undefined;
-        try {
-          const info = probeVideo(path);
-          // Decoded at most 640 wide (even sizes): enough for the detector and a 64-pixel crop, and bounded memory.
-          const width = Math.min(info.width, DECODE_WIDTH) & ~1;
-          const height = Math.max(2, Math.round((info.height * width) / info.width / 2) * 2);
-          reader = new FrameReader(path, width * height * 3, 'rgb24', { width, height });
-          for (let k = 0; k < o['clips-per-video']; k++) {
-            const id = `${video}#${k}`;
-            const first = await reader.next();
-            if (!first) break; // the video is shorter than this clip
-            let square = centreSquare(height, width);
-            if (o.crop === 'face') {
-              const face = await detectFace(first, height, width, o['min-confidence']);
-              if (!face) {
-                skip({ clip: id, file: path }, new Error(`no face above confidence ${o['min-confidence']} in the clip's first frame (try --dataset-option crop=centre)`));
-                for (let t = 1; t < T; t++) if (!(await reader.next())) break;
-                continue;
-              }
-              square = squareAround(face, height, width, o.margin);
-            }
-            const frames = new Uint8Array(T * S * S * 3);
-            let frame: Uint8Array | undefined = first;
-            let last = first;
-            for (let t = 0; t < T; t++) {
-              // Short videos are padded by repeating their last frame.
-              if (t > 0) frame = (await reader.next()) ?? undefined;
-              if (frame) last = frame;
-              frames.set(await resizeFrame(cropFrame(last, width, 3, square), { height: square.size, width: square.size, channels: 3 }, { height: S, width: S, channels: 3 }), t * S * S * 3);
-            }
-            yield { id, split, frames } satisfies DatasetClip;
-            if (!frame) break;
-          }
-        } catch (err) {
-          // An unreadable video: under --on-error skip its clips are dropped and counted.
-          skip({ file: path }, err);
-        } finally {
-          reader?.close();
-        }
+        if (o.split === 'all' || split === o.split) yield { path, video, split };
       }
     },
-    stage,
+    { capacity: 1 },
   );
+  const decoded = expand(
+    'decode',
+    async function* ({ path, video, split }: { path: string; video: string; split: Split }): AsyncGenerator<RawClip> {
+      const info = probeVideo(path);
+      // Decoded at most 640 wide (even sizes): enough for the detector and a 64-pixel crop, and bounded memory.
+      const width = Math.min(info.width, DECODE_WIDTH) & ~1;
+      const height = Math.max(2, Math.round((info.height * width) / info.width / 2) * 2);
+      const reader = new FrameReader(path, width * height * 3, 'rgb24', { width, height });
+      try {
+        for (let k = 0; k < o['clips-per-video']; k++) {
+          const frames: Uint8Array[] = [];
+          for (let t = 0; t < T; t++) {
+            const frame = await reader.next();
+            if (!frame) break;
+            frames.push(frame);
+          }
+          if (frames.length === 0) break; // the video is shorter than this clip
+          yield { id: `${video}#${k}`, path, split, width, height, frames };
+          if (frames.length < T) break;
+        }
+      } finally {
+        reader.close();
+      }
+    },
+    // A raw clip holds T full decoded frames: few in flight.
+    { ...policy, capacity: 2, describe: ({ path }) => ({ file: path }) },
+  );
+  const cropped = mapAsync(
+    'face-crop',
+    async ({ id, path, split, width, height, frames: raw }: RawClip): Promise<DatasetClip> => {
+      let square = centreSquare(height, width);
+      if (o.crop === 'face') {
+        const face = await detectFace(raw[0]!, height, width, o['min-confidence']);
+        if (!face) throw new Error(`no face above confidence ${o['min-confidence']} in the clip's first frame (try --dataset-option crop=centre)`);
+        square = squareAround(face, height, width, o.margin);
+      }
+      const frames = new Uint8Array(T * S * S * 3);
+      for (let t = 0; t < T; t++) {
+        // Short videos are padded by repeating their last frame.
+        const frame = raw[Math.min(t, raw.length - 1)]!;
+        frames.set(await resizeFrame(cropFrame(frame, width, 3, square), { height: square.size, width: square.size, channels: 3 }, { height: S, width: S, channels: 3 }), t * S * S * 3);
+      }
+      return { id, split, frames };
+    },
+    { ...policy, ordered: true, describe: ({ id, path }) => ({ clip: id, file: path }) },
+  );
+  const clips = files.pipe(decoded, cropped);
   return { spec, clips };
 }

@@ -17,6 +17,8 @@ import { basename, dirname, join } from 'node:path';
 import { UsageError } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions } from '../pipeline/graph.ts';
+import { expand } from '../pipeline/operators/expand.ts';
+import { mapAsync } from '../pipeline/operators/map-async.ts';
 import { source, type SourceOptions } from '../pipeline/operators/source.ts';
 import type { Stream } from '../pipeline/stage.ts';
 import { defaultCache, fetchToCache } from '../stages/io/fetch.ts';
@@ -32,6 +34,7 @@ export const kthOptions = {
   size: { type: 'number', default: 64, integer: true, min: 8, max: 1024, describe: 'frame height and width' },
   seed: { type: 'number', default: 1, integer: true, min: 0, describe: 'seed of the random split' },
   sequences: { type: 'string', default: '', describe: 'the 00sequences.txt file (default: beside the zips)' },
+  decoders: { type: 'number', default: 2, integer: true, min: 1, max: 64, describe: 'videos decoded at once (ffmpeg processes)' },
 } as const;
 
 const PERSON_SPLIT: Record<number, Split> = Object.fromEntries([
@@ -90,6 +93,25 @@ async function downloadKth(base: string): Promise<string> {
   return folder;
 }
 
+/** A segmented video read from its zip, with the clips the split wants. */
+interface KthVideo {
+  readonly zip: string;
+  readonly entry: string;
+  readonly video: string;
+  readonly ranges: ReadonlyArray<readonly [number, number]>;
+  readonly ids: readonly string[];
+  readonly wanted: readonly boolean[];
+  readonly bytes: Uint8Array;
+}
+
+/** A video decoded to gray frames at the model's size. */
+type DecodedVideo = Omit<KthVideo, 'bytes'> & { readonly frames: readonly Uint8Array[] };
+
+/**
+ * The clips as a chain: the zips (downloaded first for a URL) → their segmented videos → decoded
+ * by ffmpeg (`decoders` at once) → cut into clips by the segmentation. Under `--on-error skip` a
+ * zip, video or clip that cannot be read is dropped, named and counted by its stage.
+ */
 export function kthClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Stream<DatasetClip> } {
   const o = resolveOptions('dataset "kth"', kthOptions, given);
   // A URL (the KTH site, or a mirror with the same files) is downloaded into the cache when the clips are first pulled.
@@ -103,47 +125,61 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
     const u = Random.fromKey('kth-split', o.seed, id).uniform(0, 1);
     return u < 0.05 ? 'val' : u < 0.1 ? 'test' : 'train';
   };
-  const clips = source('kth', async function* ({ skip }) {
-    const { zips, sequences } = local ?? localLayout(await downloadKth(location), o.sequences);
-    for (const zip of zips) {
+  const policy = { onError: stage.onError };
+  const zips = source(
+    'kth-zips',
+    async function* () {
+      const { zips, sequences } = local ?? localLayout(await downloadKth(location), o.sequences);
+      for (const zip of zips) yield { zip, sequences };
+    },
+    { capacity: 1 },
+  );
+  const videos = expand(
+    'zip-entries',
+    async function* ({ zip, sequences }: { zip: string; sequences: Map<string, Array<[number, number]>> }): AsyncGenerator<KthVideo> {
       const actions = new Set<string>();
       const found = new Set<string>();
       for await (const entry of zipEntries(zip)) {
-        const video = basename(entry.path).replace(/_uncomp\.avi$|\.avi$/i, '');
         if (!/\.avi$/i.test(entry.path)) continue;
+        const video = basename(entry.path).replace(/_uncomp\.avi$|\.avi$/i, '');
         actions.add(actionOf(video));
         found.add(video);
         const ranges = sequences.get(video);
         if (!ranges) continue;
         const ids = ranges.map((_, k) => `${video}#${k}`);
-        const wanted = ids.map((id) => splitOf(video, id)).map((s) => o.split === 'all' || s === o.split);
-        if (!wanted.some(Boolean)) continue;
-        let frames: Uint8Array[];
-        try {
-          frames = await decodeVideoBytes(entry.bytes, `${zip}:${entry.path}`, { width: S, height: S, pixFmt: 'gray' });
-        } catch (err) {
-          // A corrupt video: under --on-error skip its clips are dropped and counted.
-          skip({ file: zip, entry: entry.path }, err);
-          continue;
-        }
-        for (const [k, [start, end]] of ranges.entries()) {
-          if (!wanted[k]) continue;
-          // A video shorter than its segmentation says was cut short: its clip is an error, not padding.
-          if (end > frames.length) {
-            skip({ clip: ids[k]!, file: zip, entry: entry.path }, new Error(`00sequences.txt asks for frames ${start}-${end}, the video decodes to ${frames.length} (truncated?)`));
-            continue;
-          }
-          // A clip shorter than T frames repeats its last frame (method.md §4: padded to 35).
-          const out = new Uint8Array(T * S * S);
-          for (let t = 0; t < T; t++) out.set(frames[Math.min(start - 1 + t, end - 1)]!, t * S * S);
-          yield { id: ids[k]!, split: splitOf(video, ids[k]!), frames: out } satisfies DatasetClip;
-        }
+        const wanted = ids.map((id) => o.split === 'all' || splitOf(video, id) === o.split);
+        if (wanted.some(Boolean)) yield { zip, entry: entry.path, video, ranges, ids, wanted, bytes: entry.bytes };
       }
       // Every segmented video of the actions this zip holds must be in it.
-      for (const video of sequences.keys()) {
-        if (actions.has(actionOf(video)) && !found.has(video)) skip({ file: zip, entry: `${video}_uncomp.avi` }, new Error(`00sequences.txt lists ${video}, which the zip does not hold`));
+      const missing = [...sequences.keys()].filter((video) => actions.has(actionOf(video)) && !found.has(video));
+      if (missing.length > 0) throw new Error(`00sequences.txt lists ${missing.join(', ')}, which the zip does not hold`);
+    },
+    { ...policy, capacity: o.decoders, describe: ({ zip }) => ({ file: zip }) },
+  );
+  const decoded = mapAsync(
+    'decode',
+    async ({ bytes, ...video }: KthVideo): Promise<DecodedVideo> => ({ ...video, frames: await decodeVideoBytes(bytes, `${video.zip}:${video.entry}`, { width: S, height: S, pixFmt: 'gray' }) }),
+    { ...policy, concurrency: o.decoders, ordered: true, describe: ({ zip, entry }) => ({ file: zip, entry }) },
+  );
+  const cut = expand(
+    'cut',
+    function* ({ video, ranges, ids, wanted, frames }: DecodedVideo): Generator<DatasetClip> {
+      const short: string[] = [];
+      for (const [k, [start, end]] of ranges.entries()) {
+        if (!wanted[k]) continue;
+        // A video shorter than its segmentation says was cut short: its clip is an error, not padding.
+        if (end > frames.length) {
+          short.push(`clip "${ids[k]}": 00sequences.txt asks for frames ${start}-${end}, the video decodes to ${frames.length} (truncated?)`);
+          continue;
+        }
+        // A clip shorter than T frames repeats its last frame (method.md §4: padded to 35).
+        const out = new Uint8Array(T * S * S);
+        for (let t = 0; t < T; t++) out.set(frames[Math.min(start - 1 + t, end - 1)]!, t * S * S);
+        yield { id: ids[k]!, split: splitOf(video, ids[k]!), frames: out };
       }
-    }
-  }, stage);
-  return { spec, clips };
+      if (short.length > 0) throw new Error(short.join('; '));
+    },
+    { ...policy, describe: ({ zip, entry }) => ({ file: zip, entry }) },
+  );
+  return { spec, clips: zips.pipe(videos, decoded, cut) };
 }

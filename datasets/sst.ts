@@ -15,11 +15,14 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { defer, finalize } from 'rxjs';
 import { UsageError } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions } from '../pipeline/graph.ts';
+import { map } from '../pipeline/operators/map.ts';
+import { mapAsync } from '../pipeline/operators/map-async.ts';
 import { source, type SourceOptions } from '../pipeline/operators/source.ts';
-import type { Stream } from '../pipeline/stage.ts';
+import { named, type Stream } from '../pipeline/stage.ts';
 import { NetcdfFile } from '../stages/decode/netcdf.ts';
 import type { DatasetClip, Split } from './synthetic.ts';
 
@@ -61,6 +64,12 @@ interface Sequence {
   readonly time: Date;
 }
 
+/** A sequence with its split and clip id. */
+interface PlannedSequence extends Sequence {
+  readonly id: string;
+  readonly split: Split;
+}
+
 export function sstClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Stream<DatasetClip> } {
   const o = resolveOptions('dataset "sst"', sstOptions, given);
   if (!existsSync(location)) throw new UsageError(`--source ${location}: no such file or folder`);
@@ -74,7 +83,9 @@ export function sstClips(location: string, given: Readonly<Record<string, unknow
   const span = 1 + o.interval * (T - 1);
   const spec: FrameBatchSpec = { shape: { frames: T, height: S, width: S, channels: 1 }, pixelType: 'float32', range: [-1, 1] };
 
-  const clips = source('sst', async function* ({ skip }) {
+  const policy = { onError: stage.onError };
+  // The chain: every file's sequences, planned and split → each sequence's values read as a crop → normalised.
+  const planned = source('sst-sequences', async function* ({ skip }): AsyncGenerator<PlannedSequence> {
     // Every file's sequences first (times only), so that the split can count from the end of the train years.
     const sequences: Sequence[] = [];
     for (const file of files) {
@@ -99,31 +110,47 @@ export function sstClips(location: string, given: Readonly<Record<string, unknow
     // Past the test sequences: in no split.
     const splitOf = (s: Sequence, rank: number): Split | undefined =>
       s.time.getTime() >= testFrom ? (rank - before < testCount ? 'test' : undefined) : rank >= before - o['val-sequences'] ? 'val' : 'train';
-
-    let open: NetcdfFile | undefined;
-    try {
-      for (const [rank, s] of sequences.entries()) {
-        const split = splitOf(s, rank);
-        if (!split || (o.split !== 'all' && split !== o.split)) continue;
-        if (open?.path !== s.file) {
-          open?.close();
-          open = await NetcdfFile.open(s.file);
-        }
-        const shape = open.shape(o.variable);
-        if (shape.length !== 3 && shape.length !== 4) throw new UsageError(`${s.file}: "${o.variable}" has ${shape.length} dimensions; expected (time, [depth,] lat, lon)`);
-        const [H, W] = shape.slice(-2) as [number, number];
-        if (H < S || W < S) throw new UsageError(`${s.file}: the grid is ${H}×${W}, smaller than the ${S}×${S} crop`);
-        const y0 = o['crop-y'] >= 0 ? o['crop-y'] : Math.floor((H - S) / 2);
-        const x0 = o['crop-x'] >= 0 ? o['crop-x'] : Math.floor((W - S) / 2);
-        if (y0 + S > H || x0 + S > W) throw new UsageError(`${s.file}: a ${S}×${S} crop at row ${y0}, column ${x0} leaves the ${H}×${W} grid`);
-        if (shape.length === 4 && o.depth >= shape[1]!) throw new UsageError(`${s.file}: depth index ${o.depth} out of ${shape[1]} levels`);
-        const ranges: Array<readonly [number, number, number?]> = [[s.start, s.start + span, o.interval], ...(shape.length === 4 ? [[o.depth, o.depth + 1] as const] : []), [y0, y0 + S], [x0, x0 + S]];
-        const values = open.read(o.variable, ranges);
-        yield { id: `${basename(s.file)}@${s.time.toISOString().slice(0, 13)}`, split, frames: normaliseSequence(values) } satisfies DatasetClip;
-      }
-    } finally {
-      open?.close();
+    for (const [rank, s] of sequences.entries()) {
+      const split = splitOf(s, rank);
+      if (split && (o.split === 'all' || split === o.split)) yield { ...s, split, id: `${basename(s.file)}@${s.time.toISOString().slice(0, 13)}` };
     }
   }, stage);
+  const read = named<PlannedSequence, PlannedSequence & { values: Float32Array }>('read-sequence', (upstream) =>
+    defer(() => {
+      // The file being read stays open from one sequence to the next (they come in time order).
+      let open: NetcdfFile | undefined;
+      return upstream.pipe(
+        mapAsync(
+          'read-sequence',
+          async (s: PlannedSequence) => {
+            if (open?.path !== s.file) {
+              open?.close();
+              open = undefined;
+              open = await NetcdfFile.open(s.file);
+            }
+            return { ...s, values: readCrop(open, s) };
+          },
+          { ...policy, describe: (s) => ({ clip: s.id, file: s.file }) },
+        ),
+        finalize(() => open?.close()),
+      );
+    }),
+  );
+  const normalise = map('normalise', ({ id, split, values }: PlannedSequence & { values: Float32Array }): DatasetClip => ({ id, split, frames: normaliseSequence(values) }), policy);
+
+  /** The sequence's values at the crop (T · S · S floats). */
+  function readCrop(nc: NetcdfFile, s: PlannedSequence): Float32Array {
+    const shape = nc.shape(o.variable);
+    if (shape.length !== 3 && shape.length !== 4) throw new UsageError(`${s.file}: "${o.variable}" has ${shape.length} dimensions; expected (time, [depth,] lat, lon)`);
+    const [H, W] = shape.slice(-2) as [number, number];
+    if (H < S || W < S) throw new UsageError(`${s.file}: the grid is ${H}×${W}, smaller than the ${S}×${S} crop`);
+    const y0 = o['crop-y'] >= 0 ? o['crop-y'] : Math.floor((H - S) / 2);
+    const x0 = o['crop-x'] >= 0 ? o['crop-x'] : Math.floor((W - S) / 2);
+    if (y0 + S > H || x0 + S > W) throw new UsageError(`${s.file}: a ${S}×${S} crop at row ${y0}, column ${x0} leaves the ${H}×${W} grid`);
+    if (shape.length === 4 && o.depth >= shape[1]!) throw new UsageError(`${s.file}: depth index ${o.depth} out of ${shape[1]} levels`);
+    const ranges: Array<readonly [number, number, number?]> = [[s.start, s.start + span, o.interval], ...(shape.length === 4 ? [[o.depth, o.depth + 1] as const] : []), [y0, y0 + S], [x0, x0 + S]];
+    return nc.read(o.variable, ranges);
+  }
+  const clips = planned.pipe(read, normalise);
   return { spec, clips };
 }

@@ -32,6 +32,9 @@ export class Outlet<Out> {
   readonly pump: Pump;
   readonly policy: ErrorPolicy;
   private readonly sizeOf: ((value: unknown) => number) | undefined;
+  /** Outputs and skipped elements of this subscription. */
+  private emitted = 0;
+  private skipped = 0;
   private readonly measure: ((value: Out) => Readonly<Record<string, number>>) | undefined;
 
   constructor(
@@ -58,14 +61,26 @@ export class Outlet<Out> {
 
   /** Emits a value under a credit already taken with `gate.tryAcquire()`; `onRelease` as in `CreditGate.lease`. */
   emit(value: Out, onRelease?: () => void): void {
+    this.emitted += 1;
     this.meter.emitted(value, this.sizeOf);
     if (this.measure) this.meter.measure(this.measure(value));
     this.subscriber.next(this.gate.lease(value, onRelease));
   }
 
+  /**
+   * Ends the stage's output. Under `skip`, a stage whose every element failed has produced nothing:
+   * that is the run's failure, not an empty success.
+   */
   complete(): void {
+    if (this.emitted === 0 && this.skipped > 0) return this.fail(new Error(`every element failed (${this.skipped} skipped), nothing was read`), {});
     this.meter.finish();
     this.subscriber.complete();
+  }
+
+  /** Counts a skipped element (logged and counted in telemetry); the caller drops it. */
+  skip(cause: unknown, element: ElementRef): void {
+    this.skipped += 1;
+    this.meter.skip(new StageError(this.stage, element, cause).message);
   }
 
   /**
@@ -102,7 +117,7 @@ export class Outlet<Out> {
    */
   failed(cause: unknown, element: ElementRef): boolean {
     if (this.policy === 'skip') {
-      this.meter.skip(new StageError(this.stage, element, cause).message);
+      this.skip(cause, element);
       return true;
     }
     this.fail(cause, element);

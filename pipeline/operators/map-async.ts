@@ -18,6 +18,11 @@ export interface MapAsyncOptions<In, Out = unknown> extends StageOptions<In> {
   readonly concurrency?: number;
   /** Called when the consumer releases a result (it is done with it). */
   readonly onRelease?: (value: Out) => void;
+  /**
+   * Results leave in input order rather than completion order (a result waits for those before
+   * it, holding its place in the concurrency). Default false.
+   */
+  readonly ordered?: boolean;
 }
 
 /**
@@ -53,6 +58,9 @@ export function mapCore<In, Out>(
       const inners = new Set<Subscription>();
       let started = 0;
       let active = 0;
+      // Ordered results: finished jobs waiting for the ones before them, by index.
+      const waiting = new Map<number, { readonly item: Leased<In>; has: boolean; value?: Out }>();
+      let nextOut = 0;
       let upstreamDone = false;
       let stopped = false;
 
@@ -104,15 +112,21 @@ export function mapCore<In, Out>(
         let emitted = false;
         let settled = false;
         let inner: Subscription | undefined;
+        const slot = options.ordered ? { item, has: false, value: undefined as Out | undefined } : undefined;
         const settle = (): void => {
           if (settled) return;
           settled = true;
           if (inner) inners.delete(inner);
-          finished(item, emitted);
+          if (!slot) return finished(item, emitted);
+          // In input order: this result (or its absence) waits for those before it.
+          waiting.set(index, slot);
+          flush();
         };
         const onError = (err: unknown): void => {
           if (settled || stopped) return;
-          if (failedElement(err, item, index)) settle();
+          if (!failedElement(err, item, index)) return;
+          if (slot) slot.has = false;
+          settle();
         };
         let results: Observable<Out>;
         try {
@@ -124,16 +138,34 @@ export function mapCore<In, Out>(
         inner = results.subscribe({
           next: (value) => {
             if (settled || stopped) return;
-            if (emitted) return onError(new Error('the function returned more than one value for one element'));
+            if (emitted || slot?.has) return onError(new Error('the function returned more than one value for one element'));
+            if (slot) {
+              slot.has = true;
+              slot.value = value;
+              return;
+            }
             emitted = true;
-            const onRelease = options.onRelease;
-            outlet.emit(value, onRelease && (() => onRelease(value)));
+            emit(value);
           },
           error: onError,
           complete: settle,
         });
         if (settled) inner.unsubscribe();
         else inners.add(inner);
+      }
+
+      function emit(value: Out): void {
+        const onRelease = options.onRelease;
+        outlet.emit(value, onRelease && (() => onRelease(value)));
+      }
+
+      /** Emits the finished results that are next in input order. */
+      function flush(): void {
+        for (let slot = waiting.get(nextOut); slot && !stopped; slot = waiting.get(nextOut)) {
+          waiting.delete(nextOut++);
+          if (slot.has) emit(slot.value as Out);
+          finished(slot.item, slot.has);
+        }
       }
 
       const upstreamSubscription = outlet.subscribeInput(

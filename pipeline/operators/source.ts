@@ -41,7 +41,6 @@ export function source<T>(name: string, open: (context: SourceContext) => Iterab
       let pending = false;
       let done = false;
       let index = 0;
-      let skipped = 0;
 
       const outlet: Outlet<T> = new Outlet<T>(name, subscriber, options, () => {
         while (!done && !pending && !outlet.closed && opened) {
@@ -82,9 +81,6 @@ export function source<T>(name: string, open: (context: SourceContext) => Iterab
       function finish(): void {
         done = true;
         outlet.gate.unacquire();
-        // Under `skip`, a source whose every element failed has read nothing: that is the run's
-        // failure, not an empty success.
-        if (index === 0 && skipped > 0) return outlet.fail(new Error(`every element failed (${skipped} skipped), nothing was read`), {});
         outlet.complete();
       }
 
@@ -93,8 +89,7 @@ export function source<T>(name: string, open: (context: SourceContext) => Iterab
           open({
             skip(element, cause) {
               if (outlet.policy !== 'skip') throw cause instanceof StageError ? cause : new StageError(name, element, cause);
-              skipped += 1;
-              outlet.meter.skip(new StageError(name, element, cause).message);
+              outlet.skip(cause, element);
             },
           }),
         );

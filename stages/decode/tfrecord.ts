@@ -40,7 +40,21 @@ export class TFRecordError extends Error {
   }
 }
 
-/** Splits a byte stream into records, checking both CRCs; `end()` refuses a truncated tail. */
+/** One record of a TFRecord file: its bytes, or why they cannot be trusted. */
+export interface TFRecord {
+  /** Byte offset of the record's header in the file. */
+  readonly offset: number;
+  readonly data: Uint8Array;
+  /** Set when the record's data fails its CRC: the record is damaged, the records after it are not. */
+  readonly damaged?: TFRecordError;
+}
+
+/**
+ * Splits a byte stream into records, checking both CRCs; `end()` refuses a truncated tail. A
+ * record whose data fails its CRC comes out marked `damaged` and the next one is read: its length
+ * passed its own CRC, so the framing holds. A length that fails its CRC loses the framing: `push`
+ * throws there, after yielding every record before it.
+ */
 export class TFRecordParser {
   private buffer = new Uint8Array(0);
   /** Byte offset in the file of `buffer[0]`. */
@@ -48,27 +62,28 @@ export class TFRecordParser {
 
   constructor(readonly file: string) {}
 
-  /** The records completed by `chunk`, with their offsets. */
-  push(chunk: Uint8Array): Array<{ offset: number; data: Uint8Array }> {
+  /** The records completed by `chunk`, in order. */
+  *push(chunk: Uint8Array): Generator<TFRecord> {
     const joined = new Uint8Array(this.buffer.length + chunk.length);
     joined.set(this.buffer);
     joined.set(chunk, this.buffer.length);
-    const records: Array<{ offset: number; data: Uint8Array }> = [];
     let at = 0;
-    while (joined.length - at >= 12) {
-      const view = new DataView(joined.buffer, joined.byteOffset + at, 12);
-      const length = Number(view.getBigUint64(0, true));
-      if (view.getUint32(8, true) !== maskedCrc32c(joined.subarray(at, at + 8))) throw new TFRecordError(this.file, this.offset + at, 'bad length CRC (not a TFRecord file, or damaged)');
-      if (joined.length - at < 16 + length) break;
-      const data = joined.slice(at + 12, at + 12 + length);
-      const crc = new DataView(joined.buffer, joined.byteOffset + at + 12 + length, 4).getUint32(0, true);
-      if (crc !== maskedCrc32c(data)) throw new TFRecordError(this.file, this.offset + at, `bad data CRC in a record of ${length} bytes`);
-      records.push({ offset: this.offset + at, data });
-      at += 16 + length;
+    try {
+      while (joined.length - at >= 12) {
+        const view = new DataView(joined.buffer, joined.byteOffset + at, 12);
+        const length = Number(view.getBigUint64(0, true));
+        if (view.getUint32(8, true) !== maskedCrc32c(joined.subarray(at, at + 8))) throw new TFRecordError(this.file, this.offset + at, 'bad length CRC (not a TFRecord file, or damaged)');
+        if (joined.length - at < 16 + length) break;
+        const data = joined.slice(at + 12, at + 12 + length);
+        const crc = new DataView(joined.buffer, joined.byteOffset + at + 12 + length, 4).getUint32(0, true);
+        const record: TFRecord = crc === maskedCrc32c(data) ? { offset: this.offset + at, data } : { offset: this.offset + at, data, damaged: new TFRecordError(this.file, this.offset + at, `bad data CRC in a record of ${length} bytes`) };
+        at += 16 + length;
+        yield record;
+      }
+    } finally {
+      this.buffer = joined.slice(at);
+      this.offset += at;
     }
-    this.buffer = joined.slice(at);
-    this.offset += at;
-    return records;
   }
 
   /** Call at the end of the bytes: leftover bytes are a truncated record. */

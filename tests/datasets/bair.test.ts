@@ -13,17 +13,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { lastValueFrom, toArray } from 'rxjs';
-import tar from 'tar-stream';
 import { main } from '../../cli/main.ts';
 import { findDataset, type DatasetClip } from '../../datasets/index.ts';
 import { Telemetry, metered } from '../../pipeline/telemetry.ts';
 import { unwrap } from '../../pipeline/operators/unwrap.ts';
-import { encodeExample, encodeRecord, type Feature } from '../../stages/decode/tfrecord.ts';
+import { BAIR_FRAME_BYTES, bairFrame, bairTfrecords, packBairTar } from '../fixtures/bair.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'st-inpaint-bair-'));
-const SIZE = 64 * 64 * 3;
-/** Frame t of record r of file f: a deterministic pattern. */
-const frame = (f: number, r: number, t: number, camera: number): Uint8Array => Uint8Array.from({ length: SIZE }, (_, i) => (i * 7 + f * 31 + r * 17 + t * 3 + camera * 101) & 255);
+const SIZE = BAIR_FRAME_BYTES;
+const frame = bairFrame;
+const tfrecords = bairTfrecords;
+const packTar = packBairTar;
 const FILES = [
   { path: 'softmotion30_44k/train/traj_0_to_255.tfrecords', records: 3 },
   { path: 'softmotion30_44k/test/traj_0_to_255.tfrecords', records: 2 },
@@ -33,31 +33,6 @@ let tarPath = '';
 let server: Server;
 let url = '';
 let dropped = false;
-
-function tfrecords(f: number, records: number): Buffer {
-  const parts: Uint8Array[] = [];
-  for (let r = 0; r < records; r++) {
-    const features = new Map<string, Feature>();
-    for (let t = 0; t < 30; t++) {
-      features.set(`${t}/image_aux1/encoded`, { bytes: [frame(f, r, t, 0)] });
-      features.set(`${t}/image_main/encoded`, { bytes: [frame(f, r, t, 1)] });
-    }
-    parts.push(encodeRecord(encodeExample(features)));
-  }
-  return Buffer.concat(parts);
-}
-
-async function packTar(files: Array<{ path: string; bytes: Buffer }>, path: string): Promise<void> {
-  const p = tar.pack();
-  const chunks: Buffer[] = [];
-  p.on('data', (c: unknown) => void chunks.push(c as Buffer));
-  const done = new Promise<void>((resolve) => p.on('end', () => resolve()));
-  p.entry({ name: 'softmotion30_44k/', type: 'directory' });
-  for (const f of files) p.entry({ name: f.path, size: f.bytes.length }, f.bytes);
-  p.finalize();
-  await done;
-  writeFileSync(path, Buffer.concat(chunks));
-}
 
 before(async () => {
   tarPath = join(scratch, 'bair_robot_pushing_dataset_v0.tar');
@@ -131,15 +106,30 @@ test('a damaged record is named with its entry and byte offset', async () => {
   await packTar([{ path: FILES[0]!.path, bytes }], damaged);
   await assert.rejects(clipsOf(damaged), /damaged\.tar:softmotion30_44k\/train\/traj_0_to_255\.tfrecords at byte 0: bad data CRC/);
 
-  // Under the skip policy the damaged entry is dropped (its framing can no longer be trusted), counted, and the next entry read.
+  // Under the skip policy only the damaged record is dropped (its length passed its CRC, so the
+  // framing holds): the rest of its entry and the next entry are read, and one element is counted.
   await packTar([{ path: FILES[0]!.path, bytes }, { path: FILES[1]!.path, bytes: tfrecords(1, FILES[1]!.records) }], damaged);
   const telemetry = new Telemetry();
   const skipped: string[] = [];
   telemetry.events$.subscribe((e) => e.kind === 'skipped' && skipped.push(e.message));
   const got = await lastValueFrom(metered(telemetry, findDataset('bair').open({}, damaged, { onError: 'skip' }).clips).pipe(unwrap(), toArray()));
-  assert.deepEqual(got.map((c) => c.id), expected().filter((c) => c.id.startsWith(FILES[1]!.path)).map((c) => c.id));
+  const first = `${FILES[0]!.path}#0`;
+  assert.deepEqual(got.map((c) => c.id), [`${FILES[0]!.path}#1`, ...expected().filter((c) => c.id.startsWith(FILES[1]!.path)).map((c) => c.id)]);
   assert.equal(skipped.length, 1);
-  assert.match(skipped[0]!, /entry "softmotion30_44k\/train\/traj_0_to_255\.tfrecords": .*bad data CRC/);
+  assert.ok(skipped[0]!.includes(`clip "${first}"`), skipped[0]);
+  assert.match(skipped[0]!, /entry "softmotion30_44k\/train\/traj_0_to_255\.tfrecords": .*at byte 0: bad data CRC/);
+
+  // A bad length CRC loses the framing: the records before it stand, the rest of the entry is one skipped element.
+  const framing = tfrecords(0, 2);
+  framing[framing.length / 2 + 9]! ^= 0xff; // the second record's length CRC (two records of equal size)
+  await packTar([{ path: FILES[0]!.path, bytes: framing }, { path: FILES[1]!.path, bytes: tfrecords(1, FILES[1]!.records) }], damaged);
+  const t3 = new Telemetry();
+  const skipped3: string[] = [];
+  t3.events$.subscribe((e) => e.kind === 'skipped' && skipped3.push(e.message));
+  const kept = await lastValueFrom(metered(t3, findDataset('bair').open({}, damaged, { onError: 'skip' }).clips).pipe(unwrap(), toArray()));
+  assert.deepEqual(kept.map((c) => c.id), [first, ...expected().filter((c) => c.id.startsWith(FILES[1]!.path)).map((c) => c.id)]);
+  assert.equal(skipped3.length, 1);
+  assert.match(skipped3[0]!, /stage "tfrecords".*bad length CRC/);
 
   // A truncated archive: by default named; under skip the clips read so far stand, and the broken end is counted.
   const truncated = join(scratch, 'truncated.tar');

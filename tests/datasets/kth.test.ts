@@ -125,9 +125,10 @@ test('a corrupt video inside a zip, an escaping entry and a bad segmentation lin
   const code = await main(['peek', 'kth', '--source', bad, '--on-error', 'skip', '--clips', '10', '--json'], { out: (l) => out.push(l), err: (l) => err.push(l) });
   assert.equal(code, 0);
   assert.deepEqual(out.map((l) => (JSON.parse(l) as { id: string }).id), ['person11_walking_d3#0', 'person11_walking_d3#1']);
-  assert.match(err[0]!, /^skipped: stage "kth", file ".*bad\/boxing\.zip" entry "boxing\/person01_boxing_d1_uncomp\.avi": .*not a video ffmpeg can decode/);
+  // Each by the stage that found it: the decoder names the video, the zip reader the missing one.
+  assert.ok(err.some((l) => /^skipped: stage "decode", file ".*bad\/boxing\.zip" entry "boxing\/person01_boxing_d1_uncomp\.avi": .*not a video ffmpeg can decode/.test(l)), err.join('\n'));
   // A segmented video of boxing that boxing.zip lacks is named too, not passed over.
-  assert.match(err[1]!, /^skipped: stage "kth", file ".*bad\/boxing\.zip" entry "person22_boxing_d2_uncomp\.avi": 00sequences\.txt lists person22_boxing_d2, which the zip does not hold/);
+  assert.ok(err.some((l) => /^skipped: stage "zip-entries", file ".*bad\/boxing\.zip": 00sequences\.txt lists person22_boxing_d2, which the zip does not hold/.test(l)), err.join('\n'));
   assert.equal(err.at(-1), '2 elements skipped (--on-error skip)');
   const evil = join(scratch, 'evil');
   mkdirSync(evil);

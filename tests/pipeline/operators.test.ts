@@ -131,6 +131,29 @@ describe('mapAsync', () => {
     });
   });
 
+  it('ordered: results leave in input order, a late one holding back those after it and its place in the concurrency', () => {
+    testScheduler().run(({ cold, expectObservable }) => {
+      const delays: Record<string, string> = { a: '-----(r|)', b: '-(r|)', c: '---------(r|)', d: '-(r|)' };
+      const out = leased(cold<string>('abcd|')).pipe(
+        mapAsync('decode', (x: string) => cold(delays[x]!, { r: x.toUpperCase() }), { concurrency: 2, ordered: true }),
+        unwrap(),
+      );
+      // a (5 frames) and b (1) start at once; b waits for a and keeps its slot, so c and d start
+      // only when both have left (frame 5); d, done first, waits for c (frame 14).
+      expectObservable(out).toBe('-----(AB)-----(CD|)', { A: 'A', B: 'B', C: 'C', D: 'D' });
+    });
+  });
+
+  it('ordered, skip policy: a failed element leaves a gap in place, the rest keep their order', () => {
+    testScheduler().run(({ cold, expectObservable }) => {
+      const out = leased(cold<string>('abc|')).pipe(
+        mapAsync('decode', (x: string) => (x === 'b' ? cold('-#', {}, new Error('corrupt')) : cold(x === 'a' ? '---(r|)' : '-(r|)', { r: x })), { concurrency: 3, ordered: true, onError: 'skip' }),
+        unwrap(),
+      );
+      expectObservable(out).toBe('---(ac|)');
+    });
+  });
+
   it('an inner that completes without a value drops the element', () => {
     testScheduler().run(({ cold, expectObservable }) => {
       const out = leased(cold<string>('abc|')).pipe(

@@ -44,18 +44,30 @@ describe('TFRecord', () => {
     }
   });
 
-  it('names the file and offset of a bad data CRC, a bad length CRC and a truncated record', () => {
+  it('names the file and offset of a bad data CRC, a bad length CRC and a truncated record; only a bad length loses the records after it', () => {
     const a = encodeRecord(Uint8Array.of(1, 2, 3));
     const b = encodeRecord(Uint8Array.of(4, 5, 6, 7));
-    const file = new Uint8Array([...a, ...b]);
+    const c = encodeRecord(Uint8Array.of(8));
+    const file = new Uint8Array([...a, ...b, ...c]);
+    // A bad data CRC marks that record; the framing holds, so the next one is read.
     const badData = file.slice();
     badData[a.length + 13]! ^= 1;
-    assert.throws(() => new TFRecordParser('x.tfrecord').push(badData), /x\.tfrecord at byte 19: bad data CRC in a record of 4 bytes/);
+    const read = [...new TFRecordParser('x.tfrecord').push(badData)];
+    assert.deepEqual(read.map((r) => [r.offset, [...r.data], r.damaged?.message]), [
+      [0, [1, 2, 3], undefined],
+      [19, [4, 5, 6, 7].map((v, i) => (i === 1 ? v ^ 1 : v)), 'x.tfrecord at byte 19: bad data CRC in a record of 4 bytes'],
+      [39, [8], undefined],
+    ]);
+    // A bad length CRC: the records before it come out, then the error.
     const badLength = file.slice();
     badLength[a.length + 9]! ^= 1;
-    assert.throws(() => new TFRecordParser('y.tfrecord').push(badLength), /y\.tfrecord at byte 19: bad length CRC/);
+    const before: number[] = [];
+    assert.throws(() => {
+      for (const r of new TFRecordParser('y.tfrecord').push(badLength)) before.push(r.offset);
+    }, /y\.tfrecord at byte 19: bad length CRC/);
+    assert.deepEqual(before, [0]);
     const parser = new TFRecordParser('z.tfrecord');
-    parser.push(file.subarray(0, file.length - 2));
+    assert.equal([...parser.push(file.subarray(0, a.length + b.length - 2))].length, 1);
     assert.throws(() => parser.end(), /z\.tfrecord at byte 19: truncated record \(18 bytes left\)/);
   });
 });
