@@ -14,6 +14,7 @@ import { source } from '../pipeline/operators/source.ts';
 import { unwrap } from '../pipeline/operators/unwrap.ts';
 import { Telemetry, metered } from '../pipeline/telemetry.ts';
 import { recordFigures } from './record.ts';
+import { ARROW_ROUTE } from '../pipeline/arrow-direct.ts';
 
 const spec: FrameBatchSpec = { shape: { frames: 35, height: 64, width: 64, channels: 3 }, pixelType: 'uint8', range: [0, 255] };
 const CLIPS = 6000;
@@ -171,7 +172,7 @@ export async function pipelineBench(json: boolean): Promise<void> {
   const sortedRatios = [...roundRatios].sort((a, b) => a - b);
   const medianRatio = sortedRatios[Math.floor(sortedRatios.length / 2)]!;
   console.log(`  ratio ${ratio.toFixed(2)} (best against best; target ≥ 0.8); per round ${sortedRatios[0]!.toFixed(2)} – ${sortedRatios[sortedRatios.length - 1]!.toFixed(2)}, median ${medianRatio.toFixed(2)}; max in flight on any edge ${maxInFlight} (capacity ${CAPACITY})`);
-  const figures = { clipsPerSecond: Math.round(clipsPerSecond), ratioToPlainLoop: Number(ratio.toFixed(3)), maxInFlight, capacity: CAPACITY, medianRoundRatio: Number(medianRatio.toFixed(3)), frameworkMicrosecondsPerClip: Number(overheadMicroseconds.toFixed(2)), encodeLoopClipsPerSecond: Math.round(CLIPS / encodeBest) };
+  const figures = { clipsPerSecond: Math.round(clipsPerSecond), ratioToPlainLoop: Number(ratio.toFixed(3)), maxInFlight, capacity: CAPACITY, medianRoundRatio: Number(medianRatio.toFixed(3)), frameworkMicrosecondsPerClip: Number(overheadMicroseconds.toFixed(2)), encodeLoopClipsPerSecond: Math.round(CLIPS / encodeBest), arrowRoute: ARROW_ROUTE };
   recordFigures('pipeline', figures);
   if (json) console.log(JSON.stringify(figures));
 }

@@ -5,12 +5,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { firstValueFrom, lastValueFrom, take, tap } from 'rxjs';
-import { findDataset, sourceOf } from '../datasets/index.ts';
+import { findDataset, sourceOf, type DatasetClip } from '../datasets/index.ts';
 import { FeatureModel, folderFeatures, type FeatureKind } from '../stages/eval/features.ts';
 import { frechetOfSets, readFidStats, type FeatureSet } from '../stages/eval/frechet.ts';
 import { checkSyntheticOptions, syntheticClip, syntheticOptions, syntheticSpec } from '../datasets/synthetic.ts';
 import { UsageError } from '../pipeline/errors.ts';
-import type { Clip } from '../pipeline/frame-batch.ts';
+import type { Clip, Pixels } from '../pipeline/frame-batch.ts';
+import type { Stream } from '../pipeline/stage.ts';
 import { defineGraph, parseOptionPairs } from '../pipeline/graph.ts';
 import { map } from '../pipeline/operators/map.ts';
 import { runGraph } from '../pipeline/runner.ts';
@@ -19,7 +20,7 @@ import { source } from '../pipeline/operators/source.ts';
 import { unwrap } from '../pipeline/operators/unwrap.ts';
 import { RunningSummary, Telemetry, metered } from '../pipeline/telemetry.ts';
 import { findOcclusion, occludedFraction, occlusionOptions, type OcclusionChoice } from '../stages/occlusion/index.ts';
-import { occlude } from '../stages/occlusion/occlude.ts';
+import { occlude, type ObservedClip } from '../stages/occlusion/occlude.ts';
 import { maskRow, writeStrip } from '../stages/sinks/png-strip.ts';
 
 export interface Io {
@@ -63,7 +64,7 @@ function openObserved(args: DatasetArgs) {
   const given = parseOptionPairs(`dataset "${dataset.name}"`, dataset.options, args.datasetOptions ?? []);
   const occlusion = occlusionFromArgs(args.occlusion, args.occlusionOptions);
   const { spec, clips } = dataset.open(given, source, { onError: args.onError ?? 'fail' });
-  const observed = occlusion ? clips.pipe(occlude(occlusion, { seed: args.seed, spec })) : clips;
+  const observed: Stream<DatasetClip | (ObservedClip & { split?: string })> = occlusion ? clips.pipe(occlude(occlusion, { seed: args.seed, spec })) : clips;
   return { dataset, given, occlusion, spec, observed };
 }
 
@@ -149,11 +150,11 @@ export async function exportDataset(args: ExportArgs, io: Io): Promise<void> {
     params: {},
     build: () => {
       const rows = observed.pipe(
-        map('rows', (clip: Clip & { split?: string }): ExportRow => {
+        map('rows', (clip: Clip & { split?: string; truth?: Pixels }): ExportRow => {
           const split = clip.split ?? 'all';
-          if (!occlusion) return { split, sets: { clean: clip } };
+          if (!occlusion || !clip.truth) return { split, sets: { clean: clip } };
           const { truth, ...seen } = clip;
-          return { split, sets: { clean: { id: clip.id, frames: truth! }, [occlusion.process.name]: seen } };
+          return { split, sets: { clean: { id: clip.id, frames: truth }, [occlusion.process.name]: seen } };
         }),
       );
       return rows.pipe(writeShards(args.out, { spec, clipsPerShard: args.shardClips, provenance }));

@@ -14,6 +14,7 @@
  * same schema is used for Arrow IPC files and streams. Must not know about any dataset.
  */
 import * as arrow from 'apache-arrow';
+import { fixedData, listData, recordBatch, utf8Data } from './arrow-direct.ts';
 
 export type PixelType = 'uint8' | 'float32';
 export type Pixels = Uint8Array | Float32Array;
@@ -42,11 +43,6 @@ export interface Clip {
   readonly mask?: Uint8Array;
   readonly seed?: bigint;
   readonly process?: string;
-  /**
-   * The clean pixels of an observed clip, where they are known (synthetic occlusion of clean
-   * data), for measurement only: never a training input, and not a column of frame batches.
-   */
-  readonly truth?: Pixels;
 }
 
 const META = { shape: 'st-inpaint.shape', pixelType: 'st-inpaint.pixel-type', range: 'st-inpaint.range' } as const;
@@ -255,43 +251,15 @@ export function encodeFrameBatch(spec: FrameBatchSpec, clips: readonly Clip[], p
   });
   const parts = partsOf(schema);
   if (buffers.columns?.schema !== schema) {
-    // Columns are built as Data directly: `arrow.makeData` re-dispatches through a visitor and
-    // re-wraps every buffer, which costs more per small batch than the batch's other bookkeeping.
+    // The pooled buffers' columns are built once and kept with them.
     const { framesType, maskType, seedType } = parts;
-    buffers.columns = {
-      schema,
-      data: [
-        new arrow.Data(framesType, 0, rows, 0, [undefined, undefined, NO_NULLS], [new arrow.Data(framesType.valueType, 0, rows * n, 0, [undefined, pixels, NO_NULLS])]),
-        new arrow.Data(maskType, 0, rows, 0, [undefined, undefined, NO_NULLS], [new arrow.Data(maskType.valueType, 0, rows * m, 0, [undefined, masks, NO_NULLS])]),
-        new arrow.Data(seedType, 0, rows, 0, [undefined, seeds, NO_NULLS]),
-      ],
-    };
+    buffers.columns = { schema, data: [listData(framesType, rows, pixels), listData(maskType, rows, masks), fixedData(seedType, rows, seeds)] };
   }
   const [framesData, maskData, seedData] = buffers.columns.data;
-  const children = [utf8Column(parts.idType, clips.map((c) => c.id)), framesData, maskData, seedData, processColumn(parts, clips)];
-  const batch = assembleBatch(schema, new arrow.Data(parts.struct, 0, rows, 0, [undefined, undefined, NO_NULLS], children));
+  const batch = recordBatch(schema, parts.struct, rows, [utf8Data(parts.idType, clips.map((c) => c.id)), framesData, maskData, seedData, processColumn(parts, clips)]);
   if (taken) pool!.adopt(batch, taken);
   return batch;
 }
-
-/**
- * A RecordBatch over data whose columns all have the batch's row count. Arrow's constructor
- * re-checks column lengths and copies the schema (cloning every field and merging metadata maps)
- * on every call, which costs more than the rest of a small batch's bookkeeping and gives each
- * batch its own schema object. When this Arrow's RecordBatch keeps exactly the state probed below
- * (schema, data, metadata), the batch is assembled directly with the shared schema; otherwise the
- * public constructor is used.
- */
-function assembleBatch(schema: arrow.Schema, data: arrow.Data<arrow.Struct>): arrow.RecordBatch {
-  if (!DIRECT_ASSEMBLY) return new arrow.RecordBatch(schema, data);
-  const batch = Object.create(arrow.RecordBatch.prototype) as arrow.RecordBatch;
-  return Object.assign(batch, { schema, data, _metadata: new Map<string, string>() });
-}
-
-const DIRECT_ASSEMBLY: boolean = (() => {
-  const probe = new arrow.RecordBatch(new arrow.Schema([new arrow.Field('x', new arrow.Uint8(), false)]), arrow.makeData({ type: new arrow.Struct([new arrow.Field('x', new arrow.Uint8(), false)]), length: 0, nullCount: 0, children: [arrow.makeData({ type: new arrow.Uint8(), length: 0, nullCount: 0 })] }));
-  return Object.keys(probe).sort().join(',') === '_metadata,data,schema' && probe.metadata instanceof Map;
-})();
 
 /** What encoding needs of a frame-batch schema: its row type and its columns' types. */
 interface SchemaParts {
@@ -330,37 +298,14 @@ function partsOf(schema: arrow.Schema): SchemaParts {
  */
 function processColumn(parts: SchemaParts, clips: readonly Clip[]): arrow.Data<arrow.Utf8> {
   const name = clips[0]?.process ?? 'none';
-  if (!clips.every((c) => (c.process ?? 'none') === name)) return utf8Column(parts.processType, clips.map((c) => c.process ?? 'none'));
+  if (!clips.every((c) => (c.process ?? 'none') === name)) return utf8Data(parts.processType, clips.map((c) => c.process ?? 'none'));
   const key = `${clips.length}:${name}`;
   let column = parts.uniformProcess.get(key);
   if (!column) {
     if (parts.uniformProcess.size >= 64) parts.uniformProcess.clear();
-    parts.uniformProcess.set(key, (column = utf8Column(parts.processType, clips.map(() => name))));
+    parts.uniformProcess.set(key, (column = utf8Data(parts.processType, clips.map(() => name))));
   }
   return column;
-}
-
-/** The validity buffer of a column without nulls (never written, so one is shared). */
-const NO_NULLS = new Uint8Array(0);
-
-/**
- * A non-null Utf8 column (offsets and one UTF-8 buffer), without Arrow's builders: the strings are
- * joined and encoded in one native call; when that gives one byte per character (ASCII, the usual
- * clip id), the offsets follow from the strings' lengths, otherwise each string's length in bytes
- * is asked for.
- */
-function utf8Column(type: arrow.Utf8, strings: readonly string[]): arrow.Data<arrow.Utf8> {
-  const offsets = new Int32Array(strings.length + 1);
-  let joined = '';
-  for (const s of strings) joined += s;
-  const values = Buffer.from(joined, 'utf8');
-  const ascii = values.length === joined.length;
-  let at = 0;
-  for (let i = 0; i < strings.length; i++) {
-    at += ascii ? strings[i]!.length : Buffer.byteLength(strings[i]!, 'utf8');
-    offsets[i + 1] = at;
-  }
-  return new arrow.Data(type, 0, strings.length, 0, [offsets, values, NO_NULLS]);
 }
 
 /** Where each column of a frame batch sits among its schema's fields. */

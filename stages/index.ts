@@ -14,7 +14,7 @@ export { shuffled, shuffledEpochs, type ShuffledEpochsOptions } from './batch/sh
 export { frameBatches } from './batch/frame-batches.ts';
 export { reservoirSample } from './batch/sample.ts';
 export { epochOrder, permutation } from './batch/epochs.ts';
-export { occlude, type OccludeOptions } from './occlusion/occlude.ts';
+export { occlude, type OccludeOptions, type ObservedClip } from './occlusion/occlude.ts';
 export { OCCLUSIONS, chooseOcclusion, findOcclusion, type OcclusionChoice } from './occlusion/index.ts';
 export { trainGan, type Trainer, type TrainGanOptions, type TrainRecord, type TrainedModel } from './gan/train.ts';
 export { checkpoints, type CheckpointPlan } from './gan/checkpoints.ts';

@@ -9,7 +9,8 @@
  * evaluation when there was one.
  */
 import { defer } from 'rxjs';
-import type { Clip, FrameBatchSpec } from '../../pipeline/frame-batch.ts';
+import type { FrameBatchSpec } from '../../pipeline/frame-batch.ts';
+import type { ObservedClip } from '../occlusion/occlude.ts';
 import { mapAsync } from '../../pipeline/operators/map-async.ts';
 import { named, type Stage, type Stream } from '../../pipeline/stage.ts';
 import { UsageError } from '../../pipeline/errors.ts';
@@ -49,7 +50,7 @@ export interface EvaluateModelOptions {
   /** Shape, pixel type and range of the held-out clips. */
   readonly spec: FrameBatchSpec;
   /** Observed held-out clips (the test split through the run's occlusion), read when first needed. */
-  readonly heldOut: Stream<Clip>;
+  readonly heldOut: Stream<ObservedClip>;
   /** How many of them are scored, and the seed of a uniform sample of them (absent: the first ones). */
   readonly sample: { readonly count: number; readonly seed?: number };
   /** Scored beside the model. Default: DINEOF, temporal interpolation, mean fill. */

@@ -4,7 +4,8 @@
  * [0, 1]. With a seed the choice is a seeded uniform sample of the whole stream (files are often in
  * order: KTH's first test clips are all boxing, SST's all January); without one, its first clips.
  */
-import type { Clip, FrameBatchSpec } from '../../pipeline/frame-batch.ts';
+import type { FrameBatchSpec } from '../../pipeline/frame-batch.ts';
+import type { ObservedClip } from '../occlusion/occlude.ts';
 import { pull } from '../../pipeline/operators/pull.ts';
 import type { Stream } from '../../pipeline/stage.ts';
 import { reservoirSample } from '../batch/sample.ts';
@@ -24,8 +25,8 @@ export interface HeldOutOptions {
  * @param observed occluded clips: `frames` observed, `mask`, and `truth` the clean pixels.
  * @returns the chosen clips in [0, 1], in stream order.
  */
-export async function heldOutClips(observed: Stream<Clip>, spec: FrameBatchSpec, o: HeldOutOptions): Promise<HeldOutClip[]> {
-  let chosen: Clip[];
+export async function heldOutClips(observed: Stream<ObservedClip>, spec: FrameBatchSpec, o: HeldOutOptions): Promise<HeldOutClip[]> {
+  let chosen: ObservedClip[];
   if (o.seed === undefined) {
     chosen = [];
     for await (const clip of pull(observed)) {
@@ -37,8 +38,5 @@ export async function heldOutClips(observed: Stream<Clip>, spec: FrameBatchSpec,
     o.log?.(`evaluation sample: ${sample.length} of the ${seen} test clips, drawn uniformly with seed ${o.seed}`);
     chosen = sample;
   }
-  return chosen.map((clip) => {
-    if (!clip.mask || !clip.truth) throw new Error(`held-out clip ${clip.id} has no mask or clean pixels: occlude the held-out chain first`);
-    return { id: clip.id, mask: clip.mask, observed: toUnit(clip.frames, spec.range), truth: toUnit(clip.truth, spec.range) };
-  });
+  return chosen.map((clip) => ({ id: clip.id, mask: clip.mask, observed: toUnit(clip.frames, spec.range), truth: toUnit(clip.truth, spec.range) }));
 }

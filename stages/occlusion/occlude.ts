@@ -5,7 +5,7 @@
  * stage's telemetry summarises the occluded fraction over clips (mean ± std), like the occlusion
  * rate column of the paper's SST table.
  */
-import type { Clip, FrameBatchSpec } from '../../pipeline/frame-batch.ts';
+import type { Clip, FrameBatchSpec, Pixels } from '../../pipeline/frame-batch.ts';
 import { mapAsync } from '../../pipeline/operators/map-async.ts';
 import { defer } from 'rxjs';
 import { named, type Stage, type StageOptions } from '../../pipeline/stage.ts';
@@ -22,12 +22,22 @@ export interface OccludeOptions extends StageOptions<Clip> {
 }
 
 /**
+ * A clip as the occlusion stage leaves it: observed pixels, its mask, and the clean pixels it was
+ * made from, for measurement only (held-out scoring): never a training input, and not a column of
+ * frame batches.
+ */
+export interface ObservedClip extends Clip {
+  readonly mask: Uint8Array;
+  readonly truth: Pixels;
+}
+
+/**
  * @example
  * source.pipe(occlude(chooseOcclusion('raindrops', { drops: 20 }), { seed: 1, spec }))
  * @returns a stage emitting each clip observed: new pixels, its mask (AND-ed with a mask it already
  *   had), the process name, the run seed, and the clean pixels as `truth` (for measurement only).
  */
-export function occlude({ process, options }: OcclusionChoice, stage: OccludeOptions): Stage<Clip, Clip> {
+export function occlude({ process, options }: OcclusionChoice, stage: OccludeOptions): Stage<Clip, ObservedClip> {
   const { shape, range } = stage.spec;
   const c = fillValue(process, range);
   const name = stage.name ?? `occlude-${process.name}`;
@@ -38,7 +48,7 @@ export function occlude({ process, options }: OcclusionChoice, stage: OccludeOpt
       return upstream.pipe(
         mapAsync(
           name,
-          async (clip: Clip): Promise<Clip> => {
+          async (clip: Clip & { truth?: Pixels }): Promise<ObservedClip> => {
             drawer ??= Promise.resolve(process.prepare(options, shape));
             const mask = (await drawer).draw(clipRandom(stage.seed, clip.id, process.name, options));
             const frames = applyMask(clip.frames, mask, shape.channels, c);
