@@ -26,9 +26,9 @@ import { clipsToTrain, departures, trainingSettings } from './lib/training.ts';
 import { runIfMain } from './lib/main.ts';
 
 /** One of the paper's experiments as a graph: `e.dataset` under `e.occlusion`. */
-export function paperExperiment(e: ExperimentDefinition): GraphDefinition {
-  const params: ParamSpecs = { ...EXPERIMENT_PARAMS, ...e.params };
-  const settings = (given: ParamValues<ParamSpecs>): ExperimentParams => resolvePreset(given as ExperimentParams, e.frames);
+export function paperExperiment<P extends ParamSpecs = {}>(e: ExperimentDefinition<P>): GraphDefinition<typeof EXPERIMENT_PARAMS & P> {
+  const params = { ...EXPERIMENT_PARAMS, ...e.params } as typeof EXPERIMENT_PARAMS & P;
+  const settings = (given: ParamValues<typeof EXPERIMENT_PARAMS & P>): ExperimentParams => resolvePreset(given, e.frames);
   return defineGraph({
     name: e.name,
     description: experimentDescription(e),

@@ -1,7 +1,7 @@
 /**
  * stream-check: generated clips → Arrow frame batches → IPC file on disk → read back → every pixel
  * compared with a fresh copy. Proves an installation streams and stores data correctly, and shows
- * the progress display and the run folder. The default `npm start` graph until `demo` lands.
+ * the progress display and the run folder.
  */
 import { concat, count, map as rxMap } from 'rxjs';
 import { join } from 'node:path';

@@ -45,7 +45,7 @@ export const EXPERIMENT_PARAMS = {
 
 export type ExperimentParams = ParamValues<typeof EXPERIMENT_PARAMS>;
 
-export interface ExperimentDefinition {
+export interface ExperimentDefinition<P extends ParamSpecs = ParamSpecs> {
   readonly name: string;
   /** One line; default: "<dataset> under <occlusion> at the paper's settings". */
   readonly description?: string;
@@ -54,9 +54,9 @@ export interface ExperimentDefinition {
   /** The paper's clip length for this dataset (35; SST 24). */
   readonly frames: number;
   /** Options of the occlusion process, fixed or from the graph's own parameters. */
-  readonly occlusionOptions?: (p: Readonly<Record<string, unknown>>) => Readonly<Record<string, unknown>>;
+  readonly occlusionOptions?: (p: ParamValues<P>) => Readonly<Record<string, unknown>>;
   /** Parameters this experiment adds (for example the cloud threshold). */
-  readonly params?: ParamSpecs;
+  readonly params?: P;
 }
 
 /** The settings of a run: the command line's, with 0 replaced by the preset's. */
@@ -84,12 +84,12 @@ const DATASET_TITLES: Readonly<Record<string, string>> = {
 };
 
 /** The graph's description line: "<dataset> under <occlusion> at the paper's settings". */
-export function experimentDescription(e: ExperimentDefinition): string {
+export function experimentDescription(e: Pick<ExperimentDefinition, 'description' | 'dataset' | 'occlusion' | 'frames'>): string {
   return e.description ?? `${DATASET_TITLES[e.dataset] ?? e.dataset} under ${e.occlusion}, at the paper's settings (64×64, ${e.frames} frames, C = 32; --preset cpu for a CPU)`;
 }
 
 /** The trainable parameters of each network at these settings (what `describe` prints). */
-export function experimentParameters(e: ExperimentDefinition, p: ExperimentParams): Record<string, number> {
+export function experimentParameters(e: Pick<ExperimentDefinition, 'dataset'>, p: ExperimentParams): Record<string, number> {
   return parameterCounts({ base: p.base, channels: findDataset(e.dataset).channels ?? 3, frames: p.frames, height: p.size, width: p.size, extraBlock: p['extra-block'] });
 }
 
