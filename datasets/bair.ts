@@ -57,8 +57,8 @@ interface EntryRecord {
 
 /**
  * Clips of a BAIR-format tar, as a chain: the tar's TFRecord entries in chunks → their records
- * (CRC-checked; a record with a bad data CRC is dropped alone, a bad length CRC loses the rest of
- * its entry) → Examples decoded into clips. Under `--on-error skip` each stage drops, names and
+ * (CRC-checked; a damaged record is dropped alone: after a bad length CRC the parser finds the
+ * next whole record) → Examples decoded into clips. Under `--on-error skip` each stage drops, names and
  * counts what it cannot read.
  */
 export function bairClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Stream<DatasetClip> } {
@@ -86,22 +86,16 @@ export function bairClips(location: string, given: Readonly<Record<string, unkno
   const records = named<EntryChunk, EntryRecord>('tfrecords', (upstream) =>
     defer(() => {
       // The parser of the entry being read (its chunks come in order, the first at offset 0), one per subscription.
-      let parser: { entry: string; parser: TFRecordParser; index: number; broken: boolean } | undefined;
+      let parser: { entry: string; parser: TFRecordParser; index: number } | undefined;
       return upstream.pipe(
         expand(
           'tfrecords',
           function* (chunk: EntryChunk): Generator<EntryRecord> {
-            if (chunk.offset === 0) parser = { entry: chunk.path, parser: new TFRecordParser(`${location}:${chunk.path}`), index: 0, broken: false };
+            if (chunk.offset === 0) parser = { entry: chunk.path, parser: new TFRecordParser(`${location}:${chunk.path}`), index: 0 };
             const p = parser!;
-            // After a framing error the rest of the entry cannot be cut into records.
-            if (p.broken) return;
-            try {
-              for (const record of p.parser.push(chunk.bytes)) yield { id: `${p.entry}#${p.index++}`, entry: p.entry, split: chunk.split, record };
-              if (chunk.last) p.parser.end();
-            } catch (err) {
-              p.broken = true;
-              throw err;
-            }
+            // A damaged record comes out marked (the examples stage drops and counts it alone).
+            for (const record of p.parser.push(chunk.bytes)) yield { id: `${p.entry}#${p.index++}`, entry: p.entry, split: chunk.split, record };
+            if (chunk.last) p.parser.end();
           },
           { ...policy, describe: (c) => ({ file: location, entry: c.path }) },
         ),

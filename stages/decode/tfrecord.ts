@@ -52,15 +52,26 @@ export interface TFRecord {
 /**
  * Splits a byte stream into records, checking both CRCs; `end()` refuses a truncated tail. A
  * record whose data fails its CRC comes out marked `damaged` and the next one is read: its length
- * passed its own CRC, so the framing holds. A length that fails its CRC loses the framing: `push`
- * throws there, after yielding every record before it.
+ * passed its own CRC, so the framing holds. A length that fails its CRC loses the framing: one
+ * `damaged` record marks the place, and the parser resynchronises on the next offset where a whole
+ * record checks (length CRC and data CRC: a false match has odds of 2⁻⁶⁴), so the records after the
+ * damage are read. The bytes in between count as that one damaged record.
  */
 export class TFRecordParser {
   private buffer = new Uint8Array(0);
   /** Byte offset in the file of `buffer[0]`. */
   private offset = 0;
+  /** Looking for the next whole valid record after a bad length CRC. */
+  private resyncing = false;
 
-  constructor(readonly file: string) {}
+  /**
+   * @param file a name for errors.
+   * @param maxRecordBytes while resynchronising, a length above this is not a record's (default 64 MiB).
+   */
+  constructor(
+    readonly file: string,
+    private readonly maxRecordBytes = 2 ** 26,
+  ) {}
 
   /** The records completed by `chunk`, in order. */
   *push(chunk: Uint8Array): Generator<TFRecord> {
@@ -72,11 +83,31 @@ export class TFRecordParser {
       while (joined.length - at >= 12) {
         const view = new DataView(joined.buffer, joined.byteOffset + at, 12);
         const length = Number(view.getBigUint64(0, true));
-        if (view.getUint32(8, true) !== maskedCrc32c(joined.subarray(at, at + 8))) throw new TFRecordError(this.file, this.offset + at, 'bad length CRC (not a TFRecord file, or damaged)');
+        const lengthOk = view.getUint32(8, true) === maskedCrc32c(joined.subarray(at, at + 8));
+        if (this.resyncing && (!lengthOk || length > this.maxRecordBytes)) {
+          at += 1;
+          continue;
+        }
+        if (!lengthOk) {
+          // The framing is lost here: mark the place and look for the next whole record.
+          const damaged = new TFRecordError(this.file, this.offset + at, 'bad length CRC (not a TFRecord file, or damaged); the rest of the entry is searched for the next whole record');
+          this.resyncing = true;
+          at += 1;
+          yield { offset: this.offset + at - 1, data: new Uint8Array(0), damaged };
+          continue;
+        }
         if (joined.length - at < 16 + length) break;
         const data = joined.slice(at + 12, at + 12 + length);
-        const crc = new DataView(joined.buffer, joined.byteOffset + at + 12 + length, 4).getUint32(0, true);
-        const record: TFRecord = crc === maskedCrc32c(data) ? { offset: this.offset + at, data } : { offset: this.offset + at, data, damaged: new TFRecordError(this.file, this.offset + at, `bad data CRC in a record of ${length} bytes`) };
+        const crcOk = new DataView(joined.buffer, joined.byteOffset + at + 12 + length, 4).getUint32(0, true) === maskedCrc32c(data);
+        if (this.resyncing) {
+          // Only a record whose data checks too ends the search.
+          if (!crcOk) {
+            at += 1;
+            continue;
+          }
+          this.resyncing = false;
+        }
+        const record: TFRecord = crcOk ? { offset: this.offset + at, data } : { offset: this.offset + at, data, damaged: new TFRecordError(this.file, this.offset + at, `bad data CRC in a record of ${length} bytes`) };
         at += 16 + length;
         yield record;
       }
@@ -88,6 +119,8 @@ export class TFRecordParser {
 
   /** Call at the end of the bytes: leftover bytes are a truncated record. */
   end(): void {
+    // Bytes left while resynchronising are the rest of the damage already reported.
+    if (this.resyncing) return;
     if (this.buffer.length > 0) throw new TFRecordError(this.file, this.offset, `truncated record (${this.buffer.length} bytes left)`);
   }
 }

@@ -41,15 +41,25 @@ export interface GanSettings {
 }
 
 /**
+ * What can be refused before anything runs: a graph calls this when it is built (through
+ * {@link ganTrainer}), so a bad combination ends the run with exit 2 before any data is read.
+ * @throws UsageError naming the option.
+ */
+export function checkGanSettings(s: Pick<GanSettings, 'threads' | 'batch'>, shape: ClipShape): void {
+  if (s.threads === 2 && s.batch < 2) throw new UsageError(`--threads 2 needs --batch of at least 2, got ${s.batch}`);
+  if (shape.height % 2 || shape.width % 2) throw new UsageError(`--size: frames of ${shape.height}×${shape.width}; the generator's self-attention pools 2×2, so height and width must be even`);
+}
+
+/**
  * @example
  * trainGan({ createTrainer: ganTrainer(settings, occlusion, spec.shape, run.log), checkpoints: … })
  * @returns a function making the trainer and a line naming its backend and threads.
  */
 export function ganTrainer(s: GanSettings, occlusion: OcclusionChoice, shape: ClipShape, log?: (line: string) => void): () => Promise<{ trainer: Trainer; backend: string }> {
+  checkGanSettings(s, shape);
   return async () => {
     const selection = await selectBackend(s.backend);
     const threads = s.threads === 0 ? (computesOnHost(selection.backend) && s.batch >= 2 && availableParallelism() >= 2 ? 2 : 1) : s.threads;
-    if (threads === 2 && s.batch < 2) throw new UsageError(`--threads 2 needs --batch of at least 2, got ${s.batch}`);
     const backend = `${describeSelection(selection)}; ${threads} training thread${threads === 2 ? 's (data-parallel)' : ''}`;
     log?.(backend);
     const drawer = await occlusion.process.prepare(occlusion.options as never, shape);

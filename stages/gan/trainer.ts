@@ -113,6 +113,26 @@ export class NonFiniteLossError extends Error {
   }
 }
 
+/** A step that needed more memory than the backend has (a wasm heap stops at 4 GiB). */
+export class OutOfMemoryError extends Error {
+  constructor(config: GanConfig, batch: number, cause: unknown) {
+    const { frames, height, width, base } = config;
+    // The generator's widest tensor: the stacked input of its 3D convolutions at full resolution (3 × 16C channels).
+    const largest = batch * frames * height * width * 48 * base * 4;
+    super(
+      `out of memory in a training step (${(cause as Error).message}): a batch of ${batch} clips of ${frames}×${height}×${width} at C = ${base} holds tensors of ${(largest / 2 ** 30).toFixed(1)} GiB and more; the wasm backend's memory stops at 4 GiB (use a smaller --batch, or a GPU backend)`,
+      { cause },
+    );
+    this.name = 'OutOfMemoryError';
+  }
+}
+
+/** Whether an error is a backend running out of memory (wasm's heap, or an allocation refused). */
+export function isOutOfMemory(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : String(err);
+  return (err instanceof Error && err.name === 'RuntimeError' && /memory access out of bounds|out of memory/i.test(message)) || /Array buffer allocation failed|Out of memory|Cannot enlarge memory|Aborted\(OOM\)/i.test(message);
+}
+
 const hingeReal = (scores: tf.Tensor): tf.Scalar => tf.mean(tf.relu(tf.sub(1, scores)));
 const hingeFake = (scores: tf.Tensor): tf.Scalar => tf.mean(tf.relu(tf.add(1, scores)));
 
@@ -226,75 +246,83 @@ export class GanTrainer {
     // Tensors that must outlive the tidy of the gradient tape they are made in; disposed below.
     const kept: tf.Tensor[] = [];
     const keep = <T extends tf.Tensor>(t: T): T => (kept.push(t), tf.keep(t));
-    const scalars = tf.tidy(() => {
-      const mHat = tf.tensor5d(Float32Array.from(fresh), [batch, frames, height, width, 1]);
-      const fill = this.o.fill;
-      let yHat: tf.Tensor5D | undefined;
+    let scalars: tf.Tensor;
+    try {
+      scalars = tf.tidy(() => {
+        const mHat = tf.tensor5d(Float32Array.from(fresh), [batch, frames, height, width, 1]);
+        const fill = this.o.fill;
+        let yHat: tf.Tensor5D | undefined;
 
-      this.generator.powerIterate();
-      this.sequenceDiscriminator.powerIterate();
-      this.frameDiscriminator.powerIterate();
-      const weight = this.o.selfSupervisedWeight;
-      let selfLoss: tf.Scalar = tf.scalar(0);
-      const gStep = tf.variableGrads(() => {
-        let xHat: tf.Tensor5D;
-        if (weight > 0) {
-          // One pass of G over the observations and their further-occluded copies (shared batch statistics).
-          const hidden = tf.sub(1, mHat);
-          const yMore = tf.add(tf.mul(y, mHat), tf.mul(fill, hidden)) as tf.Tensor5D;
-          const both = this.complete(tf.concat([y, yMore]) as tf.Tensor5D, tf.concat([m, tf.mul(m, mHat)]) as tf.Tensor5D, true);
-          xHat = tf.slice(both, [0, 0, 0, 0, 0], [batch, -1, -1, -1, -1]);
-          const filled = tf.slice(both, [batch, 0, 0, 0, 0], [batch, -1, -1, -1, -1]);
-          const scored = tf.mul(m, hidden);
-          const count = tf.maximum(tf.mul(tf.sum(scored), this.config.channels), 1);
-          selfLoss = keep(tf.div(tf.sum(tf.mul(tf.abs(tf.sub(filled, y)), scored)), count) as tf.Scalar);
-        } else {
-          xHat = this.complete(y, m, true);
-        }
-        const reoccluded = tf.add(tf.mul(xHat, mHat), tf.mul(fill, tf.sub(1, mHat))) as tf.Tensor5D;
-        yHat = keep(reoccluded);
-        const adversarial = tf.add(hingeReal(this.sequenceDiscriminator.apply(this.sequenceInput(reoccluded))), hingeReal(this.frameDiscriminator.apply(this.frames(reoccluded))));
-        return (weight > 0 ? tf.add(adversarial, tf.mul(weight, selfLoss)) : adversarial) as tf.Scalar;
-      }, [...this.generator.params.trainable.values()]);
-      const gGrads = average(gStep.grads);
-      this.adamG.apply(gGrads, learningRate);
-      if (this.average) {
-        const beta = this.o.generatorAverage;
-        for (const [name, v] of this.generator.params.trainable) {
-          const a = this.average.get(name)!;
-          a.assign(tf.add(tf.mul(a, beta), tf.mul(v, 1 - beta)));
-        }
-      }
-      const gradNormG = globalNorm(gGrads);
-
-      const fake = yHat!;
-      // Real and fake go through each discriminator as one batch: the discriminators have no batch
-      // norm, so every score is what a separate pass gives, with half the calls, one weight
-      // normalisation per layer and twice the rows per convolution.
-      const bothSeq = tf.concat([this.sequenceInput(y), this.sequenceInput(fake)]) as tf.Tensor5D;
-      const bothFrames = tf.concat([this.frames(y), this.frames(fake)]) as tf.Tensor4D;
-      let last: { loss: tf.Scalar; scores: tf.Scalar[]; gradNorm: tf.Scalar } | undefined;
-      for (let k = 0; k < this.o.discriminatorSteps; k++) {
+        this.generator.powerIterate();
         this.sequenceDiscriminator.powerIterate();
         this.frameDiscriminator.powerIterate();
-        let scores: tf.Scalar[] = [];
-        const dStep = tf.variableGrads(() => {
-          const [sReal, sFake] = tf.split(this.sequenceDiscriminator.apply(bothSeq), 2) as [tf.Tensor, tf.Tensor];
-          const [fReal, fFake] = tf.split(this.frameDiscriminator.apply(bothFrames), 2) as [tf.Tensor, tf.Tensor];
-          scores = [sReal, sFake, fReal, fFake].map((s) => keep(tf.mean(s)));
-          return tf.addN([hingeReal(sReal), hingeFake(sFake), hingeReal(fReal), hingeFake(fFake)]);
-        }, this.discriminatorVariables);
-        const dGrads = average(dStep.grads);
-        this.adamD.apply(dGrads, this.discriminatorLearningRate);
-        last = { loss: dStep.value, scores, gradNorm: globalNorm(dGrads) };
-      }
-      const d = last!;
-      // Σ of every weight after the updates: finite exactly when no weight is NaN or infinite
-      // (or so large that their sum overflows, which is no usable model either).
-      const weights = [...this.generator.params.trainable.values(), ...this.discriminatorVariables];
-      const weightSum = tf.addN(weights.map((v) => tf.sum(v)));
-      return tf.stack([gStep.value, d.loss, ...d.scores, gradNormG, d.gradNorm, selfLoss, weightSum]);
-    });
+        const weight = this.o.selfSupervisedWeight;
+        let selfLoss: tf.Scalar = tf.scalar(0);
+        const gStep = tf.variableGrads(() => {
+          let xHat: tf.Tensor5D;
+          if (weight > 0) {
+            // One pass of G over the observations and their further-occluded copies (shared batch statistics).
+            const hidden = tf.sub(1, mHat);
+            const yMore = tf.add(tf.mul(y, mHat), tf.mul(fill, hidden)) as tf.Tensor5D;
+            const both = this.complete(tf.concat([y, yMore]) as tf.Tensor5D, tf.concat([m, tf.mul(m, mHat)]) as tf.Tensor5D, true);
+            xHat = tf.slice(both, [0, 0, 0, 0, 0], [batch, -1, -1, -1, -1]);
+            const filled = tf.slice(both, [batch, 0, 0, 0, 0], [batch, -1, -1, -1, -1]);
+            const scored = tf.mul(m, hidden);
+            const count = tf.maximum(tf.mul(tf.sum(scored), this.config.channels), 1);
+            selfLoss = keep(tf.div(tf.sum(tf.mul(tf.abs(tf.sub(filled, y)), scored)), count) as tf.Scalar);
+          } else {
+            xHat = this.complete(y, m, true);
+          }
+          const reoccluded = tf.add(tf.mul(xHat, mHat), tf.mul(fill, tf.sub(1, mHat))) as tf.Tensor5D;
+          yHat = keep(reoccluded);
+          const adversarial = tf.add(hingeReal(this.sequenceDiscriminator.apply(this.sequenceInput(reoccluded))), hingeReal(this.frameDiscriminator.apply(this.frames(reoccluded))));
+          return (weight > 0 ? tf.add(adversarial, tf.mul(weight, selfLoss)) : adversarial) as tf.Scalar;
+        }, [...this.generator.params.trainable.values()]);
+        const gGrads = average(gStep.grads);
+        this.adamG.apply(gGrads, learningRate);
+        if (this.average) {
+          const beta = this.o.generatorAverage;
+          for (const [name, v] of this.generator.params.trainable) {
+            const a = this.average.get(name)!;
+            a.assign(tf.add(tf.mul(a, beta), tf.mul(v, 1 - beta)));
+          }
+        }
+        const gradNormG = globalNorm(gGrads);
+
+        const fake = yHat!;
+        // Real and fake go through each discriminator as one batch: the discriminators have no batch
+        // norm, so every score is what a separate pass gives, with half the calls, one weight
+        // normalisation per layer and twice the rows per convolution.
+        const bothSeq = tf.concat([this.sequenceInput(y), this.sequenceInput(fake)]) as tf.Tensor5D;
+        const bothFrames = tf.concat([this.frames(y), this.frames(fake)]) as tf.Tensor4D;
+        let last: { loss: tf.Scalar; scores: tf.Scalar[]; gradNorm: tf.Scalar } | undefined;
+        for (let k = 0; k < this.o.discriminatorSteps; k++) {
+          this.sequenceDiscriminator.powerIterate();
+          this.frameDiscriminator.powerIterate();
+          let scores: tf.Scalar[] = [];
+          const dStep = tf.variableGrads(() => {
+            const [sReal, sFake] = tf.split(this.sequenceDiscriminator.apply(bothSeq), 2) as [tf.Tensor, tf.Tensor];
+            const [fReal, fFake] = tf.split(this.frameDiscriminator.apply(bothFrames), 2) as [tf.Tensor, tf.Tensor];
+            scores = [sReal, sFake, fReal, fFake].map((s) => keep(tf.mean(s)));
+            return tf.addN([hingeReal(sReal), hingeFake(sFake), hingeReal(fReal), hingeFake(fFake)]);
+          }, this.discriminatorVariables);
+          const dGrads = average(dStep.grads);
+          this.adamD.apply(dGrads, this.discriminatorLearningRate);
+          last = { loss: dStep.value, scores, gradNorm: globalNorm(dGrads) };
+        }
+        const d = last!;
+        // Σ of every weight after the updates: finite exactly when no weight is NaN or infinite
+        // (or so large that their sum overflows, which is no usable model either).
+        const weights = [...this.generator.params.trainable.values(), ...this.discriminatorVariables];
+        const weightSum = tf.addN(weights.map((v) => tf.sum(v)));
+        return tf.stack([gStep.value, d.loss, ...d.scores, gradNormG, d.gradNorm, selfLoss, weightSum]);
+      });
+    } catch (err) {
+      // The weights may be half updated: nothing of this trainer is checkpointed any more.
+      this.healthy = false;
+      // A batch too large for the backend's memory: one line with what it needed.
+      throw isOutOfMemory(err) ? new OutOfMemoryError(this.config, batch, err) : err;
+    }
     let local: Float32Array;
     try {
       local = (await scalars.data()) as Float32Array;
@@ -415,10 +443,15 @@ export class GanTrainer {
   }
 
   dispose(): void {
-    for (const v of this.average?.values() ?? []) v.dispose();
-    for (const net of this.networks()) net.dispose();
-    this.adamG.dispose();
-    this.adamD.dispose();
+    try {
+      for (const v of this.average?.values() ?? []) v.dispose();
+      for (const net of this.networks()) net.dispose();
+      this.adamG.dispose();
+      this.adamD.dispose();
+    } catch (err) {
+      // After a failed step (a wasm heap that ran out) freeing can fail too; the step's error is the one reported.
+      if (this.healthy) throw err;
+    }
   }
 }
 

@@ -15,6 +15,7 @@
 import type { ParamValues } from '../../pipeline/graph.ts';
 import { UsageError } from '../../pipeline/errors.ts';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { NpyFile } from '../decode/npy.ts';
 import { defaultCache, fetchToCache } from '../io/fetch.ts';
 import type { Random } from '../random.ts';
@@ -162,6 +163,9 @@ export const clouds = defineOcclusion({
   fill: 1,
   timeDependent: true,
   options,
+  check(o) {
+    if (o.lwp && !/^https?:\/\//.test(o.lwp) && !existsSync(o.lwp)) throw new UsageError(`occlusion "clouds": --lwp ${o.lwp}: no such file`);
+  },
   prepare: async (o, shape) => {
     if (!o.lwp) return proceduralDrawer(o, shape);
     // A URL (the .npy of figshare DOI 10.6084/m9.figshare.9929798) is downloaded once, resumably, into the cache.

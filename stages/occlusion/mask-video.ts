@@ -5,7 +5,7 @@
  * consecutive mask frames from a random start (the mask sequence loops when it is shorter than T).
  * Images are read with sharp; a video needs `ffmpeg` on PATH.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import sharp from 'sharp';
 import { lastValueFrom, toArray } from 'rxjs';
@@ -60,8 +60,11 @@ export const maskVideo = defineOcclusion({
     path: { type: 'string', default: '', describe: 'folder of mask images (sorted by name) or a mask video' },
     invert: { type: 'boolean', default: false, describe: 'black = occluded instead of white' },
   },
-  async prepare(o, shape) {
+  check(o) {
     if (!o.path) throw new UsageError('occlusion "mask-video": --path is required (a folder of mask images or a mask video)');
+    if (!existsSync(o.path)) throw new UsageError(`occlusion "mask-video": --path ${o.path} does not exist`);
+  },
+  async prepare(o, shape) {
     let isDir: boolean;
     try {
       isDir = statSync(o.path).isDirectory();

@@ -44,10 +44,12 @@ export const movingVerticalBar = defineOcclusion({
   fill: 1,
   timeDependent: true,
   options,
-  prepare: (o, shape) => {
+  check(o) {
     if (o['min-width'] > o['max-width']) {
       throw new UsageError(`occlusion "moving-vertical-bar": --min-width (${o['min-width']}) must not exceed --max-width (${o['max-width']})`);
     }
+  },
+  prepare: (o, shape) => {
     const { frames: T, height: H, width: W } = shape;
     return {
       draw(random) {

@@ -36,6 +36,12 @@ export interface OcclusionProcess<P extends ParamSpecs = ParamSpecs> {
   readonly timeDependent: boolean;
   /** Typed options with the defaults of method.md §5 and their ranges. */
   readonly options: P;
+  /**
+   * Checks what can be checked of the options before anything runs (ranges that depend on each
+   * other, files that must exist), so that a graph refuses them when it is built.
+   * @throws UsageError naming the option.
+   */
+  check?(options: ParamValues<P>): void;
   /** Makes the drawer for one mask shape; may load files (a user's mask frames, a cloud field). */
   prepare(options: ParamValues<P>, shape: MaskShape): MaskDrawer | Promise<MaskDrawer>;
 }
@@ -46,7 +52,9 @@ export function defineOcclusion<P extends ParamSpecs>(process: OcclusionProcess<
 
 /** Checks options against the process's specs (defaults filled); a bad one is a one-line UsageError naming it. */
 export function occlusionOptions<P extends ParamSpecs>(process: OcclusionProcess<P>, given: Readonly<Record<string, unknown>>): ParamValues<P> {
-  return resolveOptions(`occlusion "${process.name}"`, process.options, given);
+  const options = resolveOptions(`occlusion "${process.name}"`, process.options, given);
+  process.check?.(options);
+  return options;
 }
 
 /** c in the data's own range: the top of `range` for white, the bottom for black. */

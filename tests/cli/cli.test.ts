@@ -77,6 +77,22 @@ describe('st-inpaint', () => {
     assert.match(noCommand.stderr, /^st-inpaint: name a command/);
   });
 
+  it('combinations that cannot train are refused when the graph is built, exit 2, before the backend or any data', () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['run', 'demo', '--size', '33', '--steps', '1'], /^st-inpaint: --size: frames of 33×33; the generator's self-attention pools 2×2, so height and width must be even$/],
+      [['run', 'demo', '--threads', '2', '--batch', '1', '--steps', '1'], /^st-inpaint: --threads 2 needs --batch of at least 2, got 1$/],
+      [['peek', 'synthetic', '--occlusion', 'moving-vertical-bar', '--occlusion-option', 'min-width=0.5', '--occlusion-option', 'max-width=0.2'], /^st-inpaint: occlusion "moving-vertical-bar": --min-width \(0\.5\) must not exceed --max-width \(0\.2\)$/],
+      [['peek', 'synthetic', '--occlusion', 'clouds', '--occlusion-option', 'lwp=/no/such/lwp.npy'], /^st-inpaint: occlusion "clouds": --lwp \/no\/such\/lwp\.npy: no such file$/],
+    ];
+    for (const [args, message] of cases) {
+      const r = cli(...args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      // One line, and nothing started: no backend chosen, no clip read.
+      assert.match(r.stderr.trim(), message);
+      assert.equal(r.stdout, '');
+    }
+  });
+
   it('--help shows a graph\'s own options with their defaults', () => {
     const r = cli('run', 'stream-check', '--help');
     assert.equal(r.code, 0);

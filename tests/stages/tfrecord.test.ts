@@ -44,7 +44,7 @@ describe('TFRecord', () => {
     }
   });
 
-  it('names the file and offset of a bad data CRC, a bad length CRC and a truncated record; only a bad length loses the records after it', () => {
+  it('names the file and offset of a bad data CRC, a bad length CRC and a truncated record; a bad length is resynchronised on the next whole record', () => {
     const a = encodeRecord(Uint8Array.of(1, 2, 3));
     const b = encodeRecord(Uint8Array.of(4, 5, 6, 7));
     const c = encodeRecord(Uint8Array.of(8));
@@ -58,14 +58,27 @@ describe('TFRecord', () => {
       [19, [4, 5, 6, 7].map((v, i) => (i === 1 ? v ^ 1 : v)), 'x.tfrecord at byte 19: bad data CRC in a record of 4 bytes'],
       [39, [8], undefined],
     ]);
-    // A bad length CRC: the records before it come out, then the error.
+    // A bad length CRC: a damaged mark where the framing broke, then the next whole record is found
+    // (here c: b's bytes are searched through), whatever the chunking.
     const badLength = file.slice();
     badLength[a.length + 9]! ^= 1;
-    const before: number[] = [];
-    assert.throws(() => {
-      for (const r of new TFRecordParser('y.tfrecord').push(badLength)) before.push(r.offset);
-    }, /y\.tfrecord at byte 19: bad length CRC/);
-    assert.deepEqual(before, [0]);
+    for (const size of [badLength.length, 1, 5, 13]) {
+      const parser = new TFRecordParser('y.tfrecord');
+      const got: Array<[number, number[], string | undefined]> = [];
+      for (let at = 0; at < badLength.length; at += size) for (const r of parser.push(badLength.subarray(at, at + size))) got.push([r.offset, [...r.data], r.damaged?.message]);
+      parser.end();
+      assert.deepEqual(got, [
+        [0, [1, 2, 3], undefined],
+        [19, [], 'y.tfrecord at byte 19: bad length CRC (not a TFRecord file, or damaged); the rest of the entry is searched for the next whole record'],
+        [39, [8], undefined],
+      ], `chunks of ${size}`);
+    }
+    // Damage running to the end: one mark, and the end is not a truncation.
+    const cut = new TFRecordParser('w.tfrecord');
+    const tail = file.slice(0, a.length + b.length);
+    tail[a.length + 9]! ^= 1;
+    assert.deepEqual([...cut.push(tail)].map((r) => [r.offset, r.damaged !== undefined]), [[0, false], [19, true]]);
+    cut.end();
     const parser = new TFRecordParser('z.tfrecord');
     assert.equal([...parser.push(file.subarray(0, a.length + b.length - 2))].length, 1);
     assert.throws(() => parser.end(), /z\.tfrecord at byte 19: truncated record \(18 bytes left\)/);
