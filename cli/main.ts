@@ -255,7 +255,8 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
       .wrap(Math.min(110, process.stdout.columns || 100))
       .fail((message, err) => {
         if (err) throw err;
-        throw new UsageError(message.split('\n')[0]!);
+        // yargs writes some messages over several lines ("Invalid values:" then the argument): one line, whole.
+        throw new UsageError(message.split('\n').map((l) => l.trim()).filter(Boolean).join(' '));
       });
     await cli.parseAsync();
   } catch (thrown) {

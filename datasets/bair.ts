@@ -69,14 +69,19 @@ export function bairClips(location: string, given: Readonly<Record<string, unkno
   const chunks = source('bair-tar', async function* ({ skip }): AsyncGenerator<EntryChunk> {
     const input = bytesOf(location);
     let entry = '';
+    let entries = 0;
     try {
       for await (const chunk of tarChunks(input, location)) {
         const match = /softmotion30_44k\/(train|test)\/[^/]+\.tfrecords?$/.exec(chunk.path);
+        if (match && chunk.offset === 0) entries += 1;
         if (!match || (o.split !== 'all' && match[1] !== o.split)) continue;
         entry = chunk.path;
         yield { ...chunk, split: match[1] as Split };
       }
+      // An empty tar, or another archive: nothing to read is an error, not an empty dataset.
+      if (entries === 0) throw new UsageError(`--source ${location}: no softmotion30_44k/{train,test}/*.tfrecords entries in the tar (is it BAIR's?)`);
     } catch (err) {
+      if (err instanceof UsageError) throw err;
       if (err instanceof StageError) throw err; // a skip() under the fail policy
       // The archive itself broke (truncated, unreadable): nothing after this point can be read.
       // Under --on-error skip the entry in progress is dropped and counted and the clips so far stand.

@@ -150,7 +150,8 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
         const wanted = ids.map((id) => o.split === 'all' || splitOf(video, id) === o.split);
         if (wanted.some(Boolean)) yield { zip, entry: entry.path, video, ranges, ids, wanted, bytes: entry.bytes };
       }
-      // Every segmented video of the actions this zip holds must be in it.
+      // Every segmented video of the actions this zip holds (or is named after, when it holds none) must be in it.
+      if (actions.size === 0) actions.add(basename(zip).replace(/\.zip$/i, ''));
       const missing = [...sequences.keys()].filter((video) => actions.has(actionOf(video)) && !found.has(video));
       if (missing.length > 0) throw new Error(`00sequences.txt lists ${missing.join(', ')}, which the zip does not hold`);
     },

@@ -72,6 +72,10 @@ describe('st-inpaint', () => {
     const range = cli('run', 'stream-check', '--batch', '0');
     assert.equal(range.code, 2);
     assert.equal(range.stderr.trim(), 'st-inpaint: graph "stream-check": --batch must be ≥ 1, got 0');
+    // A value outside an option's choices: the option, the value and the choices, on one line.
+    const choice = cli('run', 'demo', '--backend', 'foo');
+    assert.equal(choice.code, 2);
+    assert.equal(choice.stderr.trim(), 'st-inpaint: Invalid values: Argument: backend, Given: "foo", Choices: "auto", "tensorflow-gpu", "webgpu", "tensorflow", "wasm", "cpu"');
     const noCommand = cli();
     assert.equal(noCommand.code, 2);
     assert.match(noCommand.stderr, /^st-inpaint: name a command/);

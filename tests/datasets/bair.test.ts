@@ -146,3 +146,11 @@ test('a damaged record is named with its entry and byte offset', async () => {
   assert.equal(skipped2.length, 1);
   assert.match(skipped2[0]!, /truncated\.tar" entry "softmotion30_44k\/train\/traj_256_to_511\.tfrecords"/);
 });
+
+test('a tar without BAIR\'s TFRecord entries is an error naming the source, not an empty dataset', async () => {
+  const empty = join(scratch, 'empty.tar');
+  await packTar([], empty);
+  await assert.rejects(clipsOf(empty), /--source .*empty\.tar: no softmotion30_44k\/\{train,test\}\/\*\.tfrecords entries in the tar/);
+  // Under skip too: there is nothing to skip to.
+  await assert.rejects(lastValueFrom(findDataset('bair').open({}, empty, { onError: 'skip' }).clips.pipe(unwrap(), toArray())), /no softmotion30_44k/);
+});

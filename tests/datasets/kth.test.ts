@@ -150,3 +150,12 @@ test('a video shorter than its segmentation (a truncated AVI) is an error naming
   writeFileSync(join(short, '00sequences.txt'), 'person11_walking_d3\t\tframes\t1-20, 21-45\n');
   await assert.rejects(clips(short, { split: 'all' }), /clip "person11_walking_d3#1".*00sequences\.txt asks for frames 21-45, the video decodes to 40 \(truncated\?\)/);
 });
+
+test('an action zip without its videos, or a segmentation file given as the source, is an error naming the file', async () => {
+  const none = join(scratch, 'none');
+  mkdirSync(none);
+  writeFileSync(join(none, 'boxing.zip'), zipSync({ 'boxing/readme.txt': new TextEncoder().encode('no videos here') }));
+  writeFileSync(join(none, '00sequences.txt'), 'person01_boxing_d1\t\tframes\t1-10\n');
+  await assert.rejects(clips(none, {}), /none\/boxing\.zip.*00sequences\.txt lists person01_boxing_d1, which the zip does not hold/);
+  await assert.rejects(clips(join(none, '00sequences.txt'), {}), /00sequences\.txt.*not a complete zip/);
+});
