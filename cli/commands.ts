@@ -83,7 +83,7 @@ export async function peek(args: PeekArgs, io: Io): Promise<void> {
   let skipped = 0;
   const events = telemetry.events$.subscribe((e) => {
     if (e.kind !== 'skipped') return;
-    skipped += 1;
+    skipped += e.count ?? 1;
     io.err(`skipped: ${e.message}`);
   });
   try {
@@ -107,7 +107,7 @@ export async function peek(args: PeekArgs, io: Io): Promise<void> {
   } finally {
     events.unsubscribe();
   }
-  if (skipped > 0) io.err(`${skipped} element${skipped === 1 ? '' : 's'} skipped (--on-error skip)`);
+  if (skipped > 0) io.err(`${skipped} clip${skipped === 1 ? '' : 's'} skipped (--on-error skip)`);
 }
 
 export interface PreviewArgs {

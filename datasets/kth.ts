@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { UsageError } from '../pipeline/errors.ts';
+import { UsageError, losing } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions } from '../pipeline/graph.ts';
 import { expand } from '../pipeline/operators/expand.ts';
@@ -153,13 +153,23 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
       // Every segmented video of the actions this zip holds (or is named after, when it holds none) must be in it.
       if (actions.size === 0) actions.add(basename(zip).replace(/\.zip$/i, ''));
       const missing = [...sequences.keys()].filter((video) => actions.has(actionOf(video)) && !found.has(video));
-      if (missing.length > 0) throw new Error(`00sequences.txt lists ${missing.join(', ')}, which the zip does not hold`);
+      if (missing.length > 0) {
+        const lost = missing.reduce((n, video) => n + sequences.get(video)!.filter((_, k) => o.split === 'all' || splitOf(video, `${video}#${k}`) === o.split).length, 0);
+        throw losing(new Error(`00sequences.txt lists ${missing.join(', ')}, which the zip does not hold`), lost);
+      }
     },
     { ...policy, capacity: o.decoders, describe: ({ zip }) => ({ file: zip }) },
   );
   const decoded = mapAsync(
     'decode',
-    async ({ bytes, ...video }: KthVideo): Promise<DecodedVideo> => ({ ...video, frames: await decodeVideoBytes(bytes, `${video.zip}:${video.entry}`, { width: S, height: S, pixFmt: 'gray' }) }),
+    async ({ bytes, ...video }: KthVideo): Promise<DecodedVideo> => {
+      try {
+        return { ...video, frames: await decodeVideoBytes(bytes, `${video.zip}:${video.entry}`, { width: S, height: S, pixFmt: 'gray' }) };
+      } catch (err) {
+        // Skipping the video loses every clip the split wanted from it.
+        throw losing(err, video.wanted.filter(Boolean).length);
+      }
+    },
     { ...policy, concurrency: o.decoders, ordered: true, describe: ({ zip, entry }) => ({ file: zip, entry }) },
   );
   const cut = expand(
@@ -178,7 +188,7 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
         for (let t = 0; t < T; t++) out.set(frames[Math.min(start - 1 + t, end - 1)]!, t * S * S);
         yield { id: ids[k]!, split: splitOf(video, ids[k]!), frames: out };
       }
-      if (short.length > 0) throw new Error(short.join('; '));
+      if (short.length > 0) throw losing(new Error(short.join('; ')), short.length);
     },
     { ...policy, describe: ({ zip, entry }) => ({ file: zip, entry }) },
   );

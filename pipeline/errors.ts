@@ -8,6 +8,22 @@ export type ErrorPolicy = 'fail' | 'skip';
 
 export const ERROR_POLICIES: readonly ErrorPolicy[] = ['fail', 'skip'];
 
+/**
+ * Marks an element's error with how many items (clips) skipping the element loses, when that is
+ * more than one: a corrupt video in a zip stands for every clip cut from it. Telemetry and the
+ * skip count add that many.
+ */
+export function losing(cause: unknown, items: number): Error {
+  const err = cause instanceof Error ? cause : new Error(String(cause));
+  return Object.assign(err, { lost: items });
+}
+
+/** How many items skipping the element of this error loses (see {@link losing}); 1 unless marked. */
+export function lostBy(cause: unknown): number {
+  const lost = (cause as { lost?: unknown } | null)?.lost;
+  return typeof lost === 'number' && lost >= 0 ? lost : 1;
+}
+
 /** Where in the data a failure happened: a clip id, a file, an entry of an archive, a byte offset. */
 export interface ElementRef {
   readonly clip?: string;

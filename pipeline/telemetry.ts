@@ -62,6 +62,8 @@ export interface TelemetryEvent {
   readonly stage: string;
   readonly kind: 'skipped' | 'info';
   readonly message: string;
+  /** Items (clips) a skipped element lost. */
+  readonly count?: number;
 }
 
 /**
@@ -126,9 +128,10 @@ export class StageMeter {
     }
   }
 
-  skip(message: string): void {
-    this.skipped += 1;
-    this.events?.next({ stage: this.stage, kind: 'skipped', message });
+  /** A skipped element, which lost `count` items (clips). */
+  skip(message: string, count = 1): void {
+    this.skipped += count;
+    this.events?.next({ stage: this.stage, kind: 'skipped', message, count });
   }
 
   info(message: string): void {

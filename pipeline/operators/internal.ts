@@ -5,7 +5,7 @@
  */
 import type { Observable, Subscriber, Subscription } from 'rxjs';
 import { CreditGate, Pump, type Leased } from '../credit.ts';
-import { ERROR_POLICIES, StageError, type ElementRef, type ErrorPolicy } from '../errors.ts';
+import { ERROR_POLICIES, StageError, lostBy, type ElementRef, type ErrorPolicy } from '../errors.ts';
 import { DEFAULT_CAPACITY, type StageOptions } from '../stage.ts';
 import { stageMeter, type StageMeter } from '../telemetry.ts';
 
@@ -77,10 +77,11 @@ export class Outlet<Out> {
     this.subscriber.complete();
   }
 
-  /** Counts a skipped element (logged and counted in telemetry); the caller drops it. */
+  /** Counts a skipped element, by the items it lost (logged and counted in telemetry); the caller drops it. */
   skip(cause: unknown, element: ElementRef): void {
     this.skipped += 1;
-    this.meter.skip(new StageError(this.stage, element, cause).message);
+    const lost = lostBy(cause);
+    this.meter.skip(`${new StageError(this.stage, element, cause).message}${lost === 1 ? '' : ` (${lost} clips lost)`}`, lost);
   }
 
   /**

@@ -129,7 +129,9 @@ test('a corrupt video inside a zip, an escaping entry and a bad segmentation lin
   assert.ok(err.some((l) => /^skipped: stage "decode", file ".*bad\/boxing\.zip" entry "boxing\/person01_boxing_d1_uncomp\.avi": .*not a video ffmpeg can decode/.test(l)), err.join('\n'));
   // A segmented video of boxing that boxing.zip lacks is named too, not passed over.
   assert.ok(err.some((l) => /^skipped: stage "zip-entries", file ".*bad\/boxing\.zip": 00sequences\.txt lists person22_boxing_d2, which the zip does not hold/.test(l)), err.join('\n'));
-  assert.equal(err.at(-1), '2 elements skipped (--on-error skip)');
+  // The count is of clips lost: the corrupt video's two segments and the missing video's one.
+  assert.ok(err.some((l) => /stage "decode".*not a video ffmpeg can decode.*\(2 clips lost\)$/.test(l)), err.join('\n'));
+  assert.equal(err.at(-1), '3 clips skipped (--on-error skip)');
   const evil = join(scratch, 'evil');
   mkdirSync(evil);
   writeFileSync(join(evil, 'boxing.zip'), zipSync({ '../escape.avi': new Uint8Array(3) }));
