@@ -1,4 +1,5 @@
 /** Telemetry and its display: counts, bytes, time blocked, skipped errors, plain progress lines. */
+import { losing } from '../../pipeline/errors.ts';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -30,15 +31,17 @@ describe('telemetry', () => {
     assert.equal(slow?.items, 20);
   });
 
-  it('reports skipped elements as events and counts them', async () => {
+  it('reports skipped elements as events and counts the items they lost', async () => {
     const telemetry = new Telemetry();
     const events: TelemetryEvent[] = [];
     telemetry.events$.subscribe((e) => events.push(e));
-    const graph = source('ids', () => [{ id: 'a' }, { id: 'b' }, { id: 'c' }]).pipe(
+    const graph = source('ids', () => [{ id: 'a' }, { id: 'b' }, { id: 'c' }, { id: 'd' }]).pipe(
       map(
         'check',
         (x: { id: string }) => {
           if (x.id === 'b') throw new Error('broken header');
+          // An element that stands for several items says how many skipping it loses.
+          if (x.id === 'd') throw losing(new Error('corrupt video'), 3);
           return x.id;
         },
         { onError: 'skip' },
@@ -46,8 +49,11 @@ describe('telemetry', () => {
       unwrap(),
     );
     assert.deepEqual(await lastValueFrom(metered(telemetry, graph).pipe(toArray())), ['a', 'c']);
-    assert.deepEqual(events, [{ stage: 'check', kind: 'skipped', message: 'stage "check", clip "b": broken header' }]);
-    assert.equal(telemetry.snapshot().find((s) => s.stage === 'check')?.skipped, 1);
+    assert.deepEqual(events, [
+      { stage: 'check', kind: 'skipped', message: 'stage "check", clip "b": broken header', count: 1 },
+      { stage: 'check', kind: 'skipped', message: 'stage "check", clip "d": corrupt video (3 clips lost)', count: 3 },
+    ]);
+    assert.equal(telemetry.snapshot().find((s) => s.stage === 'check')?.skipped, 4);
   });
 
   it('names repeated stage names apart', async () => {
