@@ -24,6 +24,7 @@ import type { Stream } from '../pipeline/stage.ts';
 import { defaultCache, fetchToCache } from '../stages/io/fetch.ts';
 import { decodeVideoBytes } from '../stages/io/video.ts';
 import { zipEntries } from '../stages/io/zip.ts';
+import { roundRobin } from '../stages/batch/interleave.ts';
 import { Random } from '../stages/random.ts';
 import type { DatasetClip, Split } from './synthetic.ts';
 
@@ -35,6 +36,7 @@ export const kthOptions = {
   seed: { type: 'number', default: 1, integer: true, min: 0, describe: 'seed of the random split' },
   sequences: { type: 'string', default: '', describe: 'the 00sequences.txt file (default: beside the zips)' },
   decoders: { type: 'number', default: 2, integer: true, min: 1, max: 64, describe: 'videos decoded at once (ffmpeg processes)' },
+  interleave: { type: 'boolean', default: true, describe: 'read the action zips interleaved, a video from each in turn, so that the shuffle buffer mixes actions (false: zip after zip)' },
 } as const;
 
 const PERSON_SPLIT: Record<number, Split> = Object.fromEntries([
@@ -104,6 +106,12 @@ interface KthVideo {
   readonly bytes: Uint8Array;
 }
 
+/** What went wrong with a zip, in the place of its videos (the decode stage names it). */
+interface ZipProblem {
+  readonly zip: string;
+  readonly problem: unknown;
+}
+
 /** A video decoded to gray frames at the model's size. */
 type DecodedVideo = Omit<KthVideo, 'bytes'> & { readonly frames: readonly Uint8Array[] };
 
@@ -126,19 +134,22 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
     return u < 0.05 ? 'val' : u < 0.1 ? 'test' : 'train';
   };
   const policy = { onError: stage.onError };
+  type Sequences = Map<string, Array<[number, number]>>;
+  // With `interleave`, one group of all the zips, read a video from each in turn; else one group per zip.
   const zips = source(
     'kth-zips',
     async function* () {
       const { zips, sequences } = local ?? localLayout(await downloadKth(location), o.sequences);
-      for (const zip of zips) yield { zip, sequences };
+      if (o.interleave) yield { zips, sequences };
+      else for (const zip of zips) yield { zips: [zip], sequences };
     },
     { capacity: 1 },
   );
-  const videos = expand(
-    'zip-entries',
-    async function* ({ zip, sequences }: { zip: string; sequences: Map<string, Array<[number, number]>> }): AsyncGenerator<KthVideo> {
-      const actions = new Set<string>();
-      const found = new Set<string>();
+  /** One zip's wanted videos; what goes wrong with the zip comes out as a problem in its place, so the other zips go on. */
+  async function* videosOf(zip: string, sequences: Sequences): AsyncGenerator<KthVideo | ZipProblem> {
+    const actions = new Set<string>();
+    const found = new Set<string>();
+    try {
       for await (const entry of zipEntries(zip)) {
         if (!/\.avi$/i.test(entry.path)) continue;
         const video = basename(entry.path).replace(/_uncomp\.avi$|\.avi$/i, '');
@@ -150,19 +161,29 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
         const wanted = ids.map((id) => o.split === 'all' || splitOf(video, id) === o.split);
         if (wanted.some(Boolean)) yield { zip, entry: entry.path, video, ranges, ids, wanted, bytes: entry.bytes };
       }
-      // Every segmented video of the actions this zip holds (or is named after, when it holds none) must be in it.
-      if (actions.size === 0) actions.add(basename(zip).replace(/\.zip$/i, ''));
-      const missing = [...sequences.keys()].filter((video) => actions.has(actionOf(video)) && !found.has(video));
-      if (missing.length > 0) {
-        const lost = missing.reduce((n, video) => n + sequences.get(video)!.filter((_, k) => o.split === 'all' || splitOf(video, `${video}#${k}`) === o.split).length, 0);
-        throw losing(new Error(`00sequences.txt lists ${missing.join(', ')}, which the zip does not hold`), lost);
-      }
-    },
-    { ...policy, capacity: o.decoders, describe: ({ zip }) => ({ file: zip }) },
+    } catch (err) {
+      // A zip that cannot be read further (cut short, a bad CRC, an entry escaping its folder).
+      yield { zip, problem: err };
+      return;
+    }
+    // Every segmented video of the actions this zip holds (or is named after, when it holds none) must be in it.
+    if (actions.size === 0) actions.add(basename(zip).replace(/\.zip$/i, ''));
+    const missing = [...sequences.keys()].filter((video) => actions.has(actionOf(video)) && !found.has(video));
+    if (missing.length > 0) {
+      const lost = missing.reduce((n, video) => n + sequences.get(video)!.filter((_, k) => o.split === 'all' || splitOf(video, `${video}#${k}`) === o.split).length, 0);
+      yield { zip, problem: losing(new Error(`00sequences.txt lists ${missing.join(', ')}, which the zip does not hold`), lost) };
+    }
+  }
+  const videos = expand(
+    'zip-entries',
+    ({ zips: group, sequences }: { zips: readonly string[]; sequences: Sequences }) => roundRobin(group.map((zip) => videosOf(zip, sequences))),
+    { ...policy, capacity: o.decoders, describe: ({ zips: group }) => ({ file: group.join(', ') }) },
   );
   const decoded = mapAsync(
     'decode',
-    async ({ bytes, ...video }: KthVideo): Promise<DecodedVideo> => {
+    async (item: KthVideo | ZipProblem): Promise<DecodedVideo> => {
+      if ('problem' in item) throw item.problem;
+      const { bytes, ...video } = item;
       try {
         return { ...video, frames: await decodeVideoBytes(bytes, `${video.zip}:${video.entry}`, { width: S, height: S, pixFmt: 'gray' }) };
       } catch (err) {
@@ -170,7 +191,7 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
         throw losing(err, video.wanted.filter(Boolean).length);
       }
     },
-    { ...policy, concurrency: o.decoders, ordered: true, describe: ({ zip, entry }) => ({ file: zip, entry }) },
+    { ...policy, concurrency: o.decoders, ordered: true, describe: (item) => ({ file: item.zip, ...('entry' in item && { entry: item.entry }) }) },
   );
   const cut = expand(
     'cut',

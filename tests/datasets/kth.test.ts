@@ -19,6 +19,7 @@ import { KTH_FILES, parseSequences } from '../../datasets/kth.ts';
 import { unwrap } from '../../pipeline/operators/unwrap.ts';
 import { decodeVideoBytes } from '../../stages/io/video.ts';
 import { kthAvi, writeKthFixture, type KthVideo } from '../fixtures/kth.ts';
+import { shuffledEpochs } from '../../stages/batch/shuffle.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'st-inpaint-kth-'));
 const data = join(scratch, 'kth');
@@ -40,9 +41,13 @@ async function clips(location: string, options: Record<string, unknown>): Promis
 test('clips are the segmented frame ranges, truncated or padded, as ffmpeg decodes them; both splits', async () => {
   const T = 20;
   const got = await clips(data, { frames: T, size: 32, 'split-by': 'person' });
-  const expectedIds = ['person01_boxing_d1#0', 'person01_boxing_d1#1', 'person22_boxing_d2#0', 'person11_walking_d3#0', 'person11_walking_d3#1'];
+  // The zips are read interleaved, a video from each in turn: boxing, walking, boxing.
+  const expectedIds = ['person01_boxing_d1#0', 'person01_boxing_d1#1', 'person11_walking_d3#0', 'person11_walking_d3#1', 'person22_boxing_d2#0'];
   assert.deepEqual(got.map((c) => c.id), expectedIds);
-  assert.deepEqual(got.map((c) => c.split), ['val', 'val', 'test', 'train', 'train']);
+  assert.deepEqual(got.map((c) => c.split), ['val', 'val', 'train', 'train', 'test']);
+  // Zip after zip when asked.
+  const sequential = await clips(data, { frames: 4, size: 16, 'split-by': 'person', interleave: false });
+  assert.deepEqual(sequential.map((c) => c.id), ['person01_boxing_d1#0', 'person01_boxing_d1#1', 'person22_boxing_d2#0', 'person11_walking_d3#0', 'person11_walking_d3#1']);
   for (const c of got) {
     const [name, k] = c.id.split('#') as [string, string];
     const v = VIDEOS.find((x) => x.name === name)!;
@@ -125,10 +130,10 @@ test('a corrupt video inside a zip, an escaping entry and a bad segmentation lin
   const code = await main(['peek', 'kth', '--source', bad, '--on-error', 'skip', '--clips', '10', '--json'], { out: (l) => out.push(l), err: (l) => err.push(l) });
   assert.equal(code, 0);
   assert.deepEqual(out.map((l) => (JSON.parse(l) as { id: string }).id), ['person11_walking_d3#0', 'person11_walking_d3#1']);
-  // Each by the stage that found it: the decoder names the video, the zip reader the missing one.
+  // Each named with its zip (and video): the one that does not decode, and the one the zip lacks.
   assert.ok(err.some((l) => /^skipped: stage "decode", file ".*bad\/boxing\.zip" entry "boxing\/person01_boxing_d1_uncomp\.avi": .*not a video ffmpeg can decode/.test(l)), err.join('\n'));
   // A segmented video of boxing that boxing.zip lacks is named too, not passed over.
-  assert.ok(err.some((l) => /^skipped: stage "zip-entries", file ".*bad\/boxing\.zip": 00sequences\.txt lists person22_boxing_d2, which the zip does not hold/.test(l)), err.join('\n'));
+  assert.ok(err.some((l) => /^skipped: stage "decode", file ".*bad\/boxing\.zip": 00sequences\.txt lists person22_boxing_d2, which the zip does not hold/.test(l)), err.join('\n'));
   // The count is of clips lost: the corrupt video's two segments and the missing video's one.
   assert.ok(err.some((l) => /stage "decode".*not a video ffmpeg can decode.*\(2 clips lost\)$/.test(l)), err.join('\n'));
   assert.equal(err.at(-1), '3 clips skipped (--on-error skip)');
@@ -160,4 +165,26 @@ test('an action zip without its videos, or a segmentation file given as the sour
   writeFileSync(join(none, '00sequences.txt'), 'person01_boxing_d1\t\tframes\t1-10\n');
   await assert.rejects(clips(none, {}), /none\/boxing\.zip.*00sequences\.txt lists person01_boxing_d1, which the zip does not hold/);
   await assert.rejects(clips(join(none, '00sequences.txt'), {}), /00sequences\.txt.*not a complete zip/);
+});
+
+test('interleaved zips mix actions in the batches a small shuffle buffer gives; zip after zip does not', async () => {
+  const mixed = join(scratch, 'mixed');
+  const actions = ['boxing', 'handwaving', 'walking'];
+  // Four videos of four clips per action, as KTH's: 48 clips, 12 batches of 4, through an 8-clip shuffle buffer.
+  const videos = actions.flatMap((action, a) => [11, 12, 13, 14].map((person) => ({ action, name: `person${person}_${action}_d${a + 1}`, frames: 16, ranges: [[1, 4], [5, 8], [9, 12], [13, 16]] as Array<[number, number]> })));
+  writeKthFixture(scratch, mixed, videos);
+  /** The share of the batches that hold more than one action. */
+  const share = async (interleave: boolean): Promise<number> => {
+    const { clips: stream } = findDataset('kth').open({ frames: 2, size: 16, interleave }, mixed);
+    const order = await lastValueFrom(shuffledEpochs(stream, { buffer: 8, seed: 1, start: 0, count: 48 }).pipe(unwrap(), toArray()));
+    assert.equal(order.length, 48);
+    let multi = 0;
+    for (let b = 0; b < 48; b += 4) if (new Set(order.slice(b, b + 4).map((c) => /_([a-z]+)_d/.exec(c.id)![1])).size > 1) multi += 1;
+    return multi / 12;
+  };
+  const interleaved = await share(true);
+  const sequential = await share(false);
+  // Measured: every batch mixed when interleaved; 7 of 12 zip after zip (the buffer mixes only across a zip's end).
+  assert.ok(interleaved >= 0.9, `interleaved: ${interleaved}`);
+  assert.ok(interleaved - sequential >= 0.25, `interleaved ${interleaved}, zip after zip ${sequential}`);
 });
