@@ -102,7 +102,8 @@ interface KthVideo {
   readonly video: string;
   readonly ranges: ReadonlyArray<readonly [number, number]>;
   readonly ids: readonly string[];
-  readonly wanted: readonly boolean[];
+  /** Each clip's split, by the same index as `ranges`. */
+  readonly splits: readonly Split[];
   readonly bytes: Uint8Array;
 }
 
@@ -133,6 +134,9 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
     const u = Random.fromKey('kth-split', o.seed, id).uniform(0, 1);
     return u < 0.05 ? 'val' : u < 0.1 ? 'test' : 'train';
   };
+  /** The splits of a video's clips, and whether this read wants a clip of that split. */
+  const splitsOf = (video: string, ranges: readonly unknown[]): Split[] => ranges.map((_, k) => splitOf(video, `${video}#${k}`));
+  const wants = (split: Split): boolean => o.split === 'all' || split === o.split;
   const policy = { onError: stage.onError };
   type Sequences = Map<string, Array<[number, number]>>;
   // With `interleave`, one group of all the zips, read a video from each in turn; else one group per zip.
@@ -157,9 +161,8 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
         found.add(video);
         const ranges = sequences.get(video);
         if (!ranges) continue;
-        const ids = ranges.map((_, k) => `${video}#${k}`);
-        const wanted = ids.map((id) => o.split === 'all' || splitOf(video, id) === o.split);
-        if (wanted.some(Boolean)) yield { zip, entry: entry.path, video, ranges, ids, wanted, bytes: entry.bytes };
+        const splits = splitsOf(video, ranges);
+        if (splits.some(wants)) yield { zip, entry: entry.path, video, ranges, ids: ranges.map((_, k) => `${video}#${k}`), splits, bytes: entry.bytes };
       }
     } catch (err) {
       // A zip that cannot be read further (cut short, a bad CRC, an entry escaping its folder).
@@ -170,7 +173,7 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
     if (actions.size === 0) actions.add(basename(zip).replace(/\.zip$/i, ''));
     const missing = [...sequences.keys()].filter((video) => actions.has(actionOf(video)) && !found.has(video));
     if (missing.length > 0) {
-      const lost = missing.reduce((n, video) => n + sequences.get(video)!.filter((_, k) => o.split === 'all' || splitOf(video, `${video}#${k}`) === o.split).length, 0);
+      const lost = missing.reduce((n, video) => n + splitsOf(video, sequences.get(video)!).filter(wants).length, 0);
       yield { zip, problem: losing(new Error(`00sequences.txt lists ${missing.join(', ')}, which the zip does not hold`), lost) };
     }
   }
@@ -188,17 +191,17 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
         return { ...video, frames: await decodeVideoBytes(bytes, `${video.zip}:${video.entry}`, { width: S, height: S, pixFmt: 'gray' }) };
       } catch (err) {
         // Skipping the video loses every clip the split wanted from it.
-        throw losing(err, video.wanted.filter(Boolean).length);
+        throw losing(err, video.splits.filter(wants).length);
       }
     },
     { ...policy, concurrency: o.decoders, ordered: true, describe: (item) => ({ file: item.zip, ...('entry' in item && { entry: item.entry }) }) },
   );
   const cut = expand(
     'cut',
-    function* ({ video, ranges, ids, wanted, frames }: DecodedVideo): Generator<DatasetClip> {
+    function* ({ ranges, ids, splits, frames }: DecodedVideo): Generator<DatasetClip> {
       const short: string[] = [];
       for (const [k, [start, end]] of ranges.entries()) {
-        if (!wanted[k]) continue;
+        if (!wants(splits[k]!)) continue;
         // A video shorter than its segmentation says was cut short: its clip is an error, not padding.
         if (end > frames.length) {
           short.push(`clip "${ids[k]}": 00sequences.txt asks for frames ${start}-${end}, the video decodes to ${frames.length} (truncated?)`);
@@ -207,7 +210,7 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
         // A clip shorter than T frames repeats its last frame (method.md §4: padded to 35).
         const out = new Uint8Array(T * S * S);
         for (let t = 0; t < T; t++) out.set(frames[Math.min(start - 1 + t, end - 1)]!, t * S * S);
-        yield { id: ids[k]!, split: splitOf(video, ids[k]!), frames: out };
+        yield { id: ids[k]!, split: splits[k]!, frames: out };
       }
       if (short.length > 0) throw losing(new Error(short.join('; ')), short.length);
     },

@@ -4,7 +4,7 @@
  * clips a run trains on, and the report's notes on departures from the paper.
  */
 import { BACKENDS } from '../../pipeline/backend.ts';
-import type { ParamSpecs } from '../../pipeline/graph.ts';
+import type { ParamSpecs, ParamValues } from '../../pipeline/graph.ts';
 import type { CheckpointPlan } from '../../stages/gan/checkpoints.ts';
 import type { GanSettings } from '../../stages/gan/setup.ts';
 
@@ -21,27 +21,19 @@ export const TRAINING_PARAMS = {
 } satisfies ParamSpecs;
 
 /** The command-line options every training graph has (with their graph's defaults). */
-export interface TrainingParams {
+export type TrainingParams = Readonly<ParamValues<typeof TRAINING_PARAMS>> & {
   readonly steps: number;
   readonly batch: number;
   readonly base: number;
   readonly 'learning-rate': number;
   readonly 'd-learning-rate': number;
   readonly 'self-supervised': number;
-  readonly 'extra-block': boolean;
-  readonly 'g-average': number;
-  readonly 'mean-offset': boolean;
-  readonly 'lr-decay': number;
-  readonly 'lr-decay-every': number;
-  readonly backend: string;
   readonly seed: number;
   readonly 'checkpoint-every': number;
   readonly threads: number;
   readonly 'eval-every': number;
   readonly 'eval-clips': number;
-  readonly 'fid-model': string;
-  readonly 'fvd-model': string;
-}
+};
 
 /** A training run's settings, as the stages take them. */
 export interface TrainingSettings {
