@@ -41,15 +41,20 @@ export const sstOptions = {
   'crop-x': { type: 'number', default: -1, integer: true, min: -1, describe: 'first grid column of the crop (-1: centred)' },
 } as const;
 
-/** (x − mean)/(3·std) over the finite cells, clamped to [−1, 1]; NaN (land) → 0. */
-export function normaliseSequence(values: Float32Array): Float32Array {
+/** The sequence's normalisation: its mean and 3·std over the finite cells (0 for fewer than two). */
+export function sequenceScale(values: Float32Array): { mean: number; scale: number } {
   let n = 0;
   let sum = 0;
   for (const v of values) if (Number.isFinite(v)) (n++, (sum += v));
   const mean = n ? sum / n : 0;
   let squares = 0;
   for (const v of values) if (Number.isFinite(v)) squares += (v - mean) ** 2;
-  const scale = n > 1 ? 3 * Math.sqrt(squares / n) : 0;
+  return { mean, scale: n > 1 ? 3 * Math.sqrt(squares / n) : 0 };
+}
+
+/** (x − mean)/(3·std) over the finite cells, clamped to [−1, 1]; NaN (land) → 0. */
+export function normaliseSequence(values: Float32Array): Float32Array {
+  const { mean, scale } = sequenceScale(values);
   const out = new Float32Array(values.length);
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;
@@ -136,7 +141,8 @@ export function sstClips(location: string, given: Readonly<Record<string, unknow
       );
     }),
   );
-  const normalise = map('normalise', ({ id, split, values }: PlannedSequence & { values: Float32Array }): DatasetClip => ({ id, split, frames: normaliseSequence(values) }), policy);
+  // Each clip carries its 3·std, so that errors can be reported in °C (as the authors' code: x·3·std + mean).
+  const normalise = map('normalise', ({ id, split, values }: PlannedSequence & { values: Float32Array }): DatasetClip => ({ id, split, frames: normaliseSequence(values), physical: { unit: '°C', perUnit: sequenceScale(values).scale } }), policy);
 
   /** The sequence's values at the crop (T · S · S floats). */
   function readCrop(nc: NetcdfFile, s: PlannedSequence): Float32Array {

@@ -6,6 +6,7 @@
  *
  * Splits follow the paper's random 90/5/5 (train/validation/test), drawn per clip from the seed.
  */
+import type { PhysicalScale } from '../stages/eval/metrics.ts';
 import type { Clip, FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { UsageError } from '../pipeline/errors.ts';
 import { resolveOptions, type ParamValues } from '../pipeline/graph.ts';
@@ -18,6 +19,8 @@ export type Split = 'train' | 'val' | 'test';
 /** A clip of a dataset, with the split it belongs to. */
 export interface DatasetClip extends Clip {
   readonly split: Split;
+  /** The data's physical unit per unit of its pixel values, when it has one (SST: °C per normalised unit, 3·std of the sequence). */
+  readonly physical?: PhysicalScale;
 }
 
 export const syntheticOptions = {

@@ -87,7 +87,7 @@ const graph = defineGraph({
       occlude(raindrops, { seed: p.seed, spec }),
       frameBatches(spec, s.gan.batch),
       trainGan({ createTrainer: ganTrainer(s.gan, raindrops, spec.shape, run.log), checkpoints: saved, log: run.log }),
-      evaluateModel({ every: s.evalEvery, lastStep: s.steps, spec, heldOut, sample: { count: s.evalClips }, baselines: [...BASELINES, ['temporal-median', temporalMedian]], log: run.log }),
+      evaluateModel({ every: s.evalEvery, spec, heldOut, sample: { count: s.evalClips }, baselines: [...BASELINES, ['temporal-median', temporalMedian]], log: run.log }),
       previews(join(run.runDir, 'previews'), spec.shape),
       runReport({ runDir: run.runDir, title: 'st-inpaint custom-stage-example: the demo with a mirror stage', settings: p, notes: departures(s), log: run.log }),
       unwrap(),

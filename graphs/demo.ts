@@ -67,7 +67,7 @@ export default defineGraph({
       occlude(raindrops, { seed: p.seed, spec }),
       frameBatches(spec, s.gan.batch),
       trainGan({ createTrainer: ganTrainer(s.gan, raindrops, spec.shape, run.log), checkpoints: saved, log: run.log }),
-      evaluateModel({ every: s.evalEvery, lastStep: s.steps, spec, heldOut, sample: { count: s.evalClips }, fidModel: s.fidModel, fvdModel: s.fvdModel, log: run.log }),
+      evaluateModel({ every: s.evalEvery, spec, heldOut, sample: { count: s.evalClips }, fidModel: s.fidModel, fvdModel: s.fvdModel, log: run.log }),
       previews(join(run.runDir, 'previews'), spec.shape),
       runReport({ runDir: run.runDir, title: 'st-inpaint demo: synthetic clips under raindrops', settings: p, notes: departures(s), distances: { fid: !!s.fidModel, fvd: !!s.fvdModel }, log: run.log }),
       unwrap(),

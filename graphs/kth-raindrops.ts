@@ -46,8 +46,8 @@ export function paperExperiment<P extends ParamSpecs = {}>(e: ExperimentDefiniti
         fitClips('fit', native.shape, spec.shape),
         occlude(occlusion, { seed: p.seed, spec }),
         frameBatches(spec, s.gan.batch),
-        trainGan({ createTrainer: ganTrainer(s.gan, occlusion, spec.shape, run.log), checkpoints: saved, log: run.log }),
-        evaluateModel({ every: s.evalEvery, lastStep: s.steps, spec, heldOut, sample: { count: s.evalClips, seed: p.seed }, fidModel: s.fidModel, fvdModel: s.fvdModel, log: run.log }),
+        trainGan({ createTrainer: ganTrainer(s.gan, occlusion, spec.shape, run.log), checkpoints: saved, stopBelow: s.stopBelow, log: run.log }),
+        evaluateModel({ every: s.evalEvery, spec, heldOut, sample: { count: s.evalClips, seed: p.seed }, fidModel: s.fidModel, fvdModel: s.fvdModel, log: run.log }),
         previews(join(run.runDir, 'previews'), spec.shape),
         runReport({
           runDir: run.runDir,

@@ -23,8 +23,8 @@ export { GanTrainer, NonFiniteLossError, type StepRecord, type TrainerOptions, t
 export { Generator, FrameDiscriminator, SequenceDiscriminator, PAPER_CONFIG, parameterCounts, type GanConfig } from './gan/networks.ts';
 export { BASELINES, dineof, meanFill, temporalInterpolation, type Baseline } from './eval/baselines.ts';
 export { clipMetrics, maskedMae, mse, psnr, ssim, MetricTable, type MetricRow } from './eval/metrics.ts';
-export { HeldOutEvaluation, inpaintClips, toUnit, type HeldOutClip } from './eval/evaluate.ts';
-export { heldOutClips, type HeldOutOptions } from './eval/held-out.ts';
+export { HeldOutScorer, inpaintClips, toUnit, type HeldOutClip } from './eval/evaluate.ts';
+export { heldOutClip, heldOutClips, heldOutStream, type HeldOutOptions } from './eval/held-out.ts';
 export { evaluateModel, type EvaluateModelOptions, type EvaluatedStep, type ModelEvaluation } from './eval/evaluate-model.ts';
 export { stripPng, writeStrip, maskRow, type StripRow } from './sinks/png-strip.ts';
 export { writeReport, reportHtml, type ReportInput } from './sinks/report.ts';

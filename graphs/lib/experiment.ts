@@ -13,20 +13,32 @@ import { findDataset, sourceOf, type DatasetClip } from '../../datasets/index.ts
 import { parameterCounts } from '../../stages/gan/networks.ts';
 import { TRAINING_PARAMS } from './training.ts';
 
-/** Settings a preset fills in where the command line leaves 0. */
+/**
+ * Settings a preset fills in where the command line leaves them unset (0; -1 for --stop-below).
+ * `paper` is the authors' official run: batch 1, 100 epochs of the train split (no step bound),
+ * the learning rates × 0.99 every 50 iterations, and their stopping rule (a loss under 0.001).
+ */
 export const PRESETS = {
-  paper: { steps: 100_000, batch: 8, base: 32, size: 64, frames: 0, 'eval-every': 1000, 'eval-clips': 64, 'checkpoint-every': 1000 },
-  cpu: { steps: 150, batch: 4, base: 4, size: 32, frames: 8, 'eval-every': 25, 'eval-clips': 16, 'checkpoint-every': 25 },
+  paper: { steps: 0, epochs: 100, batch: 1, base: 32, size: 64, frames: 0, 'eval-every': 1000, 'checkpoint-every': 1000, 'stop-below': 0.001 },
+  cpu: { steps: 150, epochs: 0, batch: 4, base: 4, size: 32, frames: 8, 'eval-every': 25, 'checkpoint-every': 25, 'stop-below': 0 },
 } as const;
 
-const fromPreset = (what: string): string => `(0: the preset's; paper ${PRESETS.paper[what as keyof typeof PRESETS.paper] || 'as the dataset'}, cpu ${PRESETS.cpu[what as keyof typeof PRESETS.cpu]})`;
+type PresetKey = keyof typeof PRESETS.paper;
+const presetValue = (preset: keyof typeof PRESETS, what: PresetKey): string => {
+  const v = PRESETS[preset][what];
+  if (v) return String(v);
+  return what === 'frames' ? 'as the dataset' : what === 'stop-below' ? 'never' : 'none';
+};
+const fromPreset = (what: PresetKey, unset = 0): string => `(${unset}: the preset's; paper ${presetValue('paper', what)}, cpu ${presetValue('cpu', what)})`;
 
 export const EXPERIMENT_PARAMS = {
   source: { type: 'string', default: '', describe: 'where the dataset is: a URL, file or folder (default: the official URL for kth and bair, downloaded into the cache; see docs/datasets.md)' },
   'dataset-option': { type: 'string', default: '', describe: 'dataset options as key=value,key=value (for example split-by=person for kth)' },
   'on-error': { type: 'string', default: 'fail', choices: ['fail', 'skip'] as const, describe: 'a clip that cannot be read: stop with its name (fail), or drop it, log it and go on (skip)' },
   preset: { type: 'string', default: 'paper', choices: ['paper', 'cpu'] as const, describe: "the paper's settings, or a CPU-sized run" },
-  steps: { type: 'number', default: 0, integer: true, min: 0, describe: `training iterations ${fromPreset('steps')}` },
+  steps: { type: 'number', default: 0, integer: true, min: 0, describe: `training iterations at most ${fromPreset('steps')}` },
+  epochs: { type: 'number', default: 0, integer: true, min: 0, describe: `passes over the train split at most ${fromPreset('epochs')}` },
+  'stop-below': { type: 'number', default: -1, min: -1, describe: `stop once the discriminators' or the generator's loss is under this, the authors' rule (0: never) ${fromPreset('stop-below', -1)}` },
   batch: { type: 'number', default: 0, integer: true, min: 0, describe: `clips per iteration ${fromPreset('batch')}` },
   base: { type: 'number', default: 0, integer: true, min: 0, describe: `base width C of the networks ${fromPreset('base')}` },
   size: { type: 'number', default: 0, integer: true, min: 0, describe: `frame height and width ${fromPreset('size')}` },
@@ -39,7 +51,7 @@ export const EXPERIMENT_PARAMS = {
   'checkpoint-every': { type: 'number', default: 0, integer: true, min: 0, describe: `checkpoint every N steps and at the end ${fromPreset('checkpoint-every')}` },
   threads: { type: 'number', default: 0, integer: true, min: 0, max: 2, describe: 'training threads on a CPU backend (0: 2 when the machine has them and the batch allows)' },
   'eval-every': { type: 'number', default: 0, integer: true, min: 0, describe: `score model and baselines on test clips every N steps and at the end ${fromPreset('eval-every')}` },
-  'eval-clips': { type: 'number', default: 0, integer: true, min: 0, describe: `test clips scored: a seeded uniform sample of the whole test split ${fromPreset('eval-clips')}` },
+  'eval-clips': { type: 'number', default: 0, integer: true, min: 0, describe: 'test clips scored: 0, the whole test split (streamed, as the paper); N, a seeded uniform sample of N drawn across it' },
   ...TRAINING_PARAMS,
 } satisfies ParamSpecs;
 
@@ -62,17 +74,18 @@ export interface ExperimentDefinition<P extends ParamSpecs = ParamSpecs> {
 /** The settings of a run: the command line's, with 0 replaced by the preset's. */
 export function resolvePreset(p: ExperimentParams, paperFrames: number): ExperimentParams {
   const preset = PRESETS[p.preset];
-  const pick = (key: keyof typeof PRESETS.paper): number => (p[key] as number) || preset[key] || paperFrames;
+  const pick = (key: Exclude<PresetKey, 'stop-below'>): number => (p[key] as number) || preset[key];
   return {
     ...p,
     steps: pick('steps'),
+    epochs: pick('epochs'),
     batch: pick('batch'),
     base: pick('base'),
     size: pick('size'),
-    frames: pick('frames'),
+    frames: pick('frames') || paperFrames,
     'eval-every': pick('eval-every'),
-    'eval-clips': pick('eval-clips'),
     'checkpoint-every': pick('checkpoint-every'),
+    'stop-below': p['stop-below'] >= 0 ? p['stop-below'] : preset['stop-below'],
   };
 }
 

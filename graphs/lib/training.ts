@@ -23,6 +23,10 @@ export const TRAINING_PARAMS = {
 /** The command-line options every training graph has (with their graph's defaults). */
 export type TrainingParams = Readonly<ParamValues<typeof TRAINING_PARAMS>> & {
   readonly steps: number;
+  /** Passes over the train split at most (0 or absent: bounded by `steps` only). */
+  readonly epochs?: number;
+  /** The authors' stopping rule (0 or absent: never). */
+  readonly 'stop-below'?: number;
   readonly batch: number;
   readonly base: number;
   readonly 'learning-rate': number;
@@ -38,7 +42,12 @@ export type TrainingParams = Readonly<ParamValues<typeof TRAINING_PARAMS>> & {
 /** A training run's settings, as the stages take them. */
 export interface TrainingSettings {
   readonly gan: GanSettings;
+  /** Iterations at most (0: no bound but the epochs). */
   readonly steps: number;
+  /** Passes over the train split at most (0: no bound but the steps). */
+  readonly epochs: number;
+  /** Training stops once D's or G's loss is under this (0: never). */
+  readonly stopBelow: number;
   readonly checkpointEvery: number;
   readonly evalEvery: number;
   readonly evalClips: number;
@@ -65,6 +74,8 @@ export function trainingSettings(p: TrainingParams): TrainingSettings {
       decayEvery: p['lr-decay-every'],
     },
     steps: p.steps,
+    epochs: p.epochs ?? 0,
+    stopBelow: Math.max(0, p['stop-below'] ?? 0),
     checkpointEvery: p['checkpoint-every'],
     evalEvery: p['eval-every'],
     evalClips: p['eval-clips'],
@@ -75,11 +86,11 @@ export function trainingSettings(p: TrainingParams): TrainingSettings {
 
 /**
  * The clean training clips a run reads: from the position its checkpoint had reached (0 for a new
- * run) to `steps × batch`.
+ * run) to `steps × batch`, and within `epochs` passes over the split (whichever ends first).
  */
-export function clipsToTrain(s: TrainingSettings, saved: CheckpointPlan): { start: number; count: number } {
+export function clipsToTrain(s: TrainingSettings, saved: CheckpointPlan): { start: number; count: number; epochs?: number } {
   const start = saved.resumeFrom?.position ?? 0;
-  return { start, count: Math.max(0, s.steps * s.gan.batch - start) };
+  return { start, count: s.steps > 0 ? Math.max(0, s.steps * s.gan.batch - start) : Infinity, ...(s.epochs > 0 && { epochs: s.epochs }) };
 }
 
 /** The report's sentences on what this run does that the paper's model does not. */

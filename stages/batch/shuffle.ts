@@ -45,8 +45,10 @@ export interface ShuffledEpochsOptions {
   readonly seed: number;
   /** Stream position to start from (a resumed run's), counted across epochs. */
   readonly start: number;
-  /** Items to emit from `start` on. */
+  /** Items to emit from `start` on (Infinity: as many as the epochs give). */
   readonly count: number;
+  /** Epochs at most (absent: as many as `count` needs). */
+  readonly epochs?: number;
   /** Stage name. Default `shuffle`. */
   readonly name?: string;
   /** The error when an epoch finds the input empty (naming the dataset and split). */
@@ -66,7 +68,7 @@ export function shuffledEpochs<T>(items: Stream<T>, o: ShuffledEpochsOptions): S
     o.name ?? 'shuffle',
     async function* () {
       let position = 0;
-      for (let epoch = 0; position < o.start + o.count; epoch++) {
+      for (let epoch = 0; position < o.start + o.count && epoch < (o.epochs ?? Infinity); epoch++) {
         let any = false;
         for await (const item of shuffled(pull(items), o.buffer, random(epoch))) {
           any = true;

@@ -1,7 +1,9 @@
 /**
  * Evaluation on a held-out split: the model and the classical baselines fill the same observed
- * clips, and each is scored against the clean truth (masked MAE, PSNR, SSIM, …). Baselines do not
- * change during training, so they are computed once; the model is scored each time it is asked.
+ * clips, and each is scored against the clean truth (masked MAE, PSNR, SSIM, …, FID / FVD).
+ * The clips stream through a group at a time, so a whole test split is scored in bounded memory.
+ * Baselines do not change during training, so their scores are computed once; the model is scored
+ * each time it is asked.
  *
  * Clips here are float arrays in [0, 1] (see metrics.ts). {@link inpaintClips} runs a trainer's
  * generator over such clips in batches.
@@ -9,7 +11,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ClipShape, Pixels } from '../../pipeline/frame-batch.ts';
 import { BASELINES, type Baseline } from './baselines.ts';
-import { MetricTable, clipMetrics, type MetricRow } from './metrics.ts';
+import { SetDistanceAccumulator, type FeatureModel } from './features.ts';
+import { MetricTable, clipMetrics, type MetricRow, type PhysicalScale } from './metrics.ts';
 
 export interface HeldOutClip {
   readonly id: string;
@@ -19,6 +22,8 @@ export interface HeldOutClip {
   readonly mask: Uint8Array;
   /** Clean pixels in [0, 1]. */
   readonly truth: Float32Array;
+  /** The data's physical unit per unit of [0, 1], when it has one (SST: °C). */
+  readonly physical?: PhysicalScale;
 }
 
 /** Pixels of a data range as floats in [0, 1]. */
@@ -31,33 +36,87 @@ export function toUnit(pixels: Pixels, range: readonly [number, number]): Float3
 export interface Evaluation {
   /** Method × metric, the model first, then the baselines. */
   readonly rows: MetricRow[];
-  /** Every method's filled clips, in the order of the held-out clips. */
+  /** The first clips scored (at most `pictures`), for pictures. */
+  readonly clips: readonly HeldOutClip[];
+  /** Every method's filled clips, in the order of `clips`. */
   readonly outputs: ReadonlyMap<string, readonly Float32Array[]>;
+  /** How many clips were scored. */
+  readonly count: number;
+  /** FID / FVD of every method, when feature models were given. */
+  readonly sets?: Record<string, Record<string, number>>;
 }
 
-export class HeldOutEvaluation {
-  private readonly baselineTable = new MetricTable();
-  private readonly baselineOutputs = new Map<string, Float32Array[]>();
+export interface HeldOutScorerOptions {
+  /** Scored beside the model. Default: DINEOF, temporal interpolation, mean fill. */
+  readonly baselines?: ReadonlyArray<readonly [string, Baseline]>;
+  /** How many of the first clips are kept with every method's fill, for pictures. Default 8. */
+  readonly pictures?: number;
+  /** Clips filled and scored at a time. Default 8. */
+  readonly group?: number;
+}
 
-  constructor(
-    readonly clips: readonly HeldOutClip[],
-    readonly shape: ClipShape,
-    baselines: ReadonlyArray<readonly [string, Baseline]> = BASELINES,
-  ) {
-    for (const [name, fill] of baselines) {
-      const outputs = clips.map((c) => fill(c.observed, c.mask, shape));
-      this.baselineOutputs.set(name, outputs);
-      outputs.forEach((out, i) => this.baselineTable.add(name, clipMetrics(clips[i]!.truth, out, clips[i]!.mask, shape)));
-    }
+/**
+ * Scores the model and the baselines on held-out clips read as a stream, a group at a time:
+ * memory holds a group and the mergeable metric summaries, whatever the number of clips. The
+ * baselines do not change during training: their summaries are kept from the first pass, and later
+ * passes fill only with the model (the baselines fill again only when FID / FVD need their clips).
+ */
+export class HeldOutScorer {
+  private readonly baselines: ReadonlyArray<readonly [string, Baseline]>;
+  private baselineTable?: MetricTable;
+  private readonly pictures: number;
+  private readonly group: number;
+
+  constructor(readonly shape: ClipShape, o: HeldOutScorerOptions = {}) {
+    this.baselines = o.baselines ?? BASELINES;
+    this.pictures = o.pictures ?? 8;
+    this.group = o.group ?? 8;
   }
 
-  /** Scores the model's filled clips (same order as `clips`) beside the baselines. */
-  score(model: readonly Float32Array[], method = 'model'): Evaluation {
-    if (model.length !== this.clips.length) throw new Error(`${model.length} filled clips for ${this.clips.length} held-out clips`);
+  /**
+   * @param clips the held-out clips (a stream is read once, in order).
+   * @param inpaint the model's fill in [−1, 1] (see {@link inpaintClips}).
+   * @param distances Inception / I3D models: FID / FVD of every method too.
+   */
+  async score(
+    clips: AsyncIterable<HeldOutClip> | Iterable<HeldOutClip>,
+    inpaint: (y: tf.Tensor5D, m: tf.Tensor5D) => tf.Tensor5D,
+    distances?: { readonly fid?: FeatureModel; readonly fvd?: FeatureModel },
+    method = 'model',
+  ): Promise<Evaluation> {
     const table = new MetricTable();
-    model.forEach((out, i) => table.add(method, clipMetrics(this.clips[i]!.truth, out, this.clips[i]!.mask, this.shape)));
-    table.merge(this.baselineTable);
-    return { rows: table.table(), outputs: new Map<string, readonly Float32Array[]>([[method, model], ...this.baselineOutputs]) };
+    const firstPass = !this.baselineTable;
+    const baselineTable = this.baselineTable ?? new MetricTable();
+    const sets = distances && (distances.fid || distances.fvd) ? new SetDistanceAccumulator(distances, this.shape) : undefined;
+    const kept: HeldOutClip[] = [];
+    const outputs = new Map<string, Float32Array[]>([[method, []], ...this.baselines.map(([name]) => [name, []] as [string, Float32Array[]])]);
+    let count = 0;
+    const run = async (group: HeldOutClip[]): Promise<void> => {
+      const filled = await inpaintClips(group, this.shape, inpaint);
+      filled.forEach((out, i) => table.add(method, clipMetrics(group[i]!.truth, out, group[i]!.mask, this.shape, group[i]!.physical), group[i]!.physical?.unit));
+      const keep = Math.max(0, Math.min(group.length, this.pictures - kept.length));
+      kept.push(...group.slice(0, keep));
+      outputs.get(method)!.push(...filled.slice(0, keep));
+      await sets?.add('truth', group.map((c) => c.truth));
+      await sets?.add(method, filled);
+      for (const [name, fill] of this.baselines) {
+        if (!firstPass && !sets && keep === 0) continue;
+        const fills = group.map((c) => fill(c.observed, c.mask, this.shape));
+        if (firstPass) fills.forEach((out, i) => baselineTable.add(name, clipMetrics(group[i]!.truth, out, group[i]!.mask, this.shape, group[i]!.physical), group[i]!.physical?.unit));
+        outputs.get(name)!.push(...fills.slice(0, keep));
+        await sets?.add(name, fills);
+      }
+      count += group.length;
+    };
+    let group: HeldOutClip[] = [];
+    for await (const clip of clips) {
+      group.push(clip);
+      if (group.length === this.group) (await run(group), (group = []));
+    }
+    if (group.length > 0) await run(group);
+    this.baselineTable = baselineTable;
+    table.merge(baselineTable);
+    return { rows: table.table(), clips: kept, outputs, count, ...(sets && { sets: sets.distances() }) };
   }
 }
 

@@ -19,7 +19,7 @@ import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
 import fetch from 'node-fetch';
 import sharp from 'sharp';
 import { UsageError } from '../../pipeline/errors.ts';
-import { frechetOfSets } from './frechet.ts';
+import { FeatureMoments, frechetOfSets, type FeatureSet } from './frechet.ts';
 import { FrameReader, probeVideo } from '../io/video.ts';
 
 export type FeatureKind = 'inception' | 'i3d';
@@ -244,33 +244,88 @@ function stack(rows: readonly Float32Array[], dimension: number): Float32Array {
   return out;
 }
 
+/** Feature vectors of one set, kept as rows while few (the exact sample route), folded into moments past the dimension. */
+class FeatureSetBuilder {
+  private rows: Float32Array[] = [];
+  private moments?: FeatureMoments;
+  count = 0;
+
+  constructor(readonly dimension: number) {}
+
+  add(features: Float32Array): void {
+    this.count += features.length / this.dimension;
+    if (this.moments) return this.moments.add(features);
+    this.rows.push(features);
+    // n₁·n₂ ≤ d² holds while both sets have at most d vectors: beyond, moments are the cheaper route.
+    if (this.count > this.dimension) {
+      this.moments = new FeatureMoments(this.dimension);
+      for (const r of this.rows) this.moments.add(r);
+      this.rows = [];
+    }
+  }
+
+  set(): FeatureSet {
+    return this.moments ? { gaussian: this.moments.gaussian() } : { samples: stack(this.rows, this.dimension) };
+  }
+}
+
 /**
- * FID and FVD of each method's filled clips against the clean ones, for a held-out set: frames
- * of clips in [0, 1] (T·H·W·C each). A metric whose model is not given, or with fewer than two
- * vectors (FVD of one clip), is left out.
+ * FID and FVD of every method against the clean clips, accumulated a group of clips at a time, so
+ * that a whole test split is scored in bounded memory (the features' moments, never the clips).
  */
+export class SetDistanceAccumulator {
+  private readonly sets = new Map<string, Map<'fid' | 'fvd', FeatureSetBuilder>>();
+  private readonly models: Array<readonly ['fid' | 'fvd', FeatureModel]>;
+
+  constructor(
+    models: { readonly fid?: FeatureModel; readonly fvd?: FeatureModel },
+    private readonly shape: { readonly frames: number; readonly height: number; readonly width: number; readonly channels: number },
+  ) {
+    this.models = (['fid', 'fvd'] as const).flatMap((k) => (models[k] ? [[k, models[k]!] as const] : []));
+  }
+
+  /** Adds clips of one method (`truth` for the clean clips), in [0, 1]. */
+  async add(method: string, clips: readonly Float32Array[]): Promise<void> {
+    const { frames: T, height: H, width: W, channels: C } = this.shape;
+    const frameSize = H * W * C;
+    let row = this.sets.get(method);
+    if (!row) this.sets.set(method, (row = new Map()));
+    for (const [metric, model] of this.models) {
+      let set = row.get(metric);
+      if (!set) row.set(metric, (set = new FeatureSetBuilder(model.dimension)));
+      for (const clip of clips) {
+        if (model.kind === 'i3d') set.add(await model.features(clip, { count: 1, frames: T, height: H, width: W, channels: C }));
+        else for (let t = 0; t < T; t++) set.add(await model.features(clip.subarray(t * frameSize, (t + 1) * frameSize), { count: 1, height: H, width: W, channels: C }));
+      }
+    }
+  }
+
+  /** method → metric → distance to `truth`; a metric with fewer than two vectors (FVD of one clip) is left out. */
+  distances(): Record<string, Record<string, number>> {
+    const truth = this.sets.get('truth');
+    const out: Record<string, Record<string, number>> = {};
+    for (const [metric, model] of this.models) {
+      const real = truth?.get(metric);
+      if (!real || real.count < 2) continue;
+      const realSet = real.set();
+      for (const [method, row] of this.sets) {
+        if (method === 'truth') continue;
+        (out[method] ??= {})[metric] = frechetOfSets(row.get(metric)!.set(), realSet, model.dimension);
+      }
+    }
+    return out;
+  }
+}
+
+/** FID and FVD of every method's clips against the clean ones (all in memory; see {@link SetDistanceAccumulator}). */
 export async function setDistances(
   methods: ReadonlyMap<string, readonly Float32Array[]>,
   truth: readonly Float32Array[],
   shape: { readonly frames: number; readonly height: number; readonly width: number; readonly channels: number },
   models: { readonly fid?: FeatureModel; readonly fvd?: FeatureModel },
 ): Promise<Record<string, Record<string, number>>> {
-  const { frames: T, height: H, width: W, channels: C } = shape;
-  const frameSize = H * W * C;
-  const featuresOf = async (model: FeatureModel, clips: readonly Float32Array[]): Promise<Float32Array> => {
-    const rows: Float32Array[] = [];
-    for (const clip of clips) {
-      if (model.kind === 'i3d') rows.push(await model.features(clip, { count: 1, frames: T, height: H, width: W, channels: C }));
-      else for (let t = 0; t < T; t++) rows.push(await model.features(clip.subarray(t * frameSize, (t + 1) * frameSize), { count: 1, height: H, width: W, channels: C }));
-    }
-    return stack(rows, model.dimension);
-  };
-  const out: Record<string, Record<string, number>> = {};
-  for (const [metric, model] of [['fid', models.fid], ['fvd', models.fvd]] as const) {
-    // A covariance needs two vectors: FVD of one clip is not defined.
-    if (!model || (model.kind === 'i3d' ? truth.length : truth.length * T) < 2) continue;
-    const real = await featuresOf(model, truth);
-    for (const [method, clips] of methods) (out[method] ??= {})[metric] = frechetOfSets({ samples: await featuresOf(model, clips) }, { samples: real }, model.dimension);
-  }
-  return out;
+  const sets = new SetDistanceAccumulator(models, shape);
+  await sets.add('truth', truth);
+  for (const [method, clips] of methods) await sets.add(method, clips);
+  return sets.distances();
 }

@@ -9,7 +9,10 @@
  * - `ssim`: Wang et al. (2004) with an 11×11 Gaussian window (σ = 1.5), K1 = 0.01, K2 = 0.03,
  *   L = 1, over the window positions that fit inside the frame ('valid', as the reference MATLAB
  *   code), averaged over positions, channels and frames;
- * - `occluded`: the fraction of hidden pixels.
+ * - `occluded`: the fraction of hidden pixels;
+ * - `mae-physical`, `rmse-physical`: for data with a physical unit (SST in °C), the masked MAE and
+ *   the RMSE over the occluded area in that unit, from each clip's own scale (a clip normalised
+ *   per sequence has its own).
  *
  * {@link MetricTable} keeps, per method and metric, a count, mean and sum of squared deviations
  * (Welford), so summaries of shards or workers merge exactly (Chan et al.) and memory does not grow
@@ -22,6 +25,14 @@ export interface ClipMetrics {
   readonly psnr: number;
   readonly ssim: number;
   readonly occluded: number;
+  readonly 'mae-physical'?: number;
+  readonly 'rmse-physical'?: number;
+}
+
+/** A clip's physical unit: `perUnit` of it per unit of the [0, 1] range the metrics see (°C for SST). */
+export interface PhysicalScale {
+  readonly unit: string;
+  readonly perUnit: number;
 }
 
 export interface FrameGeometry {
@@ -137,12 +148,18 @@ export function ssim(truth: ArrayLike<number>, estimate: ArrayLike<number>, g: F
 }
 
 /** All metrics of one clip. */
-export function clipMetrics(truth: ArrayLike<number>, estimate: ArrayLike<number>, mask: ArrayLike<number>, g: FrameGeometry): ClipMetrics {
+export function clipMetrics(truth: ArrayLike<number>, estimate: ArrayLike<number>, mask: ArrayLike<number>, g: FrameGeometry, physical?: PhysicalScale): ClipMetrics {
   let hidden = 0;
   for (let p = 0; p < mask.length; p++) if (!mask[p]) hidden++;
   const e = mse(truth, estimate);
   const mae = maskedMae(truth, estimate, mask, g.channels);
-  return { ...(mae === undefined ? {} : { mae }), mse: e, psnr: psnr(e), ssim: ssim(truth, estimate, g), occluded: hidden / mask.length };
+  let inUnits = {};
+  if (physical && mae !== undefined) {
+    let squares = 0;
+    for (let p = 0; p < mask.length; p++) if (!mask[p]) for (let c = 0; c < g.channels; c++) squares += (truth[p * g.channels + c]! - estimate[p * g.channels + c]!) ** 2;
+    inUnits = { 'mae-physical': mae * physical.perUnit, 'rmse-physical': Math.sqrt(squares / (hidden * g.channels)) * physical.perUnit };
+  }
+  return { ...(mae === undefined ? {} : { mae }), mse: e, psnr: psnr(e), ssim: ssim(truth, estimate, g), occluded: hidden / mask.length, ...inUnits };
 }
 
 /** Count, mean and sum of squared deviations of a stream of numbers; mergeable. */
@@ -177,20 +194,28 @@ export class RunningMoments {
   }
 }
 
-export const METRICS = ['mae', 'psnr', 'ssim', 'mse', 'occluded'] as const;
+export const METRICS = ['mae', 'psnr', 'ssim', 'mse', 'occluded', 'mae-physical', 'rmse-physical'] as const;
 export type MetricName = (typeof METRICS)[number];
+/** Metrics every row has; the physical ones only for data with a unit. */
+type CoreMetric = Exclude<MetricName, 'mae-physical' | 'rmse-physical'>;
+type Summary = { mean: number; std: number; count: number };
 
 export interface MetricRow {
   readonly method: string;
   readonly clips: number;
-  readonly values: Readonly<Record<MetricName, { mean: number; std: number; count: number }>>;
+  readonly values: Readonly<Record<CoreMetric, Summary> & Partial<Record<'mae-physical' | 'rmse-physical', Summary>>>;
+  /** The unit of the physical metrics, when there are any. */
+  readonly unit?: string;
 }
 
 /** Method × metric summaries over clips. Infinite PSNR (a perfect clip) is left out of its mean. */
 export class MetricTable {
   private readonly rows = new Map<string, Map<MetricName, RunningMoments>>();
+  /** The physical metrics' unit, once a clip had one. */
+  unit?: string;
 
-  add(method: string, m: ClipMetrics): void {
+  add(method: string, m: ClipMetrics, unit?: string): void {
+    if (unit) this.unit = unit;
     let row = this.rows.get(method);
     if (!row) this.rows.set(method, (row = new Map(METRICS.map((k) => [k, new RunningMoments()]))));
     for (const k of METRICS) {
@@ -200,6 +225,7 @@ export class MetricTable {
   }
 
   merge(other: MetricTable): void {
+    this.unit ??= other.unit;
     for (const [method, row] of other.rows) {
       let mine = this.rows.get(method);
       if (!mine) this.rows.set(method, (mine = new Map(METRICS.map((k) => [k, new RunningMoments()]))));
@@ -213,11 +239,12 @@ export class MetricTable {
 
   table(): MetricRow[] {
     return [...this.rows].map(([method, row]) => {
-      const values = Object.fromEntries(METRICS.map((k) => {
+      const values = Object.fromEntries(METRICS.flatMap((k) => {
         const m = row.get(k)!;
-        return [k, { mean: m.mean, std: m.std, count: m.count }];
+        if (m.count === 0 && (k === 'mae-physical' || k === 'rmse-physical')) return [];
+        return [[k, { mean: m.mean, std: m.std, count: m.count }]];
       })) as MetricRow['values'];
-      return { method, clips: row.get('mse')!.count, values };
+      return { method, clips: row.get('mse')!.count, values, ...(this.unit && { unit: this.unit }) };
     });
   }
 }

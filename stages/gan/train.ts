@@ -17,7 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { RecordBatch } from 'apache-arrow';
-import { Observable, defer, finalize } from 'rxjs';
+import { Observable, Subject, defer, finalize, takeUntil, tap } from 'rxjs';
 import { loadCheckpoint, saveCheckpoint } from '../../pipeline/checkpoint.ts';
 import type { CheckpointPlan } from './checkpoints.ts';
 import { uploadAhead } from '../../pipeline/backend.ts';
@@ -50,6 +50,11 @@ export interface TrainGanOptions {
   readonly createTrainer: () => Made | Promise<Made>;
   /** Where and how often checkpoints are written, and the one a resumed run starts from. */
   readonly checkpoints: CheckpointPlan;
+  /**
+   * The authors' stopping rule: training stops after an iteration whose discriminator loss
+   * (D_s + D_f) or generator loss falls under this (official code: 0.001). 0 or absent: never.
+   */
+  readonly stopBelow?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -69,7 +74,17 @@ export interface TrainedModel {
  * starved by the stages upstream (0 when the batch was on the device in time). The first record
  * of a run (or of a resumed session) names the backend.
  */
-export type TrainRecord = StepRecord & { readonly waitMs: number; readonly backend?: string; readonly model: TrainedModel };
+export type TrainRecord = StepRecord & {
+  readonly waitMs: number;
+  readonly backend?: string;
+  readonly model: TrainedModel;
+  /**
+   * Whether this is the run's last iteration: the data ended after its batch, or the stopping rule
+   * ended training. Known when the record is emitted (the stage waits for the next batch or the end
+   * of its input first), so that a final evaluation can run on the final weights.
+   */
+  readonly last: boolean;
+};
 
 /**
  * @example
@@ -95,6 +110,23 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, TrainRecord> {
         // record was released by every stage after this one, so the model may change again.
         let turn: Promise<void> = Promise.resolve();
         const releases = new WeakMap<TrainRecord, () => void>();
+        // Look-ahead: batches that entered the stage, whether the input ended, whether the stopping rule fired.
+        let arrivals = 0;
+        let ended = false;
+        let stopped = false;
+        const stop = new Subject<void>();
+        let waiting: Array<() => void> = [];
+        const wake = (): void => {
+          const now = waiting;
+          waiting = [];
+          for (const check of now) check();
+        };
+        // Whether a batch follows the one at `index`: false once the input ended without one.
+        const followed = (index: number): Promise<boolean> =>
+          new Promise((resolve) => {
+            const check = (): void => (arrivals > index + 1 ? resolve(true) : ended ? resolve(false) : void waiting.push(check));
+            check();
+          });
         const save = async (t: Trainer): Promise<void> => {
           if (!t.healthy || t.step === savedStep || t.step === 0) return;
           const step = t.step;
@@ -116,15 +148,19 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, TrainRecord> {
           return t;
         };
         return upstream.pipe(
+          tap({ complete: () => ((ended = true), wake()) }),
+          takeUntil(stop),
           mapAsync(
             name,
             (batch: RecordBatch) =>
               new Observable<TrainRecord>((subscriber) => {
+                const index = arrivals++;
+                wake();
                 const previous = turn;
                 let done!: () => void;
                 turn = new Promise((resolve) => (done = resolve));
                 let tensors: tf.Tensor5D[] = [];
-                const run = async (): Promise<TrainRecord> => {
+                const run = async (): Promise<TrainRecord | undefined> => {
                   try {
                     // The backend is chosen when the trainer is made, before the first tensor.
                     const t = await (trainer ??= start());
@@ -138,6 +174,7 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, TrainRecord> {
                     // without a macrotask turn here timers and signal handlers (Ctrl-C) would never run.
                     await new Promise((resolve) => setImmediate(resolve));
                     if (closed) throw new Error('the stage was torn down'); // nobody listens any more
+                    if (stopped) return undefined; // a batch that came in before the stopping rule fired
                     let step!: StepRecord;
                     const iteration = (async () => {
                       step = await t.trainStep(y, m);
@@ -145,16 +182,28 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, TrainRecord> {
                     })();
                     inFlight = iteration.catch(() => {});
                     await iteration;
+                    const limit = o.stopBelow ?? 0;
+                    if (limit > 0 && (step.lossD < limit || step.lossG < limit)) {
+                      stopped = true;
+                      o.log?.(`stopping at step ${step.step}: the ${step.lossD < limit ? `discriminators' loss ${step.lossD.toExponential(2)}` : `generator's loss ${step.lossG.toExponential(2)}`} is under ${limit} (the authors' stopping rule; --stop-below 0 turns it off)`);
+                      stop.next();
+                    }
+                    const last = stopped || !(await followed(index));
                     const model: TrainedModel = { step: step.step, inpaint: (yy, mm) => t.inpaint(yy, mm) };
                     const first = backend;
                     backend = undefined;
-                    return { ...step, waitMs, ...(first !== undefined && { backend: first }), model };
+                    return { ...step, waitMs, ...(first !== undefined && { backend: first }), model, last };
                   } finally {
                     tf.dispose(tensors);
                   }
                 };
                 run().then(
                   (record) => {
+                    if (!record) {
+                      done();
+                      subscriber.complete();
+                      return;
+                    }
                     // The job ends when its record is released, so the stage (and its trainer)
                     // outlives every step a later stage still reads the model of.
                     releases.set(record, () => {
@@ -190,6 +239,6 @@ export function trainGan(o: TrainGanOptions): Stage<RecordBatch, TrainRecord> {
           }),
         );
       }),
-    { capacity: 2, params: { checkpointEvery: plan.every, keep: plan.keep, ...(plan.resumeFrom && { resumeFrom: plan.resumeFrom.path }) } },
+    { capacity: 2, params: { checkpointEvery: plan.every, keep: plan.keep, ...(o.stopBelow && { stopBelow: o.stopBelow }), ...(plan.resumeFrom && { resumeFrom: plan.resumeFrom.path }) } },
   );
 }

@@ -5,6 +5,7 @@
  * stage's telemetry summarises the occluded fraction over clips (mean ± std), like the occlusion
  * rate column of the paper's SST table.
  */
+import type { PhysicalScale } from '../eval/metrics.ts';
 import type { Clip, FrameBatchSpec, Pixels } from '../../pipeline/frame-batch.ts';
 import { mapAsync } from '../../pipeline/operators/map-async.ts';
 import { defer } from 'rxjs';
@@ -29,6 +30,8 @@ export interface OccludeOptions extends StageOptions<Clip> {
 export interface ObservedClip extends Clip {
   readonly mask: Uint8Array;
   readonly truth: Pixels;
+  /** Carried from the dataset's clip: its physical unit per unit of pixel value (SST: °C). */
+  readonly physical?: PhysicalScale;
 }
 
 /**

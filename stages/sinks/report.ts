@@ -5,6 +5,7 @@
  * run's settings and backend. Also the plain-text table printed at the end of a run.
  */
 import { writeFileAtomic } from '../../pipeline/files.ts';
+import { describePopulation, type EvaluationPopulation } from '../eval/evaluate-model.ts';
 import type { MetricRow } from '../eval/metrics.ts';
 
 export interface ReportInput {
@@ -15,7 +16,7 @@ export interface ReportInput {
   /** Per iteration: the generator's total loss (adversarial, plus the weighted self-supervised term when on), the discriminators', and the self-supervised term alone. */
   readonly steps: ReadonlyArray<{ readonly step: number; readonly lossG: number; readonly lossD: number; readonly lossSelf?: number }>;
   /** Every evaluation of the run, the last one being the one the table shows. */
-  readonly evaluations: ReadonlyArray<{ readonly step: number; readonly rows: readonly MetricRow[]; readonly sets?: Readonly<Record<string, Readonly<Record<string, number>>>> }>;
+  readonly evaluations: ReadonlyArray<{ readonly step: number; readonly rows: readonly MetricRow[]; readonly sets?: Readonly<Record<string, Readonly<Record<string, number>>>>; readonly population?: EvaluationPopulation }>;
   /** Whether FID / FVD models were given (the report says so when they were not). */
   readonly distances?: { readonly fid: boolean; readonly fvd: boolean };
   /** PNG strips with a caption. */
@@ -29,10 +30,15 @@ const escape = (s: string): string => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;
 
 const fmt = (m: { mean: number; std: number; count: number }, digits: number): string => (m.count === 0 ? '–' : `${m.mean.toFixed(digits)} ± ${m.std.toFixed(digits)}`);
 
+/** The physical unit of a table's rows (°C for SST), when its data has one. */
+const unitOf = (rows: readonly MetricRow[]): string | undefined => rows.find((r) => r.unit && r.values['mae-physical'])?.unit;
+const none = { mean: NaN, std: NaN, count: 0 };
+
 /** The table as aligned plain text (the end-of-run summary). */
 export function metricsText(rows: readonly MetricRow[]): string {
-  const head = ['method', 'masked MAE ↓', 'PSNR dB ↑', 'SSIM ↑'];
-  const body = rows.map((r) => [r.method, fmt(r.values.mae, 4), fmt(r.values.psnr, 2), fmt(r.values.ssim, 3)]);
+  const unit = unitOf(rows);
+  const head = ['method', 'masked MAE ↓', ...(unit ? [`MAE ${unit} ↓`, `RMSE ${unit} ↓`] : []), 'PSNR dB ↑', 'SSIM ↑'];
+  const body = rows.map((r) => [r.method, fmt(r.values.mae, 4), ...(unit ? [fmt(r.values['mae-physical'] ?? none, 4), fmt(r.values['rmse-physical'] ?? none, 4)] : []), fmt(r.values.psnr, 2), fmt(r.values.ssim, 3)]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   return [head, ...body].map((cells) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n');
 }
@@ -91,10 +97,12 @@ const COLOURS = ['#d62728', '#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd'];
 
 export function reportHtml(r: ReportInput): string {
   const last = r.evaluations[r.evaluations.length - 1];
+  const unit = last && unitOf(last.rows);
+  const physical = (row: MetricRow): string => (unit ? `<td>${fmt(row.values['mae-physical'] ?? none, 4)}</td><td>${fmt(row.values['rmse-physical'] ?? none, 4)}</td>` : '');
   const table = last
-    ? `<table><thead><tr><th>method</th><th>masked MAE ↓</th><th>PSNR (dB) ↑</th><th>SSIM ↑</th><th>clips</th></tr></thead><tbody>${last.rows
-        .map((row) => `<tr><td>${escape(row.method)}</td><td>${fmt(row.values.mae, 4)}</td><td>${fmt(row.values.psnr, 2)}</td><td>${fmt(row.values.ssim, 3)}</td><td>${row.clips}</td></tr>`)
-        .join('')}</tbody></table><p>${escape(verdict(last.rows))} Occluded share of the held-out pixels: ${fmt(last.rows[0]!.values.occluded, 3)}.</p>`
+    ? `<table><thead><tr><th>method</th><th>masked MAE ↓</th>${unit ? `<th>MAE (${escape(unit)}) ↓</th><th>RMSE (${escape(unit)}) ↓</th>` : ''}<th>PSNR (dB) ↑</th><th>SSIM ↑</th><th>clips</th></tr></thead><tbody>${last.rows
+        .map((row) => `<tr><td>${escape(row.method)}</td><td>${fmt(row.values.mae, 4)}</td>${physical(row)}<td>${fmt(row.values.psnr, 2)}</td><td>${fmt(row.values.ssim, 3)}</td><td>${row.clips}</td></tr>`)
+        .join('')}</tbody></table><p>${last.population ? `Scored on ${escape(describePopulation(last.population))}. ` : ''}${escape(verdict(last.rows))} Occluded share of the held-out pixels: ${fmt(last.rows[0]!.values.occluded, 3)}.</p>`
     : '<p>No evaluation was run.</p>';
   const sets = [...r.evaluations].reverse().find((e) => e.sets);
   const missing = [r.distances?.fid ? '' : 'FID (--fid-model: a converted Inception-v3)', r.distances?.fvd ? '' : 'FVD (--fvd-model: a converted I3D)'].filter(Boolean);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { concat, defer, ignoreElements, type Observable } from 'rxjs';
 import { expand } from '../../pipeline/operators/expand.ts';
 import { named, type Leased, type Stage } from '../../pipeline/stage.ts';
-import type { SetDistances } from '../eval/evaluate-model.ts';
+import type { EvaluationPopulation, SetDistances } from '../eval/evaluate-model.ts';
 import type { MetricRow } from '../eval/metrics.ts';
 import type { PicturedStep } from './previews.ts';
 import { metricsText, verdict, writeReport, type ReportInput } from './report.ts';
@@ -17,7 +17,7 @@ import { metricsText, verdict, writeReport, type ReportInput } from './report.ts
 /** What the metrics file keeps of each training step. */
 export type RunRecord =
   | ({ readonly type: 'step' } & PicturedStep['record'])
-  | { readonly type: 'evaluation'; readonly step: number; readonly rows: MetricRow[]; readonly sets?: SetDistances };
+  | { readonly type: 'evaluation'; readonly step: number; readonly rows: MetricRow[]; readonly sets?: SetDistances; readonly population?: EvaluationPopulation };
 
 export interface RunReportOptions {
   /** The run's folder: `report.html` goes there, and a resumed run's earlier records come from its `metrics.jsonl`. */
@@ -53,7 +53,7 @@ export function runReport(o: RunReportOptions): Stage<PicturedStep, RunRecord> {
           steps.push({ step: record.step, lossG: record.lossG, lossD: record.lossD, lossSelf: record.lossSelf });
           yield { type: 'step', ...record };
           if (!evaluation) return;
-          const e = { step: evaluation.step, rows: evaluation.rows, ...(evaluation.sets && { sets: evaluation.sets }) };
+          const e = { step: evaluation.step, rows: evaluation.rows, population: evaluation.population, ...(evaluation.sets && { sets: evaluation.sets }) };
           evaluations.push(e);
           pictures = evaluation.pictures;
           yield { type: 'evaluation', ...e };
@@ -91,9 +91,9 @@ function readRecords(path: string): { steps: StepPoint[]; evaluations: Evaluatio
   for (const line of readFileSync(path, 'utf8').split('\n')) {
     if (!line.trim()) continue;
     try {
-      const r = JSON.parse(line) as { type?: string; step?: number; lossG?: number; lossD?: number; lossSelf?: number; rows?: MetricRow[]; sets?: SetDistances };
+      const r = JSON.parse(line) as { type?: string; step?: number; lossG?: number; lossD?: number; lossSelf?: number; rows?: MetricRow[]; sets?: SetDistances; population?: EvaluationPopulation };
       if (r.type === 'step' && typeof r.step === 'number') steps.push({ step: r.step, lossG: r.lossG ?? NaN, lossD: r.lossD ?? NaN, lossSelf: r.lossSelf ?? 0 });
-      if (r.type === 'evaluation' && typeof r.step === 'number' && r.rows) evaluations.push({ step: r.step, rows: r.rows, ...(r.sets && { sets: r.sets }) });
+      if (r.type === 'evaluation' && typeof r.step === 'number' && r.rows) evaluations.push({ step: r.step, rows: r.rows, ...(r.sets && { sets: r.sets }), ...(r.population && { population: r.population }) });
     } catch {
       // A torn last line of a crashed session: the records before it still count.
     }

@@ -76,6 +76,17 @@ test('sequences in time order, split by date, cropped at one depth and normalise
   assert.deepEqual((await open({ frames: 4, size: 4, 'val-sequences': 1, split: 'val' })).map((c) => c.id), ['a-2018.nc@2018-12-31T08']);
 });
 
+test('each clip carries its °C per normalised unit (3·std): frames × scale + mean gives back the temperatures', async () => {
+  const [clip] = (await open({ frames: 4, size: 4, 'val-sequences': 1, split: 'test' }));
+  const values: number[] = [];
+  for (let t = 0; t < 4; t++) for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) values.push(packed(testRegion.celsius(t, 0, y, x)) * Math.fround(SCALE) + OFFSET);
+  const mean = values.reduce((a, v) => a + v, 0) / values.length;
+  const std = Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / values.length);
+  assert.equal(clip!.physical!.unit, '°C');
+  assert.ok(Math.abs(clip!.physical!.perUnit - 3 * std) < 1e-5, `${clip!.physical!.perUnit} for ${3 * std}`);
+  clip!.frames.forEach((v, i) => assert.ok(Math.abs(v * clip!.physical!.perUnit + mean - values[i]!) < 1e-4, `cell ${i}`));
+});
+
 test('CF time units and peek', async () => {
   assert.deepEqual(cfTimes([0, 36], 'hours since 2018-01-01 00:00:00', 'x').map((d) => d.toISOString()), ['2018-01-01T00:00:00.000Z', '2018-01-02T12:00:00.000Z']);
   assert.deepEqual(cfTimes([1], 'days since 1950-1-1', 'x').map((d) => d.toISOString()), ['1950-01-02T00:00:00.000Z']);

@@ -2,11 +2,15 @@
  * Metrics and baselines: SSIM against a direct, independent computation of Wang et al.'s formula
  * (2D Gaussian-weighted window statistics at every position, no separable filtering) and closed
  * forms; PSNR and masked MAE on hand-worked inputs; summaries that do not depend on batching;
- * DINEOF recovering a low-rank sequence; interpolation exact on linear-in-time data.
+ * DINEOF recovering a low-rank sequence; interpolation exact on linear-in-time data; a held-out
+ * split scored as a stream equal to the same clips scored at once, with errors in physical units.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { selectBackend } from '../../pipeline/backend.ts';
 import { dineof, meanFill, temporalInterpolation } from '../../stages/eval/baselines.ts';
+import { HeldOutScorer, type HeldOutClip } from '../../stages/eval/evaluate.ts';
 import { MetricTable, RunningMoments, clipMetrics, maskedMae, mse, psnr, ssim, ssimPlane } from '../../stages/eval/metrics.ts';
 import { Random } from '../../stages/random.ts';
 
@@ -173,5 +177,69 @@ describe('baselines', () => {
     for (let t = 0; t < 5; t++) assert.ok(Math.abs(filled[(t * 3 + 1) * 2]! - truth[(2 * 3 + 1) * 2]!) < 1e-6);
     const visibleMean = (c: number): number => [0, 4].map((t) => truth[t * 6 + c]!).concat(truth[(2 * 3 + 1) * 2 + c]!).reduce((a, b) => a + b) / 3;
     for (let c = 0; c < 2; c++) assert.ok(Math.abs(filled[(0 * 3 + 2) * 2 + c]! - visibleMean(c)) < 1e-6);
+  });
+});
+
+describe('held-out scoring', () => {
+  const shape = { frames: 4, height: 8, width: 8, channels: 1 };
+  const n = shape.frames * shape.height * shape.width;
+  const clip = (k: number): HeldOutClip => {
+    const random = Random.fromKey("held-out", k);
+    const truth = Float32Array.from({ length: n }, (_, i) => 0.5 + 0.3 * Math.sin(i / 7 + k) + 0.05 * random.uniform());
+    const mask = Uint8Array.from({ length: n }, () => (random.uniform() < 0.6 ? 1 : 0));
+    const observed = truth.map((v, i) => (mask[i] ? v : 1));
+    return { id: `c${k}`, truth, mask, observed, physical: { unit: '°C', perUnit: 2 + k } };
+  };
+  const clips = Array.from({ length: 21 }, (_, k) => clip(k));
+  // A "model" that fills every hole with 0.4 (in [0, 1]; 2·0.4 − 1 in the model's range).
+  const fill = (y: tf.Tensor5D): tf.Tensor5D => tf.fill(y.shape, -0.2) as tf.Tensor5D;
+
+  it('a stream scored 8 clips at a time gives the table of the clips scored at once, keeps only the first clips for pictures, and caches the baselines', async () => {
+    await selectBackend('cpu');
+    async function* stream() {
+      yield* clips;
+    }
+    const scorer = new HeldOutScorer(shape, { pictures: 3 });
+    const streamed = await scorer.score(stream(), fill);
+    const whole = await new HeldOutScorer(shape, { group: 100 }).score(clips, fill);
+    assert.equal(streamed.count, 21);
+    assert.deepEqual(streamed.clips.map((c) => c.id), ['c0', 'c1', 'c2']);
+    for (const outputs of streamed.outputs.values()) assert.equal(outputs.length, 3);
+    for (const [i, row] of streamed.rows.entries()) {
+      const other = whole.rows[i]!;
+      assert.equal(row.method, other.method);
+      for (const [k, v] of Object.entries(row.values)) {
+        const w = other.values[k as keyof typeof other.values]!;
+        assert.ok(Math.abs(v.mean - w.mean) < 1e-12 && Math.abs(v.std - w.std) < 1e-12 && v.count === w.count, `${row.method} ${k}`);
+      }
+    }
+    // The model's masked MAE from the definition: |truth − 0.4| over the hidden pixels, per clip, averaged.
+    const direct = clips.map((c) => {
+      let sum = 0;
+      let count = 0;
+      c.mask.forEach((m, i) => m || ((sum += Math.abs(c.truth[i]! - 0.4)), count++));
+      return sum / count;
+    });
+    const model = streamed.rows.find((r) => r.method === 'model')!;
+    assert.ok(Math.abs(model.values.mae.mean - direct.reduce((a, b) => a + b) / 21) < 1e-6);
+    // In the clips' physical unit: each clip's MAE times its own scale.
+    assert.ok(Math.abs(model.values['mae-physical']!.mean - direct.reduce((a, v, k) => a + v * (2 + k), 0) / 21) < 1e-5);
+    assert.equal(model.unit, '°C');
+    // A second pass fills with the model only; the baselines' rows are the first pass's.
+    const again = await scorer.score(stream(), (y) => tf.fill(y.shape, 0.6) as tf.Tensor5D);
+    assert.deepEqual(again.rows.filter((r) => r.method !== 'model'), streamed.rows.filter((r) => r.method !== 'model'));
+    assert.notEqual(again.rows[0]!.values.mae.mean, model.values.mae.mean);
+  });
+
+  it('RMSE in physical units over the occluded pixels, from a direct computation', () => {
+    const c = clip(3);
+    const estimate = c.truth.map((v, i) => (c.mask[i] ? v : v + (i % 3) * 0.01));
+    let squares = 0;
+    let hidden = 0;
+    c.mask.forEach((m, i) => m || ((squares += ((i % 3) * 0.01) ** 2), hidden++));
+    const m = clipMetrics(c.truth, estimate, c.mask, shape, { unit: '°C', perUnit: 5 });
+    assert.ok(Math.abs(m['rmse-physical']! - 5 * Math.sqrt(squares / hidden)) < 1e-6);
+    assert.ok(Math.abs(m['mae-physical']! - 5 * m.mae!) < 1e-12);
+    assert.equal(clipMetrics(c.truth, estimate, c.mask, shape)['mae-physical'], undefined);
   });
 });
