@@ -11,6 +11,7 @@ import { parseOptionPairs, type ParamSpecs, type ParamValues } from '../../pipel
 import type { Stream } from '../../pipeline/stage.ts';
 import { findDataset, sourceOf, type DatasetClip } from '../../datasets/index.ts';
 import { parameterCounts } from '../../stages/gan/networks.ts';
+import type { PaperModel } from '../../stages/gan/setup.ts';
 import { TRAINING_PARAMS } from './training.ts';
 
 /**
@@ -69,6 +70,8 @@ export interface ExperimentDefinition<P extends ParamSpecs = ParamSpecs> {
   readonly occlusionOptions?: (p: ParamValues<P>) => Readonly<Record<string, unknown>>;
   /** Parameters this experiment adds (for example the cloud threshold). */
   readonly params?: P;
+  /** One of the paper's other models (absent: its unsupervised model). */
+  readonly model?: PaperModel;
 }
 
 /** The settings of a run: the command line's, with 0 replaced by the preset's. */
@@ -102,8 +105,9 @@ export function experimentDescription(e: Pick<ExperimentDefinition, 'description
 }
 
 /** The trainable parameters of each network at these settings (what `describe` prints). */
-export function experimentParameters(e: Pick<ExperimentDefinition, 'dataset'>, p: ExperimentParams): Record<string, number> {
-  return parameterCounts({ base: p.base, channels: findDataset(e.dataset).channels ?? 3, frames: p.frames, height: p.size, width: p.size, extraBlock: p['extra-block'] });
+export function experimentParameters(e: Pick<ExperimentDefinition, 'dataset' | 'model'>, p: ExperimentParams): Record<string, number> {
+  const variant = e.model === 'static' || e.model === 'recurrent' ? { variant: e.model } : {};
+  return parameterCounts({ base: p.base, channels: findDataset(e.dataset).channels ?? 3, frames: p.frames, height: p.size, width: p.size, extraBlock: p['extra-block'], ...variant });
 }
 
 /**

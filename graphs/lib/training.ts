@@ -6,7 +6,7 @@
 import { BACKENDS } from '../../pipeline/backend.ts';
 import type { ParamSpecs, ParamValues } from '../../pipeline/graph.ts';
 import type { CheckpointPlan } from '../../stages/gan/checkpoints.ts';
-import type { GanSettings } from '../../stages/gan/setup.ts';
+import type { GanSettings, PaperModel } from '../../stages/gan/setup.ts';
 
 /** The parameters every training graph declares alike (the demo's and the experiments' own come beside them). */
 export const TRAINING_PARAMS = {
@@ -56,9 +56,12 @@ export interface TrainingSettings {
   readonly fvdModel?: string;
 }
 
-export function trainingSettings(p: TrainingParams): TrainingSettings {
+/** @param model one of the paper's other models, from the graph (absent: the unsupervised one). */
+export function trainingSettings(p: TrainingParams, model?: { readonly model?: PaperModel; readonly l1Weight?: number }): TrainingSettings {
   return {
     gan: {
+      ...(model?.model && { model: model.model }),
+      ...(model?.l1Weight !== undefined && { l1Weight: model.l1Weight }),
       backend: p.backend,
       threads: p.threads,
       batch: p.batch,
@@ -93,10 +96,18 @@ export function clipsToTrain(s: TrainingSettings, saved: CheckpointPlan): { star
   return { start, count: s.steps > 0 ? Math.max(0, s.steps * s.gan.batch - start) : Infinity, ...(s.epochs > 0 && { epochs: s.epochs }) };
 }
 
+const MODEL_NOTES: Readonly<Record<PaperModel, string>> = {
+  paired: "this run trains the paper's paired supervised upper bound, not its unsupervised model: G sees observations and is trained with an L1 term to each one's clean clip (weight --l1-weight) plus the adversarial term; the discriminators compare clean clips with G's completions.",
+  unpaired: "this run trains the paper's unpaired supervised upper bound, not its unsupervised model: the discriminators compare clean clips (from a second shuffle of the train split, not the observations' own) with G's completions; G sees observations only.",
+  static: "this run trains the paper's static ablation: a 2D generator that fills each frame on its own, and no sequence discriminator D_s.",
+  recurrent: "this run trains the paper's recurrent ablation: a ConvGRU generator that fills frame t from frames 1…t only (the architecture is this project's; the paper gives none).",
+};
+
 /** The report's sentences on what this run does that the paper's model does not. */
 export function departures(s: TrainingSettings): string[] {
   const g = s.gan;
   return [
+    ...(g.model ? [MODEL_NOTES[g.model]] : []),
     ...(g.selfSupervised > 0
       ? [`this run adds a self-supervised fill term that is not in the paper (weight ${g.selfSupervised}): G also fills observations hidden further by fresh masks and is scored on the observed pixels it had to fill. It uses no clean data; --self-supervised 0 trains the paper's model exactly.`]
       : []),

@@ -253,22 +253,24 @@ function batchNormTraining(x: tf.Tensor5D, gamma: tf.Tensor, beta: tf.Tensor, me
 }
 
 /**
- * Pre-activation 3D residual block: BN → ReLU → conv3d → BN → ReLU → conv3d, plus a shortcut that
- * is a 1×1×1 convolution when the channel count changes. Convolutions have no bias.
+ * Pre-activation residual block: BN → ReLU → conv → BN → ReLU → conv, plus a shortcut that is a
+ * 1×1(×1) convolution when the channel count changes. Convolutions have no bias. 3D convolutions
+ * by default (the paper's generator); with `dims` 2 each frame is convolved on its own (the static
+ * and recurrent generators), on the same [B, T, H, W, C] tensors.
  */
-export class ResBlock3d {
+export class ResBlock {
   private readonly bn1: BatchNorm;
   private readonly conv1: SNConv;
   private readonly bn2: BatchNorm;
   private readonly conv2: SNConv;
   private readonly shortcut?: SNConv;
 
-  constructor(params: ParamStore, name: string, inChannels: number, outChannels: number) {
+  constructor(params: ParamStore, name: string, inChannels: number, outChannels: number, dims: 2 | 3 = 3) {
     this.bn1 = new BatchNorm(params, `${name}.bn1`, inChannels);
-    this.conv1 = new SNConv(params, `${name}.conv1`, { dims: 3, inChannels, outChannels, kernel: 3, bias: false });
+    this.conv1 = new SNConv(params, `${name}.conv1`, { dims, inChannels, outChannels, kernel: 3, bias: false });
     this.bn2 = new BatchNorm(params, `${name}.bn2`, outChannels);
-    this.conv2 = new SNConv(params, `${name}.conv2`, { dims: 3, inChannels: outChannels, outChannels, kernel: 3, bias: false });
-    if (inChannels !== outChannels) this.shortcut = new SNConv(params, `${name}.shortcut`, { dims: 3, inChannels, outChannels, kernel: 1, bias: false });
+    this.conv2 = new SNConv(params, `${name}.conv2`, { dims, inChannels: outChannels, outChannels, kernel: 3, bias: false });
+    if (inChannels !== outChannels) this.shortcut = new SNConv(params, `${name}.shortcut`, { dims, inChannels, outChannels, kernel: 1, bias: false });
   }
 
   get convs(): SNConv[] {
@@ -276,10 +278,19 @@ export class ResBlock3d {
   }
 
   apply(x: tf.Tensor5D, mode: Mode): tf.Tensor5D {
-    const h = this.conv1.apply(tf.relu(this.bn1.apply(x, mode)));
-    const branch = this.conv2.apply(tf.relu(this.bn2.apply(h, mode)));
-    return tf.add(branch, this.shortcut ? this.shortcut.apply(x) : x);
+    const h = perFrame(this.conv1, tf.relu(this.bn1.apply(x, mode)));
+    const branch = perFrame(this.conv2, tf.relu(this.bn2.apply(h, mode)));
+    return tf.add(branch, this.shortcut ? perFrame(this.shortcut, x) : x);
   }
+}
+
+/** A convolution on clips [B, T, H, W, C]: 3D as it is, 2D on every frame separately. */
+export function perFrame(conv: SNConv, x: tf.Tensor5D): tf.Tensor5D {
+  if (conv.spec.dims === 3) return conv.apply(x);
+  const [b, t, h, w, c] = x.shape;
+  const y = conv.apply(tf.reshape(x, [b * t, h, w, c]) as tf.Tensor4D);
+  const [, oh, ow, co] = y.shape;
+  return tf.reshape(y, [b, t, oh, ow, co]);
 }
 
 /**

@@ -1,13 +1,14 @@
 /**
  * The three networks of the method (method.md §3): the generator φ (3D residual blocks, per-frame
  * self-attention, batch norm, tanh), the frame discriminator D_f (2D PatchGAN) and the sequence
- * discriminator D_s (3D PatchGAN, temporal stride 1, output map summed to one score per clip).
+ * discriminator D_s (3D PatchGAN, temporal stride 1, output map summed to one score per clip);
+ * and the generators of the paper's SST ablations, static (2D) and recurrent (ConvGRU).
  * Spectral normalisation on every convolution, weights N(0, 0.02), biases 0.
  *
  * Tensors are channels-last: clips [B, T, H, W, C], frames [N, H, W, C], values in [−1, 1].
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { BatchNorm, FrameAttention, ParamStore, ResBlock3d, SNConv, attentionWidths, type Mode } from './layers.ts';
+import { BatchNorm, FrameAttention, ParamStore, ResBlock, SNConv, attentionWidths, perFrame, type Mode } from './layers.ts';
 
 export interface GanConfig {
   /** Base width C of every network (paper and official code: 32). */
@@ -28,6 +29,12 @@ export interface GanConfig {
    * close to the mean fill and training learns the departure from it. See `Generator.apply`.
    */
   readonly meanOffset?: boolean;
+  /**
+   * The paper's ablations (absent: the paper's model). `static`: the same generator with 2D
+   * convolutions, each frame filled on its own, and no D_s. `recurrent`: a ConvGRU generator that
+   * sees past frames only (see {@link RecurrentGenerator}).
+   */
+  readonly variant?: 'static' | 'recurrent';
 }
 
 /** The last batch norm's initial scale when the generator has a mean offset: small, so that the untrained fill is close to μ. */
@@ -73,7 +80,7 @@ export abstract class Network {
 
 /** φ: observed clip → clip of the same shape in [−1, 1]. The mask is not an input (method.md §2). */
 export class Generator extends Network {
-  private readonly blocks: ResBlock3d[];
+  private readonly blocks: ResBlock[];
   private readonly attention: FrameAttention;
   private readonly attentionAfter: number;
   private readonly outNorm: BatchNorm;
@@ -82,11 +89,12 @@ export class Generator extends Network {
   constructor(readonly config: GanConfig, seed: number) {
     super('generator', seed);
     const plan = generatorPlan(config);
-    this.blocks = plan.blocks.map(([i, o], k) => new ResBlock3d(this.params, `block${k + 1}`, i, o));
+    const dims = config.variant === 'static' ? 2 : 3;
+    this.blocks = plan.blocks.map(([i, o], k) => new ResBlock(this.params, `block${k + 1}`, i, o, dims));
     this.attentionAfter = plan.attentionAfter;
     this.attention = new FrameAttention(this.params, 'attention', 2 * config.base);
     this.outNorm = new BatchNorm(this.params, 'out-bn', config.base, config.meanOffset ? MEAN_OFFSET_GAMMA : 1);
-    this.outConv = new SNConv(this.params, 'out', { dims: 3, inChannels: config.base, outChannels: config.channels, kernel: 3, bias: true });
+    this.outConv = new SNConv(this.params, 'out', { dims, inChannels: config.base, outChannels: config.channels, kernel: 3, bias: true });
   }
 
   protected get convs(): SNConv[] {
@@ -98,21 +106,94 @@ export class Generator extends Network {
    * [B, T, H, W, 1] (1 = visible) give each clip's visible mean μ per channel (0 where nothing is visible).
    */
   apply(y: tf.Tensor5D, mode: Mode, m?: tf.Tensor5D): tf.Tensor5D {
-    let offset: tf.Tensor | undefined;
-    if (this.config.meanOffset) {
-      if (!m) throw new Error('a generator with a mean offset needs the masks');
-      const visible = tf.sum(m, [1, 2, 3], true);
-      const mean = tf.div(tf.sum(tf.mul(y, m), [1, 2, 3], true), tf.maximum(visible, 1));
-      offset = tf.atanh(tf.clipByValue(mean, -0.99, 0.99));
-    }
+    const offset = this.config.meanOffset ? visibleMeanOffset(y, m) : undefined;
     let h = y;
     this.blocks.forEach((block, k) => {
       h = block.apply(h, mode);
       if (k + 1 === this.attentionAfter) h = this.attention.apply(h);
     });
-    const out = this.outConv.apply(tf.relu(this.outNorm.apply(h, mode)));
+    const out = perFrame(this.outConv, tf.relu(this.outNorm.apply(h, mode)));
     return tf.tanh(offset ? (tf.add(out, offset) as tf.Tensor5D) : out);
   }
+}
+
+/** atanh of each clip's visible mean per channel (0 where nothing is visible): the mean offset's term. */
+function visibleMeanOffset(y: tf.Tensor5D, m: tf.Tensor5D | undefined): tf.Tensor {
+  if (!m) throw new Error('a generator with a mean offset needs the masks');
+  const visible = tf.sum(m, [1, 2, 3], true);
+  const mean = tf.div(tf.sum(tf.mul(y, m), [1, 2, 3], true), tf.maximum(visible, 1));
+  return tf.atanh(tf.clipByValue(mean, -0.99, 0.99));
+}
+
+/** The recurrent generator's channel plan: per-frame encoder blocks, the ConvGRU's state, decoder blocks around the attention. */
+export function recurrentPlan(c: GanConfig): { encoder: Array<[number, number]>; hidden: number; decoder: Array<[number, number]> } {
+  const C = c.base;
+  return { encoder: [[c.channels, C], [C, 4 * C]], hidden: 4 * C, decoder: [[4 * C, 2 * C], [2 * C, C]] };
+}
+
+/**
+ * φ of the paper's recurrent ablation: it fills frame t from frames 1…t only. Each frame is encoded
+ * by 2D residual blocks (C_img → C → 4C); a ConvGRU (3×3 convolutions, state 4C, zero at the
+ * start) runs forward in time, h_t = (1 − z)·h_{t−1} + z·tanh(W[x_t, r·h_{t−1}]) with z, r =
+ * σ(W'[x_t, h_{t−1}]); each state is decoded per frame (4C → 2C, self-attention, 2C → C, batch
+ * norm, ReLU, 3×3 conv, tanh). The paper gives no more than "ConvGRU, past frames only": this is
+ * the smallest such generator built from the paper's own blocks. In inference (running batch
+ * statistics) output t depends on no frame after t; in training, batch norm's statistics span the
+ * batch, as every batch norm's do.
+ */
+export class RecurrentGenerator extends Network {
+  private readonly encoder: ResBlock[];
+  private readonly gates: SNConv;
+  private readonly candidate: SNConv;
+  private readonly decoder: ResBlock[];
+  private readonly attention: FrameAttention;
+  private readonly outNorm: BatchNorm;
+  private readonly outConv: SNConv;
+  private readonly hidden: number;
+
+  constructor(readonly config: GanConfig, seed: number) {
+    super('generator', seed);
+    if (config.meanOffset) throw new Error("the recurrent generator has no mean offset (a clip's mean would show it future frames)");
+    const plan = recurrentPlan(config);
+    this.hidden = plan.hidden;
+    this.encoder = plan.encoder.map(([i, o], k) => new ResBlock(this.params, `encoder${k + 1}`, i, o, 2));
+    const both = plan.encoder.at(-1)![1] + plan.hidden;
+    this.gates = new SNConv(this.params, 'gru.gates', { dims: 2, inChannels: both, outChannels: 2 * plan.hidden, kernel: 3, bias: true });
+    this.candidate = new SNConv(this.params, 'gru.candidate', { dims: 2, inChannels: both, outChannels: plan.hidden, kernel: 3, bias: true });
+    this.decoder = plan.decoder.map(([i, o], k) => new ResBlock(this.params, `decoder${k + 1}`, i, o, 2));
+    this.attention = new FrameAttention(this.params, 'attention', plan.decoder[0]![1]);
+    this.outNorm = new BatchNorm(this.params, 'out-bn', config.base);
+    this.outConv = new SNConv(this.params, 'out', { dims: 2, inChannels: config.base, outChannels: config.channels, kernel: 3, bias: true });
+  }
+
+  protected get convs(): SNConv[] {
+    return [...this.encoder.flatMap((b) => b.convs), this.gates, this.candidate, ...this.decoder.flatMap((b) => b.convs), ...this.attention.convs, this.outConv];
+  }
+
+  apply(y: tf.Tensor5D, mode: Mode): tf.Tensor5D {
+    const [b, t, h, w] = y.shape;
+    let x = y;
+    for (const block of this.encoder) x = block.apply(x, mode);
+    const frames = tf.unstack(x, 1) as tf.Tensor4D[];
+    let state: tf.Tensor4D = tf.zeros([b, h, w, this.hidden]);
+    const states: tf.Tensor4D[] = [];
+    for (let k = 0; k < t; k++) {
+      const [z, r] = tf.split(tf.sigmoid(this.gates.apply(tf.concat([frames[k]!, state], 3) as tf.Tensor4D)), 2, 3) as [tf.Tensor4D, tf.Tensor4D];
+      const proposal = tf.tanh(this.candidate.apply(tf.concat([frames[k]!, tf.mul(r, state)], 3) as tf.Tensor4D));
+      state = tf.add(tf.mul(tf.sub(1, z), state), tf.mul(z, proposal)) as tf.Tensor4D;
+      states.push(state);
+    }
+    let d = tf.stack(states, 1) as tf.Tensor5D;
+    d = this.decoder[0]!.apply(d, mode);
+    d = this.attention.apply(d);
+    for (const block of this.decoder.slice(1)) d = block.apply(d, mode);
+    return tf.tanh(perFrame(this.outConv, tf.relu(this.outNorm.apply(d, mode))));
+  }
+}
+
+/** φ for a configuration: the paper's generator, its 2D (static) form, or the recurrent one. */
+export function makeGenerator(config: GanConfig, seed: number): Generator | RecurrentGenerator {
+  return config.variant === 'recurrent' ? new RecurrentGenerator(config, seed) : new Generator(config, seed);
 }
 
 
@@ -180,13 +261,21 @@ export class SequenceDiscriminator extends PatchDiscriminator {
 export function parameterCounts(config: GanConfig): { generator: number; frameDiscriminator: number; sequenceDiscriminator: number } {
   const conv = (taps: number, i: number, o: number, bias: boolean): number => taps * i * o + (bias ? o : 0);
   const bn = (ch: number): number => 2 * ch;
-  const { blocks } = generatorPlan(config);
+  const taps = config.variant ? 9 : 27;
+  const block = ([i, o]: [number, number]): number => bn(i) + conv(taps, i, o, false) + bn(o) + conv(taps, o, o, false) + (i !== o ? conv(1, i, o, false) : 0);
+  const attention = (a: number): number => {
+    const { key, value } = attentionWidths(a);
+    return conv(1, a, key, false) * 2 + conv(1, a, value, false) + conv(1, value, a, false) + 1;
+  };
   let generator = 0;
-  for (const [i, o] of blocks) generator += bn(i) + conv(27, i, o, false) + bn(o) + conv(27, o, o, false) + (i !== o ? conv(1, i, o, false) : 0);
-  const a = 2 * config.base;
-  const { key, value } = attentionWidths(a);
-  generator += conv(1, a, key, false) * 2 + conv(1, a, value, false) + conv(1, value, a, false) + 1;
-  generator += bn(config.base) + conv(27, config.base, config.channels, true);
+  if (config.variant === 'recurrent') {
+    const { encoder, hidden, decoder } = recurrentPlan(config);
+    const both = encoder.at(-1)![1] + hidden;
+    generator += [...encoder, ...decoder].reduce((n, b) => n + block(b), 0) + conv(9, both, 2 * hidden, true) + conv(9, both, hidden, true) + attention(decoder[0]![1]);
+  } else {
+    generator += generatorPlan(config).blocks.reduce((n, b) => n + block(b), 0) + attention(2 * config.base);
+  }
+  generator += bn(config.base) + conv(taps, config.base, config.channels, true);
   const disc = (taps: number): number => {
     let n = 0;
     let i = config.channels;
@@ -196,5 +285,5 @@ export function parameterCounts(config: GanConfig): { generator: number; frameDi
     }
     return n;
   };
-  return { generator, frameDiscriminator: disc(9), sequenceDiscriminator: disc(27) };
+  return { generator, frameDiscriminator: disc(9), sequenceDiscriminator: config.variant === 'static' ? 0 : disc(27) };
 }

@@ -38,15 +38,31 @@ export interface GanSettings {
   /** The learning rates are multiplied by `decay` every `decayEvery` iterations. */
   readonly decay: number;
   readonly decayEvery: number;
+  /**
+   * Which of the paper's models (absent: the unsupervised model of the paper's main tables):
+   * the supervised upper bounds `paired` and `unpaired`, or the SST ablations `static` and `recurrent`.
+   */
+  readonly model?: PaperModel;
+  /** Weight of the paired model's L1 term (default 100). */
+  readonly l1Weight?: number;
 }
+
+/** The paper's models besides the main unsupervised one. */
+export type PaperModel = 'paired' | 'unpaired' | 'static' | 'recurrent';
+
+/** Whether a model trains on clean clips (batches then hold the clean clips after the observed ones). */
+export const isSupervised = (model: PaperModel | undefined): model is 'paired' | 'unpaired' => model === 'paired' || model === 'unpaired';
 
 /**
  * What can be refused before anything runs: a graph calls this when it is built (through
  * {@link ganTrainer}), so a bad combination ends the run with exit 2 before any data is read.
  * @throws UsageError naming the option.
  */
-export function checkGanSettings(s: Pick<GanSettings, 'threads' | 'batch'>, shape: ClipShape): void {
+export function checkGanSettings(s: Pick<GanSettings, 'threads' | 'batch' | 'model' | 'meanOffset' | 'selfSupervised'>, shape: ClipShape): void {
   if (s.threads === 2 && s.batch < 2) throw new UsageError(`--threads 2 needs --batch of at least 2, got ${s.batch}`);
+  if (s.threads === 2 && isSupervised(s.model)) throw new UsageError(`--threads 2: the ${s.model} model trains on one thread`);
+  if (s.model === 'recurrent' && s.meanOffset) throw new UsageError("--mean-offset: the recurrent generator sees past frames only, and a clip's mean would show it future ones");
+  if (isSupervised(s.model) && s.selfSupervised > 0) throw new UsageError(`--self-supervised: the ${s.model} model trains on clean clips and has no self-supervised term`);
   if (shape.height % 2 || shape.width % 2) throw new UsageError(`--size: frames of ${shape.height}×${shape.width}; the generator's self-attention pools 2×2, so height and width must be even`);
 }
 
@@ -59,13 +75,23 @@ export function ganTrainer(s: GanSettings, occlusion: OcclusionChoice, shape: Cl
   checkGanSettings(s, shape);
   return async () => {
     const selection = await selectBackend(s.backend);
-    const threads = s.threads === 0 ? (computesOnHost(selection.backend) && s.batch >= 2 && availableParallelism() >= 2 ? 2 : 1) : s.threads;
+    const threads = s.threads === 0 ? (computesOnHost(selection.backend) && s.batch >= 2 && !isSupervised(s.model) && availableParallelism() >= 2 ? 2 : 1) : s.threads;
     const backend = `${describeSelection(selection)}; ${threads} training thread${threads === 2 ? 's (data-parallel)' : ''}`;
     log?.(backend);
     const drawer = await occlusion.process.prepare(occlusion.options as never, shape);
     if (drawer.note) log?.(drawer.note);
     const options = {
-      config: { base: s.base, channels: shape.channels, frames: shape.frames, height: shape.height, width: shape.width, extraBlock: s.extraBlock, ...(s.meanOffset && { meanOffset: true }) },
+      config: {
+        base: s.base,
+        channels: shape.channels,
+        frames: shape.frames,
+        height: shape.height,
+        width: shape.width,
+        extraBlock: s.extraBlock,
+        ...(s.meanOffset && { meanOffset: true }),
+        ...((s.model === 'static' || s.model === 'recurrent') && { variant: s.model }),
+      },
+      ...(isSupervised(s.model) && { supervision: s.model, l1Weight: s.l1Weight ?? 100 }),
       seed: s.seed,
       fill: fillValue(occlusion.process, [-1, 1]),
       timeDependent: occlusion.process.timeDependent,

@@ -20,7 +20,7 @@ import type { RandomState } from '../random.ts';
 import type { MaskSampler } from '../occlusion/process.ts';
 import { Adam } from './adam.ts';
 import type { SharedAllReduce } from './allreduce.ts';
-import { FrameDiscriminator, Generator, SequenceDiscriminator, type GanConfig, type Network } from './networks.ts';
+import { FrameDiscriminator, Generator, RecurrentGenerator, SequenceDiscriminator, makeGenerator, type GanConfig, type Network } from './networks.ts';
 
 export interface TrainerOptions {
   readonly config: GanConfig;
@@ -65,6 +65,16 @@ export interface TrainerOptions {
    * `inpaint` uses the weights as trained. The average is part of the checkpoint.
    */
   readonly generatorAverage?: number;
+  /**
+   * The paper's supervised upper bounds (absent: the unsupervised model). Each batch then holds B
+   * observed clips followed by B clean ones (see `frameBatches`' `clean` option); the
+   * discriminators compare clean clips with G's completions x̂ (no re-occlusion), and `paired`
+   * adds `l1Weight`·mean |x̂ − x| to G's loss, x the observation's own clean clip. `unpaired`
+   * clean clips are other clips than the observations (the graph draws them from a second shuffle).
+   */
+  readonly supervision?: 'paired' | 'unpaired';
+  /** Weight of the paired model's L1 term. Default 100 (pix2pix's; the paper does not state it). */
+  readonly l1Weight?: number;
 }
 
 /** What one iteration reports. Losses are the values before the iteration's updates. */
@@ -73,7 +83,7 @@ export interface StepRecord {
   readonly lossG: number;
   /** Discriminator loss (D_s + D_f) of the last D step. */
   readonly lossD: number;
-  /** The self-supervised fill term before weighting (0 when its weight is 0). */
+  /** The auxiliary L1 term before weighting: the self-supervised fill term, or the paired model's L1 to the clean clip (0 when there is none). */
   readonly lossSelf: number;
   /** Mean scores of the last D step, on real observations and re-occluded generations. */
   readonly dsReal: number;
@@ -137,9 +147,10 @@ const hingeReal = (scores: tf.Tensor): tf.Scalar => tf.mean(tf.relu(tf.sub(1, sc
 const hingeFake = (scores: tf.Tensor): tf.Scalar => tf.mean(tf.relu(tf.add(1, scores)));
 
 export class GanTrainer {
-  readonly generator: Generator;
+  readonly generator: Generator | RecurrentGenerator;
   readonly frameDiscriminator: FrameDiscriminator;
-  readonly sequenceDiscriminator: SequenceDiscriminator;
+  /** Absent in the static ablation, which has no D_s. */
+  readonly sequenceDiscriminator?: SequenceDiscriminator;
   private readonly adamG: Adam;
   private readonly adamD: Adam;
   private readonly discriminatorVariables: tf.Variable[];
@@ -149,17 +160,18 @@ export class GanTrainer {
   position = 0;
   /** False once a loss was not finite: such weights are never checkpointed. */
   healthy = true;
-  private readonly o: Required<Omit<TrainerOptions, 'sampler' | 'parallel'>> & Pick<TrainerOptions, 'sampler' | 'parallel'>;
+  private readonly o: Required<Omit<TrainerOptions, 'sampler' | 'parallel' | 'supervision'>> & Pick<TrainerOptions, 'sampler' | 'parallel' | 'supervision'>;
 
   constructor(options: TrainerOptions) {
     const learningRate = options.learningRate ?? 1e-4;
-    this.o = { decay: 0.99, decayEvery: 50, discriminatorSteps: 2, selfSupervisedWeight: 0, generatorAverage: 0, ...options, learningRate, discriminatorLearningRate: options.discriminatorLearningRate ?? learningRate };
+    this.o = { decay: 0.99, decayEvery: 50, discriminatorSteps: 2, selfSupervisedWeight: 0, generatorAverage: 0, l1Weight: 100, ...options, learningRate, discriminatorLearningRate: options.discriminatorLearningRate ?? learningRate };
     const { config, seed } = options;
-    this.generator = new Generator(config, seed);
+    if (options.supervision && (options.selfSupervisedWeight ?? 0) > 0) throw new Error('the supervised models have no self-supervised term');
+    this.generator = makeGenerator(config, seed);
     this.frameDiscriminator = new FrameDiscriminator(config, seed);
-    this.sequenceDiscriminator = new SequenceDiscriminator(config, seed);
+    if (config.variant !== 'static') this.sequenceDiscriminator = new SequenceDiscriminator(config, seed);
     this.adamG = new Adam(this.generator.params.trainable);
-    const dVars = new Map([...prefixed(this.sequenceDiscriminator), ...prefixed(this.frameDiscriminator)]);
+    const dVars = new Map([...(this.sequenceDiscriminator ? prefixed(this.sequenceDiscriminator) : []), ...prefixed(this.frameDiscriminator)]);
     this.discriminatorVariables = [...dVars.values()];
     this.adamD = new Adam(dVars);
     if (this.o.generatorAverage > 0) {
@@ -216,17 +228,21 @@ export class GanTrainer {
    * @throws NonFiniteLossError when a loss is NaN or infinite (and marks the trainer unhealthy).
    * @throws DeviceLostError when the backend's device failed during the step (idem).
    */
-  async trainStep(y: tf.Tensor5D, m: tf.Tensor5D, part?: { readonly fresh: Uint8Array; readonly clips: number }): Promise<StepRecord> {
+  async trainStep(input: tf.Tensor5D, masks: tf.Tensor5D, part?: { readonly fresh: Uint8Array; readonly clips: number }): Promise<StepRecord> {
     if (!this.healthy) throw new Error('the trainer diverged earlier; restore a checkpoint first');
     const started = performance.now();
-    const batch = y.shape[0];
+    const supervised = this.o.supervision !== undefined;
+    if (supervised && input.shape[0] % 2) throw new Error(`a supervised batch holds observed clips then as many clean ones; got ${input.shape[0]} clips`);
+    const batch = supervised ? input.shape[0] / 2 : input.shape[0];
+    const y = input;
     const { frames, height, width } = this.config;
     if (y.shape[1] !== frames || y.shape[2] !== height || y.shape[3] !== width || y.shape[4] !== this.config.channels) {
       throw new Error(`batch of clips [${y.shape.slice(1).join(', ')}] does not fit the model's [${frames}, ${height}, ${width}, ${this.config.channels}]`);
     }
     const learningRate = this.learningRate;
     // In data-parallel training the leader draws every clip's fresh mask and hands out the parts.
-    const fresh = part?.fresh ?? this.o.sampler.sample(batch);
+    // (The supervised models re-occlude nothing.)
+    const fresh = supervised ? new Uint8Array(0) : (part?.fresh ?? this.o.sampler.sample(batch));
     const parallel = this.o.parallel;
     const average = (grads: tf.NamedTensorMap): tf.NamedTensorMap => {
       if (!parallel) return grads;
@@ -249,16 +265,34 @@ export class GanTrainer {
     let scalars: tf.Tensor;
     try {
       scalars = tf.tidy(() => {
-        const mHat = tf.tensor5d(Float32Array.from(fresh), [batch, frames, height, width, 1]);
+        // A supervised batch: the observations, then the clean clips (whose masks are all 1).
+        const [y, x] = supervised ? (tf.split(input, 2) as [tf.Tensor5D, tf.Tensor5D]) : [input, undefined];
+        const m = supervised ? (tf.slice(masks, [0, 0, 0, 0, 0], [batch, -1, -1, -1, -1]) as tf.Tensor5D) : masks;
         const fill = this.o.fill;
+        const ds = this.sequenceDiscriminator;
         let yHat: tf.Tensor5D | undefined;
 
         this.generator.powerIterate();
-        this.sequenceDiscriminator.powerIterate();
+        ds?.powerIterate();
         this.frameDiscriminator.powerIterate();
         const weight = this.o.selfSupervisedWeight;
         let selfLoss: tf.Scalar = tf.scalar(0);
+        // G's adversarial term on what the discriminators see of its output.
+        const fools = (fake: tf.Tensor5D): tf.Scalar => {
+          const frameTerm = hingeReal(this.frameDiscriminator.apply(this.frames(fake)));
+          return ds ? tf.add(hingeReal(ds.apply(this.sequenceInput(fake))), frameTerm) : frameTerm;
+        };
         const gStep = tf.variableGrads(() => {
+          if (x) {
+            // Supervised: the discriminators see x̂ itself against clean clips; paired adds L1 to x.
+            const xHat = this.complete(y, m, true);
+            yHat = keep(xHat);
+            const adversarial = fools(xHat);
+            if (this.o.supervision !== 'paired') return adversarial;
+            selfLoss = keep(tf.mean(tf.abs(tf.sub(xHat, x))) as tf.Scalar);
+            return tf.add(adversarial, tf.mul(this.o.l1Weight, selfLoss)) as tf.Scalar;
+          }
+          const mHat = tf.tensor5d(Float32Array.from(fresh), [batch, frames, height, width, 1]);
           let xHat: tf.Tensor5D;
           if (weight > 0) {
             // One pass of G over the observations and their further-occluded copies (shared batch statistics).
@@ -275,7 +309,7 @@ export class GanTrainer {
           }
           const reoccluded = tf.add(tf.mul(xHat, mHat), tf.mul(fill, tf.sub(1, mHat))) as tf.Tensor5D;
           yHat = keep(reoccluded);
-          const adversarial = tf.add(hingeReal(this.sequenceDiscriminator.apply(this.sequenceInput(reoccluded))), hingeReal(this.frameDiscriminator.apply(this.frames(reoccluded))));
+          const adversarial = fools(reoccluded);
           return (weight > 0 ? tf.add(adversarial, tf.mul(weight, selfLoss)) : adversarial) as tf.Scalar;
         }, [...this.generator.params.trainable.values()]);
         const gGrads = average(gStep.grads);
@@ -290,21 +324,24 @@ export class GanTrainer {
         const gradNormG = globalNorm(gGrads);
 
         const fake = yHat!;
-        // Real and fake go through each discriminator as one batch: the discriminators have no batch
-        // norm, so every score is what a separate pass gives, with half the calls, one weight
-        // normalisation per layer and twice the rows per convolution.
-        const bothSeq = tf.concat([this.sequenceInput(y), this.sequenceInput(fake)]) as tf.Tensor5D;
-        const bothFrames = tf.concat([this.frames(y), this.frames(fake)]) as tf.Tensor4D;
+        // Real: the observations (clean clips for the supervised models); fake: G's re-occluded
+        // completions (its completions). Real and fake go through each discriminator as one batch:
+        // the discriminators have no batch norm, so every score is what a separate pass gives, with
+        // half the calls, one weight normalisation per layer and twice the rows per convolution.
+        const real = x ?? y;
+        const bothSeq = ds && (tf.concat([this.sequenceInput(real), this.sequenceInput(fake)]) as tf.Tensor5D);
+        const bothFrames = tf.concat([this.frames(real), this.frames(fake)]) as tf.Tensor4D;
         let last: { loss: tf.Scalar; scores: tf.Scalar[]; gradNorm: tf.Scalar } | undefined;
         for (let k = 0; k < this.o.discriminatorSteps; k++) {
-          this.sequenceDiscriminator.powerIterate();
+          ds?.powerIterate();
           this.frameDiscriminator.powerIterate();
           let scores: tf.Scalar[] = [];
           const dStep = tf.variableGrads(() => {
-            const [sReal, sFake] = tf.split(this.sequenceDiscriminator.apply(bothSeq), 2) as [tf.Tensor, tf.Tensor];
+            const [sReal, sFake] = ds ? (tf.split(ds.apply(bothSeq!), 2) as [tf.Tensor, tf.Tensor]) : [tf.zeros([1]), tf.zeros([1])];
             const [fReal, fFake] = tf.split(this.frameDiscriminator.apply(bothFrames), 2) as [tf.Tensor, tf.Tensor];
             scores = [sReal, sFake, fReal, fFake].map((s) => keep(tf.mean(s)));
-            return tf.addN([hingeReal(sReal), hingeFake(sFake), hingeReal(fReal), hingeFake(fFake)]);
+            const frameTerms = [hingeReal(fReal), hingeFake(fFake)];
+            return tf.addN(ds ? [hingeReal(sReal), hingeFake(sFake), ...frameTerms] : frameTerms);
           }, this.discriminatorVariables);
           const dGrads = average(dStep.grads);
           this.adamD.apply(dGrads, this.discriminatorLearningRate);
@@ -380,7 +417,7 @@ export class GanTrainer {
   }
 
   private networks(): Network[] {
-    return [this.generator, this.sequenceDiscriminator, this.frameDiscriminator];
+    return [this.generator, ...(this.sequenceDiscriminator ? [this.sequenceDiscriminator] : []), this.frameDiscriminator];
   }
 
   /**

@@ -25,7 +25,7 @@ import { mergeBroadcastAxes, mergePadAxes, mergeSliceAxes } from '../../backends
 import { reducedPermutation } from '../../backends/shape.ts';
 import { shiftStack } from '../../stages/gan/shift-stack.ts';
 import { Random } from '../../stages/random.ts';
-import { BatchNorm, FrameAttention, ParamStore, ResBlock3d, SNConv } from '../../stages/gan/layers.ts';
+import { BatchNorm, FrameAttention, ParamStore, ResBlock, SNConv } from '../../stages/gan/layers.ts';
 import { GanTrainer, type StepRecord, type TrainerState } from '../../stages/gan/trainer.ts';
 import type { GanConfig } from '../../stages/gan/networks.ts';
 import { trainGan, type Trainer } from '../../stages/gan/train.ts';
@@ -190,7 +190,7 @@ test('every layer of the networks, forward and gradient, matches cpu on random s
       }],
       [`residual block ${shape} → ${out}`, () => {
         const store = new ParamStore(`res-${k}`, seed);
-        const block = new ResBlock3d(store, 'block', c, out);
+        const block = new ResBlock(store, 'block', c, out);
         return grads(store, clip(c), (z) => block.apply(z as tf.Tensor5D, { training: true, updateStatistics: false }));
       }],
       [`frame self-attention [${b}, ${t}, ${h}, ${w}, 8]`, () => {

@@ -21,6 +21,10 @@ import { writeSstFixture } from '../fixtures/netcdf.ts';
 import customStageExample from '../../graphs/custom-stage-example.ts';
 import demo from '../../graphs/demo.ts';
 import faceforensicsRaindrops from '../../graphs/faceforensics-raindrops.ts';
+import faceforensicsPaired from '../../graphs/faceforensics-raindrops-paired.ts';
+import faceforensicsUnpaired from '../../graphs/faceforensics-raindrops-unpaired.ts';
+import sstStatic from '../../graphs/sst-clouds-static.ts';
+import sstRecurrent from '../../graphs/sst-clouds-recurrent.ts';
 import kthRaindrops from '../../graphs/kth-raindrops.ts';
 import streamCheck from '../../graphs/stream-check.ts';
 import { describeGraph, loadGraphs, resolveParams, type GraphDefinition } from '../../pipeline/graph.ts';
@@ -57,6 +61,11 @@ const cases: Array<[GraphDefinition, Record<string, unknown>]> = [
   [bairRaindrops, { ...small, source: bair, preset: 'cpu', steps: 2 }],
   [sstClouds, { ...small, source: sst, preset: 'cpu', size: 16, steps: 1, 'dataset-option': 'interval=1,stride=4,val-sequences=1' }],
   [faceforensicsMovingBar, { ...small, source: videos, preset: 'cpu', steps: 1, 'dataset-option': 'crop=centre,clips-per-video=1' }],
+  // The paper's other models, end to end at --preset cpu.
+  [faceforensicsPaired, { ...small, source: videos, preset: 'cpu', steps: 2, 'dataset-option': 'crop=centre,clips-per-video=1' }],
+  [faceforensicsUnpaired, { ...small, source: videos, preset: 'cpu', steps: 2, 'dataset-option': 'crop=centre,clips-per-video=1' }],
+  [sstStatic, { ...small, source: sst, preset: 'cpu', size: 16, steps: 2, 'dataset-option': 'interval=1,stride=4,val-sequences=1' }],
+  [sstRecurrent, { ...small, source: sst, preset: 'cpu', size: 16, steps: 2, 'dataset-option': 'interval=1,stride=4,val-sequences=1' }],
 ];
 
 for (const [graph, given] of cases) {
