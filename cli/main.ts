@@ -15,6 +15,7 @@ import { releaseBackend } from '../pipeline/backend.ts';
 import { DATASETS } from '../datasets/index.ts';
 import { OCCLUSIONS, findOcclusion } from '../stages/occlusion/index.ts';
 import { exportDataset, frechetCommand, peek, previewOcclusion, type Io } from './commands.ts';
+import { paperTableCommand } from './paper-table.ts';
 
 export const GRAPHS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'graphs');
 
@@ -247,7 +248,18 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
           io.out(`${args.output}: ${summary.frames} frames of ${summary.width}×${summary.height} in ${summary.seconds.toFixed(1)} s${metrics}`);
         },
       )
-      .demandCommand(1, 'name a command: graphs, run, describe, peek, preview-occlusion, export, fid, fvd, apply')
+      .command(
+        'paper-table <runs..>',
+        "The final evaluations of finished runs beside the paper's tables (FID, FVD, MAE, and the difference): Markdown printed, HTML written",
+        (y) =>
+          y
+            .positional('runs', { type: 'string', array: true, demandOption: true, describe: 'run folders, or folders holding them (runs/, runs/<graph>/)' })
+            .option('html', { type: 'string', default: 'paper-table.html', describe: 'where the HTML table is written' }),
+        async (args) => {
+          await paperTableCommand(args.runs as string[], args.html, io);
+        },
+      )
+      .demandCommand(1, 'name a command: graphs, run, describe, peek, preview-occlusion, export, fid, fvd, apply, paper-table')
       .strict()
       .help()
       .alias('help', 'h')

@@ -96,3 +96,34 @@ test('without --source, KTH comes from its official site through the cache (here
   assert.equal(await main(['run', 'faceforensics-raindrops', '--out', join(scratch, 'none')], { out: () => {}, err: (l) => missing.push(l) }), 2);
   assert.match(missing.join('\n'), /^st-inpaint: dataset "faceforensics" needs --source: the folder original_sequences\/youtube\/c23\/videos .*access form/);
 });
+
+test("paper-table sets the finished runs' final evaluations beside the paper's numbers, SST in °C; an unfinished run is left out by name", async () => {
+  const runs = join(scratch, 'runs');
+  // A crashed copy of the SST run: its metrics stop after the first step.
+  const [sstRun] = readdirSync(join(runs, 'sst-clouds')).map((d) => join(runs, 'sst-clouds', d));
+  const crashed = join(runs, 'sst-clouds', 'crashed');
+  mkdirSync(crashed);
+  const lines = readFileSync(join(sstRun!, 'metrics.jsonl'), 'utf8').split('\n');
+  writeFileSync(join(crashed, 'metrics.jsonl'), lines.slice(0, lines.findIndex((l) => l.includes('"type":"step"')) + 1).join('\n'));
+  const out: string[] = [];
+  const err: string[] = [];
+  const html = join(scratch, 'paper.html');
+  assert.equal(await main(['paper-table', runs, '--html', html], { out: (l) => out.push(l), err: (l) => err.push(l) }), 0, err.join('\n'));
+  const markdown = out.join('\n');
+  const last = records(sstRun!, 'evaluation').at(-1) as { rows: Array<{ method: string; unit?: string; values: Record<string, { mean: number }> }> };
+  const model = last.rows.find((r) => r.method === 'model')!;
+  assert.equal(model.unit, '°C');
+  const celsius = model.values['mae-physical']!.mean;
+  assert.ok(celsius > 0);
+  // The SST row: one run, our MAE in °C beside the paper's 0.0739, and the difference.
+  assert.match(markdown, new RegExp(`^\\| SST, clouds at LWP 70 \\(ours\\) \\| 1 \\| – \\| 8\\.01 \\| – \\| – \\| 40\\.76 \\| – \\| ${celsius.toFixed(4)} \\| 0\\.0739 \\| ${celsius >= 0.0739 ? '\\+' : '-'}${Math.abs(celsius - 0.0739).toFixed(4)} \\|$`, 'm'));
+  const kth = (records(join(runs, 'kth-raindrops', readdirSync(join(runs, 'kth-raindrops'))[0]!), 'evaluation').at(-1) as typeof last).rows[0]!.values['mae']!.mean;
+  assert.match(markdown, new RegExp(`^\\| KTH, raindrops \\| 1 \\|.*\\| ${kth.toFixed(4)} \\| 0\\.0380 \\|`, 'm'));
+  assert.match(markdown, /^\| BAIR, raindrops \| 0 \|/m);
+  assert.ok(err.some((l) => l.startsWith(`${crashed}: sst-clouds has not finished (last step 1); left out`)), err.join('\n'));
+  assert.match(readFileSync(html, 'utf8'), /<h2>Supervised upper bounds<\/h2>/);
+  // Nothing to tabulate is a usage error naming the folder.
+  const none: string[] = [];
+  assert.equal(await main(['paper-table', crashed], { out: () => {}, err: (l) => none.push(l) }), 2);
+  assert.match(none.join('\n'), /no finished run of the paper's experiments under .*crashed/);
+});
