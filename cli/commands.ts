@@ -47,7 +47,7 @@ export function pixelStats(clip: Clip, range: readonly [number, number]): { mean
 }
 
 /** What `peek` and `export` share: a dataset opened with its options, observed under an optional occlusion. */
-interface DatasetArgs {
+export interface DatasetArgs {
   readonly dataset: string;
   readonly source?: string;
   readonly seed: number;
@@ -58,10 +58,11 @@ interface DatasetArgs {
   readonly occlusionOptions?: readonly string[];
 }
 
-function openObserved(args: DatasetArgs) {
+/** @param part options of one part of the dataset (a worker's share, see `Dataset.parts`). */
+export function openObserved(args: DatasetArgs, part: Readonly<Record<string, unknown>> = {}) {
   const dataset = findDataset(args.dataset);
   const source = sourceOf(dataset, args.source);
-  const given = parseOptionPairs(`dataset "${dataset.name}"`, dataset.options, args.datasetOptions ?? []);
+  const given = { ...parseOptionPairs(`dataset "${dataset.name}"`, dataset.options, args.datasetOptions ?? []), ...part };
   const occlusion = occlusionFromArgs(args.occlusion, args.occlusionOptions);
   const { spec, clips } = dataset.open(given, source, { onError: args.onError ?? 'fail' });
   const observed: Stream<DatasetClip | (ObservedClip & { split?: string })> = occlusion ? clips.pipe(occlude(occlusion, { seed: args.seed, spec })) : clips;
@@ -138,25 +139,33 @@ export interface ExportArgs extends DatasetArgs {
   readonly runs: string;
 }
 
+/** A clip as an export writes it: its clean pixels, and its observed version under the occlusion. */
+export function exportRow(occlusion: OcclusionChoice | undefined): (clip: Clip & { split?: string; truth?: Pixels }) => ExportRow {
+  return (clip) => {
+    const split = clip.split ?? 'all';
+    if (!occlusion || !clip.truth) return { split, sets: { clean: clip } };
+    const { truth, ...seen } = clip;
+    return { split, sets: { clean: { id: clip.id, frames: truth }, [occlusion.process.name]: seen } };
+  };
+}
+
+/** The provenance an export's manifest records (the same for a local and a distributed export). */
+export function exportProvenance(args: DatasetArgs, dataset: { name: string }, given: Readonly<Record<string, unknown>>, occlusion: OcclusionChoice | undefined): Record<string, unknown> {
+  return { dataset: dataset.name, source: args.source ?? null, datasetOptions: given, occlusion: occlusion ? { name: occlusion.process.name, options: occlusion.options } : null, seed: args.seed };
+}
+
 /** Writes a dataset's preprocessed clips (and their observed versions) as Arrow shards, with progress. */
 export async function exportDataset(args: ExportArgs, io: Io): Promise<void> {
   if (!Number.isInteger(args.shardClips) || args.shardClips < 1) throw new UsageError(`--shard-clips must be an integer ≥ 1, got ${args.shardClips}`);
   if (existsSync(join(args.out, MANIFEST))) throw new UsageError(`--out ${args.out} already holds an export (${MANIFEST}); choose another folder or remove it`);
   const { dataset, given, occlusion, spec, observed } = openObserved(args);
-  const provenance = { dataset: dataset.name, source: args.source ?? null, datasetOptions: given, occlusion: occlusion ? { name: occlusion.process.name, options: occlusion.options } : null, seed: args.seed };
+  const provenance = exportProvenance(args, dataset, given, occlusion);
   const graph = defineGraph({
     name: 'export',
     description: `export ${dataset.name} to ${args.out}`,
     params: {},
     build: () => {
-      const rows = observed.pipe(
-        map('rows', (clip: Clip & { split?: string; truth?: Pixels }): ExportRow => {
-          const split = clip.split ?? 'all';
-          if (!occlusion || !clip.truth) return { split, sets: { clean: clip } };
-          const { truth, ...seen } = clip;
-          return { split, sets: { clean: { id: clip.id, frames: truth }, [occlusion.process.name]: seen } };
-        }),
-      );
+      const rows = observed.pipe(map('rows', exportRow(occlusion)));
       return rows.pipe(writeShards(args.out, { spec, clipsPerShard: args.shardClips, provenance }));
     },
   });

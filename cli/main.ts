@@ -16,6 +16,8 @@ import { DATASETS } from '../datasets/index.ts';
 import { OCCLUSIONS, findOcclusion } from '../stages/occlusion/index.ts';
 import { exportDataset, frechetCommand, peek, previewOcclusion, type Io } from './commands.ts';
 import { paperTableCommand } from './paper-table.ts';
+import { distributedExport, runWorker } from './distributed.ts';
+import { NATS_ARGS, natsOptionsOf } from '../pipeline/nats.ts';
 
 export const GRAPHS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'graphs');
 
@@ -175,9 +177,40 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
           datasetArgs(y)
             .option('out', { type: 'string', demandOption: true, describe: 'folder to write (must not hold an export yet)' })
             .option('shard-clips', { type: 'number', default: 64, describe: 'clips per shard file' })
-            .option('runs', { type: 'string', default: 'runs', describe: 'folder for the run\'s metrics' }),
+            .option('runs', { type: 'string', default: 'runs', describe: 'folder for the run\'s metrics' })
+            .options(NATS_ARGS)
+            .option('part-clips', { type: 'number', default: 16, describe: 'with --nats: clips per work item' })
+            .option('resume', { type: 'boolean', default: false, describe: 'with --nats: continue the job of an earlier coordinator of the same export' }),
         async (args) => {
-          await exportDataset({ ...datasetValues(args), out: args.out, shardClips: args['shard-clips'], runs: args.runs }, io);
+          const base = { ...datasetValues(args), out: args.out, shardClips: args['shard-clips'], runs: args.runs };
+          const nats = natsOptionsOf(args);
+          if (nats) await distributedExport({ ...base, nats, partClips: args['part-clips'], resume: args.resume }, io);
+          else await exportDataset(base, io);
+        },
+      )
+      .command(
+        'worker',
+        'Take work items from NATS JetStream (export parts) until stopped: run as many as you like, on any machines',
+        (y) =>
+          y
+            .options(NATS_ARGS)
+            .demandOption('nats')
+            .option('concurrency', { type: 'number', default: 1, describe: 'items worked on at once' }),
+        async (args) => {
+          const stop = new AbortController();
+          const onSignal = (signal: NodeJS.Signals): void => {
+            io.err(`worker: ${signal}; finishing the items in hand`);
+            stop.abort();
+          };
+          process.on('SIGINT', onSignal);
+          process.on('SIGTERM', onSignal);
+          try {
+            const done = await runWorker({ nats: natsOptionsOf(args)!, concurrency: args.concurrency, signal: stop.signal, log: io.err });
+            io.out(`worker: ${done} items done`);
+          } finally {
+            process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
+          }
         },
       )
       .command(
@@ -259,7 +292,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
           await paperTableCommand(args.runs as string[], args.html, io);
         },
       )
-      .demandCommand(1, 'name a command: graphs, run, describe, peek, preview-occlusion, export, fid, fvd, apply, paper-table')
+      .demandCommand(1, 'name a command: graphs, run, describe, peek, preview-occlusion, export, worker, fid, fvd, apply, paper-table')
       .strict()
       .help()
       .alias('help', 'h')

@@ -34,6 +34,12 @@ export interface Dataset {
    * `skip` drops a clip that cannot be read (logged and counted); `fail` (default) stops there.
    */
   open(given: Readonly<Record<string, unknown>>, source?: string, stage?: SourceOptions): { spec: FrameBatchSpec; clips: Stream<DatasetClip> };
+  /**
+   * The clips cut into independent parts of about `size` clips, in stream order, each as options
+   * added to `open`'s: what workers take (distributed export). Absent: parts are clip positions,
+   * each worker reading the stream up to its part.
+   */
+  parts?(given: Readonly<Record<string, unknown>>, size: number): ReadonlyArray<Readonly<Record<string, unknown>>>;
 }
 
 const synthetic: Dataset = {
@@ -44,6 +50,13 @@ const synthetic: Dataset = {
   open(given) {
     const o = checkSyntheticOptions(given);
     return { spec: syntheticSpec(o), clips: syntheticSource(o) };
+  },
+  parts(given, size) {
+    const o = checkSyntheticOptions(given);
+    const end = o.until > 0 ? Math.min(o.until, o.clips) : o.clips;
+    const parts: Array<Record<string, number>> = [];
+    for (let from = o.from; from < end; from += size) parts.push({ from, until: Math.min(end, from + size) });
+    return parts;
   },
 };
 

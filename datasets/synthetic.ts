@@ -31,6 +31,8 @@ export const syntheticOptions = {
   shapes: { type: 'number', default: 3, integer: true, min: 0, max: 32, describe: 'moving shapes per clip' },
   seed: { type: 'number', default: 1, integer: true, min: 0, max: 2 ** 31 - 1, describe: 'seed of the whole set' },
   split: { type: 'string', default: 'all', choices: ['all', 'train', 'val', 'test'], describe: 'which split to stream' },
+  from: { type: 'number', default: 0, integer: true, min: 0, describe: 'first clip index streamed (a part of the set, as a worker takes it)' },
+  until: { type: 'number', default: 0, integer: true, min: 0, describe: 'clip index the stream stops before (0: the end of the set)' },
 } as const;
 
 export type SyntheticOptions = ParamValues<typeof syntheticOptions>;
@@ -161,7 +163,7 @@ export function syntheticSource(o: SyntheticOptions, options: { capacity?: numbe
   return source(
     'synthetic',
     function* () {
-      for (let i = 0; i < o.clips; i++) {
+      for (let i = o.from; i < (o.until > 0 ? Math.min(o.until, o.clips) : o.clips); i++) {
         if (o.split !== 'all' && syntheticSplit(o.seed, i) !== o.split) continue;
         yield syntheticClip(o, i);
       }

@@ -1,0 +1,266 @@
+/**
+ * Graphs spread over worker processes through NATS JetStream (pipeline/nats.ts).
+ *
+ * `export … --nats URL`: the coordinator cuts the dataset into parts (the dataset's own parts, see
+ * `Dataset.parts`, or else runs of clip positions), publishes one work item per part, and writes
+ * the shards from the parts' results in part order, through the same sink as a local export: the
+ * same shards and manifest, byte for byte. A worker runs a part with the same stage code as a
+ * local export (open, occlude with the run's seed, rows), stores the result, announces it, and
+ * only then acks the item: a worker killed mid-part loses nothing (its item goes to another worker
+ * after the ack wait) and duplicates nothing (the result and its notice are keyed by the part; the
+ * coordinator takes each part once). A coordinator killed and restarted with `--resume` re-reads
+ * its job's notices from the start.
+ *
+ * `worker --nats URL`: takes items from any number of jobs, `--concurrency` at a time.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { Table, tableFromIPC, tableToIPC } from 'apache-arrow';
+import type { JsMsg } from '@nats-io/jetstream';
+import { UsageError, oneLine } from '../pipeline/errors.ts';
+import { decodeFrameBatch, encodeFrameBatch, type Clip, type FrameBatchSpec } from '../pipeline/frame-batch.ts';
+import { defineGraph } from '../pipeline/graph.ts';
+import { DONE_STREAM, WORKERS, WORK_STREAM, doneSubject, openNats, workSubject, type Nats, type NatsOptions } from '../pipeline/nats.ts';
+import { pull } from '../pipeline/operators/pull.ts';
+import { source } from '../pipeline/operators/source.ts';
+import { runGraph } from '../pipeline/runner.ts';
+import { MANIFEST, readManifest, writeShards, type ExportRow } from '../stages/sinks/shards.ts';
+import { exportProvenance, exportRow, openObserved, type DatasetArgs, type ExportArgs, type Io } from './commands.ts';
+
+/** One part of an export, as a work item. */
+export interface ExportItem {
+  readonly kind: 'export';
+  readonly job: string;
+  /** The part's place in the export's order. */
+  readonly k: number;
+  readonly args: DatasetArgs;
+  /** The dataset's own part (options added to the dataset's), or clip positions [skip, skip + take). */
+  readonly part: { readonly options: Readonly<Record<string, unknown>> } | { readonly skip: number; readonly take: number };
+}
+
+/** What a worker announces when a part is done (its result is in the object store under `<job>/<k>`). */
+interface Notice {
+  readonly k: number;
+  readonly clips: number;
+  readonly worker: string;
+  /** Set instead of a result when the part failed on every try. */
+  readonly error?: string;
+}
+
+const objectName = (job: string, k: number): string => `${job}/${k}`;
+
+/** A part's rows as bytes: a JSON header (each row's split and sets) and one Arrow IPC stream per set. */
+export function encodeRows(spec: FrameBatchSpec, rows: readonly ExportRow[]): Uint8Array {
+  const sets: string[] = [];
+  for (const row of rows) for (const set of Object.keys(row.sets)) if (!sets.includes(set)) sets.push(set);
+  const bodies = sets.map((set) => tableToIPC(new Table([encodeFrameBatch(spec, rows.flatMap((r) => (r.sets[set] ? [r.sets[set]!] : [])))]), 'stream'));
+  const header = Buffer.from(JSON.stringify({ rows: rows.map((r) => ({ split: r.split, sets: Object.keys(r.sets) })), sets, lengths: bodies.map((b) => b.byteLength) }));
+  const out = Buffer.alloc(4 + header.byteLength + bodies.reduce((a, b) => a + b.byteLength, 0));
+  out.writeUInt32LE(header.byteLength, 0);
+  header.copy(out, 4);
+  let at = 4 + header.byteLength;
+  for (const b of bodies) (out.set(b, at), (at += b.byteLength));
+  return out;
+}
+
+/** The rows back from {@link encodeRows}, in their order. */
+export function decodeRows(bytes: Uint8Array): ExportRow[] {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const length = buffer.readUInt32LE(0);
+  const header = JSON.parse(buffer.toString('utf8', 4, 4 + length)) as { rows: Array<{ split: string; sets: string[] }>; sets: string[]; lengths: number[] };
+  let at = 4 + length;
+  const clipsOf = new Map<string, Clip[]>();
+  header.sets.forEach((set, i) => {
+    const batches = tableFromIPC(buffer.subarray(at, (at += header.lengths[i]!))).batches;
+    clipsOf.set(set, batches.flatMap((b) => decodeFrameBatch(b).clips));
+  });
+  const next = new Map(header.sets.map((s) => [s, 0]));
+  return header.rows.map((r) => ({
+    split: r.split,
+    sets: Object.fromEntries(r.sets.map((set) => {
+      const i = next.get(set)!;
+      next.set(set, i + 1);
+      return [set, clipsOf.get(set)![i]!];
+    })),
+  }));
+}
+
+/** Runs one export part: the local export's stages on the part, its rows encoded. */
+export async function runExportItem(item: ExportItem): Promise<{ bytes: Uint8Array; clips: number }> {
+  const { occlusion, spec, observed } = openObserved(item.args, 'options' in item.part ? item.part.options : {});
+  const toRow = exportRow(occlusion);
+  const rows: ExportRow[] = [];
+  const { skip, take } = 'skip' in item.part ? item.part : { skip: 0, take: Infinity };
+  let position = 0;
+  for await (const clip of pull(observed)) {
+    if (position++ < skip) continue;
+    rows.push(toRow(clip));
+    if (rows.length >= take) break;
+  }
+  return { bytes: encodeRows(spec, rows), clips: rows.length };
+}
+
+export interface DistributedExportArgs extends ExportArgs {
+  readonly nats: NatsOptions;
+  /** Clips per work item (parts by position, or the dataset's parts of about that size). */
+  readonly partClips: number;
+  /** Continue a job whose coordinator stopped (its parts' notices are in NATS). */
+  readonly resume: boolean;
+}
+
+/** `export … --nats URL`: the coordinator. */
+export async function distributedExport(args: DistributedExportArgs, io: Io): Promise<void> {
+  if (!Number.isInteger(args.shardClips) || args.shardClips < 1) throw new UsageError(`--shard-clips must be an integer ≥ 1, got ${args.shardClips}`);
+  if (!Number.isInteger(args.partClips) || args.partClips < 1) throw new UsageError(`--part-clips must be an integer ≥ 1, got ${args.partClips}`);
+  if (existsSync(join(args.out, MANIFEST))) throw new UsageError(`--out ${args.out} already holds an export (${MANIFEST}); choose another folder or remove it`);
+  const { dataset, given, occlusion, spec } = openObserved(args);
+  const provenance = exportProvenance(args, dataset, given, occlusion);
+  const datasetArgs: DatasetArgs = { dataset: args.dataset, ...(args.source && { source: args.source }), seed: args.seed, datasetOptions: args.datasetOptions ?? [], onError: args.onError ?? 'fail', ...(args.occlusion && { occlusion: args.occlusion, occlusionOptions: args.occlusionOptions ?? [] }) };
+  // The job is named by what it computes: the same export resumes the same job.
+  const job = createHash('sha256').update(JSON.stringify({ provenance, onError: datasetArgs.onError, partClips: args.partClips })).digest('hex').slice(0, 16);
+  const fixed = dataset.parts?.(given, args.partClips);
+  const nats = await openNats(args.nats, `st-inpaint export ${job}`);
+  let stopNotices = (): void => {};
+  try {
+    const info = await nats.jsm.streams.info(DONE_STREAM, { subjects_filter: doneSubject(job) });
+    const earlier = info.state.subjects?.[doneSubject(job)] ?? 0;
+    if (earlier > 0 && !args.resume) throw new UsageError(`NATS holds ${earlier} finished parts of this export from an earlier run (job ${job}); add --resume to continue it`);
+    if (earlier > 0) io.err(`resuming job ${job}: ${earlier} parts already done`);
+    const item = (k: number): ExportItem => ({ kind: 'export', job, k, args: datasetArgs, part: fixed ? { options: fixed[k]! } : { skip: k * args.partClips, take: args.partClips } });
+    const publish = (k: number) => nats.js.publish(workSubject(job), JSON.stringify(item(k)), { msgID: `${job}.${k}` });
+
+    // Every notice of the job, from the first (an ordered consumer replays the subject).
+    const notices = new Map<number, Notice>();
+    let wake: () => void = () => {};
+    let failed: unknown;
+    const consumer = await nats.js.consumers.get(DONE_STREAM, { filter_subjects: doneSubject(job) });
+    const messages = await consumer.consume();
+    stopNotices = () => void messages.stop();
+    void (async () => {
+      try {
+        for await (const m of messages) {
+          const notice = m.json<Notice>();
+          if (!notices.has(notice.k)) notices.set(notice.k, notice);
+          wake();
+        }
+      } catch (err) {
+        failed = err;
+        wake();
+      }
+    })();
+    const noticeOf = async (k: number): Promise<Notice> => {
+      for (;;) {
+        if (failed) throw failed;
+        const notice = notices.get(k);
+        if (notice) return notice;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    };
+
+    const total = fixed?.length ?? Infinity;
+    io.err(`job ${job}: ${Number.isFinite(total) ? `${total} parts` : 'parts'} of ${args.partClips} clips on the workers of ${args.nats.url}`);
+    const graph = defineGraph({
+      name: 'export',
+      description: `export ${dataset.name} to ${args.out} on the workers of ${args.nats.url}`,
+      params: {},
+      build: () =>
+        source('parts', async function* () {
+          // Parts by position have no known end: a few are queued ahead, and a short part is the last.
+          const ahead = fixed ? total : 8;
+          let published = 0;
+          for (let k = 0; k < total; k++) {
+            while (published < Math.min(total, k + ahead)) await publish(published++);
+            const notice = await noticeOf(k);
+            if (notice.error) throw new Error(`part ${k} of ${dataset.name} failed on ${notice.worker}: ${notice.error}`);
+            const blob = await nats.store.getBlob(objectName(job, k));
+            if (!blob) throw new Error(`part ${k}: its result is missing from the NATS object store (bucket "st-inpaint", ${objectName(job, k)})`);
+            yield* decodeRows(blob);
+            if (!fixed && notice.clips < args.partClips) break;
+          }
+        }).pipe(writeShards(args.out, { spec, clipsPerShard: args.shardClips, provenance })),
+    });
+    const result = await runGraph(graph, {}, { runsDir: args.runs, log: io.err });
+    stopNotices();
+    await cleanUp(nats, job);
+    const manifest = readManifest(args.out);
+    const counts = Object.entries(manifest.splits).map(([k, v]) => `${v} ${k}`).join(', ');
+    io.out(`${args.out}: ${manifest.shards.length} shard files in sets ${manifest.sets.join(', ')} (${counts}) in ${(result.elapsedMs / 1000).toFixed(1)} s, on the workers of ${args.nats.url}`);
+  } finally {
+    stopNotices();
+    await nats.close();
+  }
+}
+
+/** Removes a finished job from the server: its results, its notices, and work items queued past the end. */
+async function cleanUp(nats: Nats, job: string): Promise<void> {
+  await nats.jsm.streams.purge(WORK_STREAM, { filter: workSubject(job) });
+  await nats.jsm.streams.purge(DONE_STREAM, { filter: doneSubject(job) });
+  for (const info of await nats.store.list()) if (info.name.startsWith(`${job}/`)) await nats.store.delete(info.name);
+}
+
+export interface WorkerOptions {
+  readonly nats: NatsOptions;
+  /** Items worked on at once. */
+  readonly concurrency: number;
+  /** Stops taking items (the ones in hand are finished). */
+  readonly signal?: AbortSignal;
+  /** Tries of an item before its error is reported to the coordinator as the part's result. Default 3. */
+  readonly tries?: number;
+  readonly log: (line: string) => void;
+}
+
+/** `worker --nats URL`: takes work items until stopped. @returns how many it finished. */
+export async function runWorker(o: WorkerOptions): Promise<number> {
+  if (!Number.isInteger(o.concurrency) || o.concurrency < 1) throw new UsageError(`--concurrency must be an integer ≥ 1, got ${o.concurrency}`);
+  const name = `${hostname()}:${process.pid}`;
+  const nats = await openNats(o.nats, `st-inpaint worker ${name}`);
+  const consumer = await nats.js.consumers.get(WORK_STREAM, WORKERS);
+  const ackWaitMs = (o.nats.ackWait ?? 30) * 1000;
+  const tries = o.tries ?? 3;
+  let finished = 0;
+  o.log(`worker ${name}: taking work from ${o.nats.url}, ${o.concurrency} at a time`);
+  const announce = (item: ExportItem, notice: Notice) => nats.js.publish(doneSubject(item.job), JSON.stringify(notice), { msgID: `${item.job}.${item.k}` });
+  const handle = async (msg: JsMsg): Promise<void> => {
+    // Tells the server this worker is alive, so that a long part is not handed to another.
+    const beat = setInterval(() => msg.working(), Math.max(200, ackWaitMs / 3));
+    let item: ExportItem | undefined;
+    try {
+      item = msg.json<ExportItem>();
+      if (item.kind !== 'export') throw new UsageError(`unknown work item kind "${String(item.kind)}"`);
+      const started = performance.now();
+      const result = await runExportItem(item);
+      // The result is stored before it is announced, and announced before the item is acked.
+      await nats.store.putBlob({ name: objectName(item.job, item.k) }, result.bytes);
+      await announce(item, { k: item.k, clips: result.clips, worker: name });
+      await msg.ackAck();
+      finished += 1;
+      o.log(`part ${item.k} of job ${item.job}: ${result.clips} clips, ${(result.bytes.byteLength / 2 ** 20).toFixed(1)} MiB, in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    } catch (err) {
+      const what = item ? `part ${item.k} of job ${item.job}` : 'a work item';
+      if (!item || err instanceof UsageError || msg.info.deliveryCount >= tries) {
+        o.log(`${what} failed: ${oneLine(err)}`);
+        if (item) await announce(item, { k: item.k, clips: 0, worker: name, error: oneLine(err) }).catch(() => {});
+        msg.term(oneLine(err));
+      } else {
+        o.log(`${what} failed (try ${msg.info.deliveryCount} of ${tries}): ${oneLine(err)}; handed back`);
+        msg.nak(1000);
+      }
+    } finally {
+      clearInterval(beat);
+    }
+  };
+  const lane = async (): Promise<void> => {
+    while (!o.signal?.aborted) {
+      const msg = await consumer.next({ expires: 1000 });
+      if (msg) await handle(msg);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: o.concurrency }, lane));
+  } finally {
+    await nats.close();
+  }
+  return finished;
+}
