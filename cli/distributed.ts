@@ -7,13 +7,13 @@
  * same shards and manifest, byte for byte. A worker runs a part with the same stage code as a
  * local export (open, occlude with the run's seed, rows), stores the result, announces it, and
  * only then acks the item: a worker killed mid-part loses nothing (its item goes to another worker
- * after the ack wait) and duplicates nothing (the result and its notice are keyed by the part; the
- * coordinator takes each part once). A coordinator killed and restarted with `--resume` re-reads
+ * after the ack wait) and duplicates nothing (the result is stored under the part's name, its
+ * notice dropped by the server's duplicate window, and the coordinator takes each part once). A coordinator killed and restarted with `--resume` re-reads
  * its job's notices from the start.
  *
  * `worker --nats URL`: takes items from any number of jobs, `--concurrency` at a time.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +36,8 @@ export interface ExportItem {
   /** The part's place in the export's order. */
   readonly k: number;
   readonly args: DatasetArgs;
+  /** The coordinator session that published the item: message ids are unique per session (see {@link distributedExport}). */
+  readonly session: string;
   /** The dataset's own part (options added to the dataset's), or clip positions [skip, skip + take). */
   readonly part: { readonly options: Readonly<Record<string, unknown>> } | { readonly skip: number; readonly take: number };
 }
@@ -128,8 +130,12 @@ export async function distributedExport(args: DistributedExportArgs, io: Io): Pr
     const earlier = info.state.subjects?.[doneSubject(job)] ?? 0;
     if (earlier > 0 && !args.resume) throw new UsageError(`NATS holds ${earlier} finished parts of this export from an earlier run (job ${job}); add --resume to continue it`);
     if (earlier > 0) io.err(`resuming job ${job}: ${earlier} parts already done`);
-    const item = (k: number): ExportItem => ({ kind: 'export', job, k, args: datasetArgs, part: fixed ? { options: fixed[k]! } : { skip: k * args.partClips, take: args.partClips } });
-    const publish = (k: number) => nats.js.publish(workSubject(job), JSON.stringify(item(k)), { msgID: `${job}.${k}` });
+    // Message ids carry this session, so the server's duplicate window drops a redelivered item's
+    // second notice, but never the items or notices of a later run of the same export (a resumed
+    // one republishes every part; the coordinator takes the first notice of each).
+    const session = randomUUID();
+    const item = (k: number): ExportItem => ({ kind: 'export', job, session, k, args: datasetArgs, part: fixed ? { options: fixed[k]! } : { skip: k * args.partClips, take: args.partClips } });
+    const publish = (k: number) => nats.js.publish(workSubject(job), JSON.stringify(item(k)), { msgID: `${session}.${k}` });
 
     // Every notice of the job, from the first (an ordered consumer replays the subject).
     const notices = new Map<number, Notice>();
@@ -221,7 +227,7 @@ export async function runWorker(o: WorkerOptions): Promise<number> {
   const tries = o.tries ?? 3;
   let finished = 0;
   o.log(`worker ${name}: taking work from ${o.nats.url}, ${o.concurrency} at a time`);
-  const announce = (item: ExportItem, notice: Notice) => nats.js.publish(doneSubject(item.job), JSON.stringify(notice), { msgID: `${item.job}.${item.k}` });
+  const announce = (item: ExportItem, notice: Notice) => nats.js.publish(doneSubject(item.job), JSON.stringify(notice), { msgID: `${item.session}.${item.k}` });
   const handle = async (msg: JsMsg): Promise<void> => {
     // Tells the server this worker is alive, so that a long part is not handed to another.
     const beat = setInterval(() => msg.working(), Math.max(200, ackWaitMs / 3));
@@ -229,6 +235,8 @@ export async function runWorker(o: WorkerOptions): Promise<number> {
     try {
       item = msg.json<ExportItem>();
       if (item.kind !== 'export') throw new UsageError(`unknown work item kind "${String(item.kind)}"`);
+      const again = msg.info.deliveryCount > 1 ? ` (delivery ${msg.info.deliveryCount})` : '';
+      o.log(`taking part ${item.k} of job ${item.job}${again}`);
       const started = performance.now();
       const result = await runExportItem(item);
       // The result is stored before it is announced, and announced before the item is acked.
@@ -236,7 +244,7 @@ export async function runWorker(o: WorkerOptions): Promise<number> {
       await announce(item, { k: item.k, clips: result.clips, worker: name });
       await msg.ackAck();
       finished += 1;
-      o.log(`part ${item.k} of job ${item.job}: ${result.clips} clips, ${(result.bytes.byteLength / 2 ** 20).toFixed(1)} MiB, in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      o.log(`part ${item.k} of job ${item.job}${again}: ${result.clips} clips, ${(result.bytes.byteLength / 2 ** 20).toFixed(1)} MiB, in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     } catch (err) {
       const what = item ? `part ${item.k} of job ${item.job}` : 'a work item';
       if (!item || err instanceof UsageError || msg.info.deliveryCount >= tries) {
