@@ -14,15 +14,18 @@
  * `worker --nats URL`: takes items from any number of jobs, `--concurrency` at a time.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { basename, extname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { Table, tableFromIPC, tableToIPC } from 'apache-arrow';
 import type { JsMsg } from '@nats-io/jetstream';
 import { UsageError, oneLine } from '../pipeline/errors.ts';
 import { decodeFrameBatch, encodeFrameBatch, type Clip, type FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { defineGraph } from '../pipeline/graph.ts';
-import { DONE_STREAM, WORKERS, WORK_STREAM, doneSubject, openNats, workSubject, type Nats, type NatsOptions } from '../pipeline/nats.ts';
+import { BUCKET, DONE_STREAM, WORKERS, WORK_STREAM, doneSubject, openNats, workSubject, type Nats, type NatsOptions } from '../pipeline/nats.ts';
+import { inpaintVideo, resolveCheckpoint, type ApplyOptions, type ApplySummary } from '../stages/apply/inpaint-video.ts';
 import { pull } from '../pipeline/operators/pull.ts';
 import { source } from '../pipeline/operators/source.ts';
 import { runGraph } from '../pipeline/runner.ts';
@@ -214,6 +217,8 @@ export interface WorkerOptions {
   readonly signal?: AbortSignal;
   /** Tries of an item before its error is reported to the coordinator as the part's result. Default 3. */
   readonly tries?: number;
+  /** The compute backend of `apply` items (default: the item's, or auto). */
+  readonly backend?: string;
   readonly log: (line: string) => void;
 }
 
@@ -227,26 +232,36 @@ export async function runWorker(o: WorkerOptions): Promise<number> {
   const tries = o.tries ?? 3;
   let finished = 0;
   o.log(`worker ${name}: taking work from ${o.nats.url}, ${o.concurrency} at a time`);
-  const announce = (item: ExportItem, notice: Notice) => nats.js.publish(doneSubject(item.job), JSON.stringify(notice), { msgID: `${item.session}.${item.k}` });
+  const checkpoints = new Map<string, Promise<string>>();
+  const announce = (item: WorkItem, notice: Notice & { summary?: ApplySummary }) => nats.js.publish(doneSubject(item.job), JSON.stringify(notice), { msgID: `${item.session}.${item.k}` });
   const handle = async (msg: JsMsg): Promise<void> => {
     // Tells the server this worker is alive, so that a long part is not handed to another.
     const beat = setInterval(() => msg.working(), Math.max(200, ackWaitMs / 3));
-    let item: ExportItem | undefined;
+    let item: WorkItem | undefined;
     try {
-      item = msg.json<ExportItem>();
-      if (item.kind !== 'export') throw new UsageError(`unknown work item kind "${String(item.kind)}"`);
+      item = msg.json<WorkItem>();
+      if (item.kind !== 'export' && item.kind !== 'apply') throw new UsageError(`unknown work item kind "${String((item as { kind: unknown }).kind)}"`);
       const again = msg.info.deliveryCount > 1 ? ` (delivery ${msg.info.deliveryCount})` : '';
-      o.log(`taking part ${item.k} of job ${item.job}${again}`);
+      const what = item.kind === 'export' ? `part ${item.k}` : `video ${item.video}`;
+      o.log(`taking ${what} of job ${item.job}${again}`);
       const started = performance.now();
-      const result = await runExportItem(item);
       // The result is stored before it is announced, and announced before the item is acked.
-      await nats.store.putBlob({ name: objectName(item.job, item.k) }, result.bytes);
-      await announce(item, { k: item.k, clips: result.clips, worker: name });
+      let line: string;
+      if (item.kind === 'export') {
+        const result = await runExportItem(item);
+        await nats.store.putBlob({ name: objectName(item.job, item.k) }, result.bytes);
+        await announce(item, { k: item.k, clips: result.clips, worker: name });
+        line = `${result.clips} clips, ${(result.bytes.byteLength / 2 ** 20).toFixed(1)} MiB`;
+      } else {
+        const summary = await runApplyItem(nats, item, checkpoints, o.backend);
+        await announce(item, { k: item.k, clips: 1, worker: name, summary });
+        line = `${summary.frames} frames`;
+      }
       await msg.ackAck();
       finished += 1;
-      o.log(`part ${item.k} of job ${item.job}${again}: ${result.clips} clips, ${(result.bytes.byteLength / 2 ** 20).toFixed(1)} MiB, in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      o.log(`${what} of job ${item.job}${again}: ${line}, in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     } catch (err) {
-      const what = item ? `part ${item.k} of job ${item.job}` : 'a work item';
+      const what = item ? `${item.kind === 'export' ? `part ${item.k}` : `video ${item.video}`} of job ${item.job}` : 'a work item';
       if (!item || err instanceof UsageError || msg.info.deliveryCount >= tries) {
         o.log(`${what} failed: ${oneLine(err)}`);
         if (item) await announce(item, { k: item.k, clips: 0, worker: name, error: oneLine(err) }).catch(() => {});
@@ -269,6 +284,157 @@ export async function runWorker(o: WorkerOptions): Promise<number> {
     await Promise.all(Array.from({ length: o.concurrency }, lane));
   } finally {
     await nats.close();
+    for (const dir of checkpoints.values()) rmSync(await dir.catch(() => ''), { recursive: true, force: true });
   }
   return finished;
+}
+
+/** The videos of an input folder, by name. */
+export function videosIn(folder: string): string[] {
+  if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new UsageError(`--input ${folder}: no such folder`);
+  const videos = readdirSync(folder).filter((f) => /\.(avi|mp4|mkv|mov|webm|m4v|mpg|mpeg)$/i.test(f)).sort();
+  if (videos.length === 0) throw new UsageError(`--input ${folder}: no video files (.avi, .mp4, .mkv, .mov, .webm, …)`);
+  return videos;
+}
+
+/** Where `apply` writes the fill of `video` in an output folder: the same name, FFV1 in Matroska (lossless). */
+export const filledName = (video: string): string => `${basename(video, extname(video))}.mkv`;
+
+/** How every video of a folder is filled (the `apply` options that are not paths). */
+export type ApplySettings = Pick<ApplyOptions, 'occlusion' | 'occlusionOptions' | 'seed' | 'fill' | 'backend'>;
+
+/** One video of an `apply` job, as a work item: the checkpoint and the video are in the object store. */
+export interface ApplyItem {
+  readonly kind: 'apply';
+  readonly job: string;
+  readonly session: string;
+  readonly k: number;
+  readonly video: string;
+  /** The checkpoint's files, stored under `<job>/checkpoint/<file>`. */
+  readonly checkpointFiles: readonly string[];
+  readonly settings: ApplySettings;
+}
+
+type WorkItem = ExportItem | ApplyItem;
+
+/** `apply --input FOLDER --output FOLDER`: every video of the folder, one after the other; videos already filled are kept. */
+export async function applyFolder(o: { checkpoint: string; input: string; output: string; settings: ApplySettings; signal?: AbortSignal }, io: Io): Promise<void> {
+  const videos = videosIn(o.input);
+  mkdirSync(o.output, { recursive: true });
+  for (const video of videos) {
+    const target = join(o.output, filledName(video));
+    if (existsSync(target)) {
+      io.err(`${target}: already there, kept`);
+      continue;
+    }
+    const s = await inpaintVideo({ ...o.settings, checkpoint: o.checkpoint, input: join(o.input, video), output: target, log: () => {}, ...(o.signal && { signal: o.signal }) });
+    io.out(`${target}: ${s.frames} frames of ${s.width}×${s.height} in ${s.seconds.toFixed(1)} s${s.maskedMae === undefined ? '' : `; masked MAE ${s.maskedMae.toFixed(4)}, PSNR ${s.psnr!.toFixed(2)} dB`}`);
+  }
+}
+
+async function putFile(nats: Nats, name: string, path: string): Promise<void> {
+  await nats.store.put({ name }, Readable.toWeb(createReadStream(path)) as ReadableStream<Uint8Array>);
+}
+
+/** Writes an object to `path` (atomically: a temporary file renamed once complete). */
+async function getFile(nats: Nats, name: string, path: string): Promise<void> {
+  const result = await nats.store.get(name);
+  if (!result) throw new Error(`${name} is missing from the NATS object store (bucket "${BUCKET}")`);
+  const partial = `${path}.partial`;
+  try {
+    await pipeline(Readable.fromWeb(result.data as never), createWriteStream(partial));
+    const failure = await result.error;
+    if (failure) throw failure;
+    renameSync(partial, path);
+  } finally {
+    rmSync(partial, { force: true });
+  }
+}
+
+/**
+ * `apply --input FOLDER --output FOLDER --nats URL`: one work item per video. The checkpoint and
+ * each video go to the object store, so workers need no shared disk; each fill comes back the same
+ * way and is written where a local run writes it. Videos already filled are kept, so the same
+ * command after a crash (with `--resume` for the job in NATS) does only what is left.
+ */
+export async function distributedApply(o: { checkpoint: string; input: string; output: string; settings: ApplySettings; nats: NatsOptions; resume: boolean }, io: Io): Promise<void> {
+  const videos = videosIn(o.input);
+  const checkpoint = resolveCheckpoint(o.checkpoint);
+  const checkpointFiles = readdirSync(checkpoint).filter((f) => statSync(join(checkpoint, f)).isFile()).sort();
+  mkdirSync(o.output, { recursive: true });
+  const digest = createHash('sha256');
+  for (const f of checkpointFiles) digest.update(f).update(readFileSync(join(checkpoint, f)));
+  const job = digest.update(JSON.stringify({ videos, input: o.input, settings: o.settings })).digest('hex').slice(0, 16);
+  const nats = await openNats(o.nats, `st-inpaint apply ${job}`);
+  let stop = (): void => {};
+  try {
+    const info = await nats.jsm.streams.info(DONE_STREAM, { subjects_filter: doneSubject(job) });
+    const earlier = info.state.subjects?.[doneSubject(job)] ?? 0;
+    if (earlier > 0 && !o.resume) throw new UsageError(`NATS holds ${earlier} finished videos of this apply from an earlier run (job ${job}); add --resume to continue it`);
+    const todo = videos.map((video, k) => ({ video, k })).filter(({ video }) => {
+      const kept = existsSync(join(o.output, filledName(video)));
+      if (kept) io.err(`${join(o.output, filledName(video))}: already there, kept`);
+      return !kept;
+    });
+    const session = randomUUID();
+    for (const f of checkpointFiles) await putFile(nats, `${job}/checkpoint/${f}`, join(checkpoint, f));
+    const consumer = await nats.js.consumers.get(DONE_STREAM, { filter_subjects: doneSubject(job) });
+    const messages = await consumer.consume();
+    stop = () => void messages.stop();
+    for (const { video, k } of todo) {
+      await putFile(nats, `${job}/input/${k}`, join(o.input, video));
+      const item: ApplyItem = { kind: 'apply', job, session, k, video, checkpointFiles, settings: o.settings };
+      await nats.js.publish(workSubject(job), JSON.stringify(item), { msgID: `${session}.${k}` });
+    }
+    io.err(`job ${job}: ${todo.length} videos on the workers of ${o.nats.url}`);
+    const waiting = new Set(todo.map((t) => t.k));
+    const failures: string[] = [];
+    if (waiting.size > 0) {
+      for await (const m of messages) {
+        const notice = m.json<Notice & { summary?: ApplySummary }>();
+        if (!waiting.has(notice.k)) continue;
+        waiting.delete(notice.k);
+        const video = videos[notice.k]!;
+        const target = join(o.output, filledName(video));
+        if (notice.error) failures.push(`${video}: ${notice.error} (on ${notice.worker})`);
+        else {
+          await getFile(nats, `${job}/output/${notice.k}`, target);
+          const s = notice.summary!;
+          io.out(`${target}: ${s.frames} frames of ${s.width}×${s.height} in ${s.seconds.toFixed(1)} s on ${notice.worker}${s.maskedMae === undefined ? '' : `; masked MAE ${s.maskedMae.toFixed(4)}, PSNR ${s.psnr!.toFixed(2)} dB`}`);
+        }
+        if (waiting.size === 0) break;
+      }
+    }
+    stop();
+    await cleanUp(nats, job);
+    if (failures.length > 0) throw new Error(`${failures.length} of ${todo.length} videos failed: ${failures.join('; ')}`);
+  } finally {
+    stop();
+    await nats.close();
+  }
+}
+
+/** Runs one video of an apply job in a scratch folder; the fill goes to the object store. */
+async function runApplyItem(nats: Nats, item: ApplyItem, checkpoints: Map<string, Promise<string>>, backend: string | undefined): Promise<ApplySummary> {
+  // A worker fetches a job's checkpoint once.
+  let dir = checkpoints.get(item.job);
+  if (!dir) {
+    dir = (async () => {
+      const target = mkdtempSync(join(tmpdir(), `st-inpaint-checkpoint-${item.job}-`));
+      for (const f of item.checkpointFiles) await getFile(nats, `${item.job}/checkpoint/${f}`, join(target, f));
+      return target;
+    })();
+    checkpoints.set(item.job, dir);
+  }
+  const work = mkdtempSync(join(tmpdir(), 'st-inpaint-apply-'));
+  try {
+    const input = join(work, `input${extname(item.video)}`);
+    const output = join(work, 'output.mkv');
+    await getFile(nats, `${item.job}/input/${item.k}`, input);
+    const summary = await inpaintVideo({ ...item.settings, ...(backend && { backend }), checkpoint: await dir, input, output, name: item.video });
+    await putFile(nats, `${item.job}/output/${item.k}`, output);
+    return summary;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 }

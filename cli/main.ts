@@ -5,7 +5,7 @@
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { inpaintVideo } from '../stages/apply/inpaint-video.ts';
 import yargs, { type Argv, type Options } from 'yargs';
 import { CancelledError, StageError, UsageError, oneLine } from '../pipeline/errors.ts';
@@ -16,7 +16,7 @@ import { DATASETS } from '../datasets/index.ts';
 import { OCCLUSIONS, findOcclusion } from '../stages/occlusion/index.ts';
 import { exportDataset, frechetCommand, peek, previewOcclusion, type Io } from './commands.ts';
 import { paperTableCommand } from './paper-table.ts';
-import { distributedExport, runWorker } from './distributed.ts';
+import { applyFolder, distributedApply, distributedExport, runWorker } from './distributed.ts';
 import { NATS_ARGS, natsOptionsOf } from '../pipeline/nats.ts';
 
 export const GRAPHS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'graphs');
@@ -190,12 +190,13 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
       )
       .command(
         'worker',
-        'Take work items from NATS JetStream (export parts) until stopped: run as many as you like, on any machines',
+        'Take work items from NATS JetStream (export parts, videos to apply) until stopped: run as many as you like, on any machines',
         (y) =>
           y
             .options(NATS_ARGS)
             .demandOption('nats')
-            .option('concurrency', { type: 'number', default: 1, describe: 'items worked on at once' }),
+            .option('concurrency', { type: 'number', default: 1, describe: 'items worked on at once' })
+            .option('backend', { type: 'string', describe: 'compute backend of apply items (default: the one the coordinator was given)' }),
         async (args) => {
           const stop = new AbortController();
           const onSignal = (signal: NodeJS.Signals): void => {
@@ -205,7 +206,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
           process.on('SIGINT', onSignal);
           process.on('SIGTERM', onSignal);
           try {
-            const done = await runWorker({ nats: natsOptionsOf(args)!, concurrency: args.concurrency, signal: stop.signal, log: io.err });
+            const done = await runWorker({ nats: natsOptionsOf(args)!, concurrency: args.concurrency, signal: stop.signal, ...(args.backend && { backend: args.backend }), log: io.err });
             io.out(`worker: ${done} items done`);
           } finally {
             process.off('SIGINT', onSignal);
@@ -246,16 +247,34 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         (y) =>
           y
             .option('checkpoint', { type: 'string', demandOption: true, describe: 'a run folder, its checkpoints/ folder, or one step-N/ folder' })
-            .option('input', { type: 'string', demandOption: true, describe: 'the video to fill' })
-            .option('output', { type: 'string', demandOption: true, describe: 'the video to write (.mkv, .avi: FFV1; .mp4: lossless H.264)' })
+            .option('input', { type: 'string', demandOption: true, describe: 'the video to fill, or a folder of videos' })
+            .option('output', { type: 'string', demandOption: true, describe: 'the video to write (.mkv, .avi: FFV1; .mp4: lossless H.264), or a folder (each video as NAME.mkv)' })
             .option('mask', { type: 'string', describe: 'a mask video of the same size, white = hidden' })
             .option('occlusion', { type: 'string', describe: `or draw holes over a clean input with a process: ${[...OCCLUSIONS.keys()].join(', ')} (then masked MAE and PSNR are printed)` })
             .option('occlusion-option', occlusionArgs['occlusion-option'])
             .option('seed', occlusionArgs.seed)
             .option('fill', { type: 'string', choices: ['white', 'black'], default: 'white', describe: 'what the model saw in holes during training (with --mask)' })
             .option('backend', { type: 'string', default: 'auto', describe: 'compute backend' })
-            .option('json', { type: 'boolean', default: false, describe: 'print the summary as one JSON object' }),
+            .option('json', { type: 'boolean', default: false, describe: 'print the summary as one JSON object' })
+            .options(NATS_ARGS)
+            .option('resume', { type: 'boolean', default: false, describe: 'with --nats: continue the job of an earlier coordinator of the same apply' }),
         async (args) => {
+          const folder = existsSync(args.input) && statSync(args.input).isDirectory();
+          const nats = natsOptionsOf(args);
+          if (folder || nats) {
+            if (!folder) throw new UsageError(`--nats: --input must be a folder of videos (one work item each), got the file ${args.input}`);
+            if (args.mask) throw new UsageError('--mask: a folder of videos is filled under --occlusion (one mask video cannot fit them all)');
+            const settings = {
+              ...(args.occlusion && { occlusion: args.occlusion, occlusionOptions: parseOptionPairs(`occlusion "${args.occlusion}"`, findOcclusion(args.occlusion).options, (args['occlusion-option'] as string[] | undefined) ?? []) }),
+              seed: args.seed as number,
+              fill: args.fill as 'white' | 'black',
+              backend: args.backend,
+            };
+            if (!args.occlusion) throw new UsageError('apply: a folder of videos needs --occlusion NAME');
+            if (nats) await distributedApply({ checkpoint: args.checkpoint, input: args.input, output: args.output, settings, nats, resume: args.resume }, io);
+            else await applyFolder({ checkpoint: args.checkpoint, input: args.input, output: args.output, settings }, io);
+            return;
+          }
           // Ctrl-C stops at the next frame; the partial output is removed.
           const interrupt = new AbortController();
           const onSignal = (signal: NodeJS.Signals): void => interrupt.abort(`interrupted by ${signal}`);

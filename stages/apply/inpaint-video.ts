@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { lastValueFrom } from 'rxjs';
 import { selectBackend, describeSelection } from '../../pipeline/backend.ts';
 import { latestCheckpoint, loadCheckpoint } from '../../pipeline/checkpoint.ts';
@@ -35,6 +35,11 @@ export interface ApplyOptions {
   readonly occlusion?: string;
   readonly occlusionOptions?: Readonly<Record<string, unknown>>;
   readonly seed?: number;
+  /**
+   * The video's name in the seeds of the drawn masks, with `seed` (default: the input's file name,
+   * so the same video gets the same holes wherever it lies, a worker's scratch copy included).
+   */
+  readonly name?: string;
   /** Value the model saw in holes during training with a mask video: white (default) or black. */
   readonly fill?: 'white' | 'black';
   readonly backend?: string;
@@ -80,6 +85,7 @@ export async function inpaintVideo(o: ApplyOptions): Promise<ApplySummary> {
   const started = performance.now();
   if ((o.mask === undefined) === (o.occlusion === undefined)) throw new UsageError('apply: give either --mask MASKVIDEO or --occlusion NAME');
   const checkpointPath = resolveCheckpoint(o.checkpoint);
+  const videoName = o.name ?? basename(o.input);
   const content = loadCheckpoint<TrainerState>(checkpointPath);
   const config = content.state.config;
   let info;
@@ -207,7 +213,7 @@ export async function inpaintVideo(o: ApplyOptions): Promise<ApplySummary> {
             if (!m) throw new Error(`--mask ${o.mask} has fewer frames than the input (${i})`);
             mask = Uint8Array.from(m, (v) => (v >= 128 ? 0 : 1));
           } else {
-            if (i % T === 0) drawn = drawer!.draw(clipRandom(o.seed ?? 0, `${o.input}#${i / T}`, occlusionName, occlusion!.options));
+            if (i % T === 0) drawn = drawer!.draw(clipRandom(o.seed ?? 0, `${videoName}#${i / T}`, occlusionName, occlusion!.options));
             mask = drawn!.slice((i % T) * pixels, (i % T + 1) * pixels);
           }
           yield { index: i, frame: Uint8Array.from(frame), mask };

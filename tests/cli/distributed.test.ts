@@ -3,15 +3,19 @@
  * and real `st-inpaint worker` processes: three workers export 128 synthetic clips while one is
  * killed with -9 in the middle of a part, and the shards equal a local export byte for byte; a
  * coordinator killed and restarted with --resume finishes the job; a dataset without its own parts
- * is cut by clip positions; a worker with the wrong token is refused with one line.
+ * is cut by clip positions; apply fills a folder of videos on the workers as a local apply does;
+ * a worker with the wrong token is refused with one line.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../cli/main.ts';
+import demo from '../../graphs/demo.ts';
+import { runGraph } from '../../pipeline/runner.ts';
+import { FrameReader, ffmpegPath, probeVideo } from '../../stages/io/video.ts';
 import { CLI, natsMissing, startNatsServer, startWorker, type NatsServer, type WorkerProcess } from '../fixtures/nats.ts';
 
 const missing = natsMissing();
@@ -40,6 +44,14 @@ function assertSameExport(a: string, b: string): void {
 }
 
 const quiet = { out: () => {}, err: () => {} };
+
+async function allFrames(path: string): Promise<Uint8Array[]> {
+  const { width, height } = probeVideo(path);
+  const reader = new FrameReader(path, width * height, 'gray');
+  const out: Uint8Array[] = [];
+  for (let f = await reader.next(); f; f = await reader.next()) out.push(f);
+  return out;
+}
 // 128 clips of 16 frames at 48×48 under raindrops: parts of 4 clips take long enough to be caught mid-way.
 const DATASET = ['export', 'synthetic', '--dataset-option', 'clips=128', '--dataset-option', 'frames=16', '--dataset-option', 'size=48', '--occlusion', 'raindrops', '--shard-clips', '20'];
 
@@ -94,6 +106,33 @@ describe('distributed export', { skip: missing }, () => {
     assert.equal(await main([...args, '--resume'], { out: () => {}, err: (l) => log.push(l) }), 0, log.join('\n'));
     assert.ok(log.some((l) => /^resuming job \w+: \d+ parts already done$/.test(l)), log.join('\n'));
     assertSameExport(local, out);
+  });
+
+  it('apply over NATS: one item per video of a folder, the checkpoint and videos through the object store; the fills equal a local apply of the folder frame for frame', async () => {
+    const run = await runGraph(demo, { steps: 2, batch: 2, clips: 40, frames: 4, size: 16, base: 2, backend: 'wasm', 'eval-every': 0, 'eval-clips': 1 }, { progress: false, handleSignals: false, log: () => {}, runsDir: join(scratch, 'runs') });
+    const input = join(scratch, 'videos');
+    mkdirSync(input);
+    for (const [name, frames] of [['a.avi', 30], ['b.mkv', 9], ['c.mp4', 20]] as const) {
+      execFileSync(ffmpegPath(), ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc=size=40x32:rate=24`, '-frames:v', String(frames), '-pix_fmt', name.endsWith('.mp4') ? 'yuv420p' : 'gray', '-c:v', name.endsWith('.mp4') ? 'libx264' : 'ffv1', join(input, name)]);
+    }
+    const common = ['apply', '--checkpoint', run.runDir, '--input', input, '--occlusion', 'raindrops', '--seed', '3', '--backend', 'wasm'];
+    const here: string[] = [];
+    assert.equal(await main([...common, '--output', join(scratch, 'filled-local')], { out: (l) => here.push(l), err: () => {} }), 0);
+    const remote: string[] = [];
+    const err: string[] = [];
+    assert.equal(await main([...common, '--output', join(scratch, 'filled-remote'), '--nats', server.url], { out: (l) => remote.push(l), err: (l) => err.push(l) }), 0, err.join('\n'));
+    assert.deepEqual(readdirSync(join(scratch, 'filled-remote')).sort(), ['a.mkv', 'b.mkv', 'c.mkv']);
+    assert.equal(remote.length, 3);
+    assert.match(remote.join('\n'), /b\.mkv: 9 frames of 40×32 in [\d.]+ s on \S+; masked MAE/);
+    for (const name of ['a.mkv', 'b.mkv', 'c.mkv']) {
+      const [mine, theirs] = [await allFrames(join(scratch, 'filled-local', name)), await allFrames(join(scratch, 'filled-remote', name))];
+      assert.equal(theirs.length, mine.length, name);
+      mine.forEach((f, i) => assert.ok(Buffer.from(f).equals(Buffer.from(theirs[i]!)), `${name} frame ${i}`));
+    }
+    // Again: every video is already there and kept; nothing goes to the workers.
+    const again: string[] = [];
+    assert.equal(await main([...common, '--output', join(scratch, 'filled-remote'), '--nats', server.url], { out: () => {}, err: (l) => again.push(l) }), 0);
+    assert.equal(again.filter((l) => /already there, kept$/.test(l)).length, 3);
   });
 
   it('a dataset without parts of its own is cut by clip positions, and the export still equals the local one', async () => {
