@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import demo from '../../graphs/demo.ts';
 import { runGraph } from '../../pipeline/runner.ts';
@@ -67,7 +67,7 @@ test('apply fills a 400-frame video: same frames, size and rate, visible pixels 
   let hidden = 0;
   let changed = 0;
   for (let chunk = 0; chunk < 100; chunk++) {
-    const mask = drawer.draw(clipRandom(3, `${input}#${chunk}`, 'raindrops', options));
+    const mask = drawer.draw(clipRandom(3, `${basename(input)}#${chunk}`, 'raindrops', options));
     for (let k = 0; k < 4; k++) {
       const [i, o] = [inFrames[chunk * 4 + k]!, outFrames[chunk * 4 + k]!];
       for (let p = 0; p < 40 * 32; p++) {
