@@ -6,8 +6,9 @@ import { pipelineBench } from './pipeline.ts';
 import { trainBench } from './train.ts';
 import { bairStreamBench } from './bair-stream.ts';
 import { kthDecodeBench } from './kth-decode.ts';
+import { distributedBench } from './distributed.ts';
 
-const benches: Record<string, (json: boolean, args: readonly string[]) => Promise<void>> = { pipeline: pipelineBench, train: trainBench, 'bair-stream': bairStreamBench, 'kth-decode': kthDecodeBench };
+const benches: Record<string, (json: boolean, args: readonly string[]) => Promise<void>> = { pipeline: pipelineBench, train: trainBench, 'bair-stream': bairStreamBench, 'kth-decode': kthDecodeBench, distributed: distributedBench };
 
 const [name, ...rest] = process.argv.slice(2);
 const bench = name ? benches[name] : undefined;
