@@ -11,7 +11,10 @@
  * notice dropped by the server's duplicate window, and the coordinator takes each part once). A coordinator killed and restarted with `--resume` re-reads
  * its job's notices from the start.
  *
- * `worker --nats URL`: takes items from any number of jobs, `--concurrency` at a time.
+ * `apply … --nats URL`: one item per video. `run … --nats URL --distribute STAGE`: the dataset's
+ * chain on the workers (graphs/lib/distribute.ts).
+ *
+ * `worker --nats URL`: takes items of any kind from any number of jobs, `--concurrency` at a time.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
@@ -26,6 +29,8 @@ import { decodeFrameBatch, encodeFrameBatch, type Clip, type FrameBatchSpec } fr
 import { defineGraph } from '../pipeline/graph.ts';
 import { BUCKET, DONE_STREAM, WORKERS, WORK_STREAM, doneSubject, openNats, workSubject, type Nats, type NatsOptions } from '../pipeline/nats.ts';
 import { inpaintVideo, resolveCheckpoint, type ApplyOptions, type ApplySummary } from '../stages/apply/inpaint-video.ts';
+import { findDataset } from '../datasets/index.ts';
+import { reportClipsFailure, runClipsItem, type ClipsItem } from '../graphs/lib/distribute.ts';
 import { pull } from '../pipeline/operators/pull.ts';
 import { source } from '../pipeline/operators/source.ts';
 import { runGraph } from '../pipeline/runner.ts';
@@ -233,16 +238,16 @@ export async function runWorker(o: WorkerOptions): Promise<number> {
   let finished = 0;
   o.log(`worker ${name}: taking work from ${o.nats.url}, ${o.concurrency} at a time`);
   const checkpoints = new Map<string, Promise<string>>();
-  const announce = (item: WorkItem, notice: Notice & { summary?: ApplySummary }) => nats.js.publish(doneSubject(item.job), JSON.stringify(notice), { msgID: `${item.session}.${item.k}` });
+  const announce = (item: ExportItem | ApplyItem, notice: Notice & { summary?: ApplySummary }) => nats.js.publish(doneSubject(item.job), JSON.stringify(notice), { msgID: `${item.session}.${item.k}` });
   const handle = async (msg: JsMsg): Promise<void> => {
     // Tells the server this worker is alive, so that a long part is not handed to another.
     const beat = setInterval(() => msg.working(), Math.max(200, ackWaitMs / 3));
     let item: WorkItem | undefined;
     try {
       item = msg.json<WorkItem>();
-      if (item.kind !== 'export' && item.kind !== 'apply') throw new UsageError(`unknown work item kind "${String((item as { kind: unknown }).kind)}"`);
+      if (item.kind !== 'export' && item.kind !== 'apply' && item.kind !== 'clips') throw new UsageError(`unknown work item kind "${String((item as { kind: unknown }).kind)}"`);
       const again = msg.info.deliveryCount > 1 ? ` (delivery ${msg.info.deliveryCount})` : '';
-      const what = item.kind === 'export' ? `part ${item.k}` : `video ${item.video}`;
+      const what = itemName(item);
       o.log(`taking ${what} of job ${item.job}${again}`);
       const started = performance.now();
       // The result is stored before it is announced, and announced before the item is acked.
@@ -252,19 +257,23 @@ export async function runWorker(o: WorkerOptions): Promise<number> {
         await nats.store.putBlob({ name: objectName(item.job, item.k) }, result.bytes);
         await announce(item, { k: item.k, clips: result.clips, worker: name });
         line = `${result.clips} clips, ${(result.bytes.byteLength / 2 ** 20).toFixed(1)} MiB`;
-      } else {
+      } else if (item.kind === 'apply') {
         const summary = await runApplyItem(nats, item, checkpoints, o.backend);
         await announce(item, { k: item.k, clips: 1, worker: name, summary });
         line = `${summary.frames} frames`;
+      } else {
+        const sent = await runClipsItem(nats, item, findDataset, name, () => msg.working());
+        line = sent === undefined ? 'its reader has ended, stopped' : `${sent} clips streamed`;
       }
       await msg.ackAck();
       finished += 1;
       o.log(`${what} of job ${item.job}${again}: ${line}, in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     } catch (err) {
-      const what = item ? `${item.kind === 'export' ? `part ${item.k}` : `video ${item.video}`} of job ${item.job}` : 'a work item';
+      const what = item ? `${itemName(item)} of job ${item.job}` : 'a work item';
       if (!item || err instanceof UsageError || msg.info.deliveryCount >= tries) {
         o.log(`${what} failed: ${oneLine(err)}`);
-        if (item) await announce(item, { k: item.k, clips: 0, worker: name, error: oneLine(err) }).catch(() => {});
+        if (item?.kind === 'clips') await reportClipsFailure(nats, item, name, oneLine(err)).catch(() => {});
+        else if (item) await announce(item, { k: item.k, clips: 0, worker: name, error: oneLine(err) }).catch(() => {});
         msg.term(oneLine(err));
       } else {
         o.log(`${what} failed (try ${msg.info.deliveryCount} of ${tries}): ${oneLine(err)}; handed back`);
@@ -288,6 +297,8 @@ export async function runWorker(o: WorkerOptions): Promise<number> {
   }
   return finished;
 }
+
+const itemName = (item: WorkItem): string => (item.kind === 'apply' ? `video ${item.video}` : `part ${item.k}`);
 
 /** The videos of an input folder, by name. */
 export function videosIn(folder: string): string[] {
@@ -315,7 +326,7 @@ export interface ApplyItem {
   readonly settings: ApplySettings;
 }
 
-type WorkItem = ExportItem | ApplyItem;
+type WorkItem = ExportItem | ApplyItem | ClipsItem;
 
 /** `apply --input FOLDER --output FOLDER`: every video of the folder, one after the other; videos already filled are kept. */
 export async function applyFolder(o: { checkpoint: string; input: string; output: string; settings: ApplySettings; signal?: AbortSignal }, io: Io): Promise<void> {

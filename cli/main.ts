@@ -105,7 +105,11 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
             type: 'string',
             default: 'runs',
             describe: 'folder that holds the runs',
-          }).option('resume', { type: 'boolean', default: false, describe: 'continue the newest run of this graph from its last checkpoint (its parameters, except those given here)' });
+          }).option('resume', { type: 'boolean', default: false, describe: 'continue the newest run of this graph from its last checkpoint (its parameters, except those given here)' })
+            .options(NATS_ARGS)
+            .option('distribute', { type: 'string', describe: "with --nats: the last stage of the dataset's chain; the chain runs on `st-inpaint worker` processes" })
+            .option('distribute-chunk', { type: 'number', default: 16, describe: 'with --distribute: clips per chunk a worker sends' })
+            .option('distribute-window', { type: 'number', default: 4, describe: 'with --distribute: chunks of a part stored ahead of this process at most' });
           graphOptions(y, graph);
           if (graph) y.epilogue(`${graph.name}: ${graph.description}`);
           return y;
@@ -116,7 +120,11 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
           const written = (k: string): boolean => argv.some((a) => a === `--${k}` || a.startsWith(`--${k}=`) || a === `--no-${k}`);
           const keys = Object.keys(graph.params).filter((k) => !args.resume || written(k));
           const given = Object.fromEntries(keys.map((k) => [k, args[k]]));
-          const result = await runGraph(graph, given, { runsDir: args.out as string, log: io.err, resume: args.resume as boolean });
+          const nats = natsOptionsOf(args);
+          if (args.distribute && !nats) throw new UsageError('--distribute needs --nats URL');
+          if (nats && !args.distribute) throw new UsageError("--nats: name the stage the workers run up to with --distribute (the last stage of the dataset's chain; `describe` lists them)");
+          const distribute = nats && { nats, stage: args.distribute as string, chunk: args['distribute-chunk'] as number, window: args['distribute-window'] as number };
+          const result = await runGraph(graph, given, { runsDir: args.out as string, log: io.err, resume: args.resume as boolean, ...(distribute && { distribute }) });
           io.out(`${graph.name}: ${result.records} records in ${(result.elapsedMs / 1000).toFixed(1)} s; run folder ${result.runDir}`);
         },
       )

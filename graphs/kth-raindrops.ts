@@ -42,7 +42,7 @@ export function paperExperiment<P extends ParamSpecs = {}>(e: ExperimentDefiniti
       const p = settings(given);
       const l1 = (given as { 'l1-weight'?: number })['l1-weight'];
       const s = trainingSettings(p, { ...(e.model && { model: e.model }), ...(l1 !== undefined && { l1Weight: l1 }) });
-      const { train, test, native, spec } = openDataset(e.dataset, p);
+      const { train, test, native, spec } = openDataset(e.dataset, p, run);
       const occlusion = chooseOcclusion(e.occlusion, e.occlusionOptions?.(given) ?? {});
       const saved = checkpoints(run, { every: s.checkpointEvery });
       // Held-out: the test split at the model's shape under the same occlusion, sampled when first evaluated.

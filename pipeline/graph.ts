@@ -5,6 +5,7 @@
  *
  * Must not know about video, GANs or datasets.
  */
+import type { NatsOptions } from './nats.ts';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { readdir } from 'node:fs/promises';
@@ -41,6 +42,19 @@ export interface RunContext {
   readonly resume: boolean;
   /** A line for the user (shown above the progress display, kept in the metrics file). */
   log(message: string): void;
+  /** The run's dataset chains read by workers over NATS (`run --nats URL --distribute STAGE`); absent: read here. */
+  readonly distribute?: Distribution;
+}
+
+/** Where and how a graph's dataset chains run on workers (see graphs/lib/distribute.ts). */
+export interface Distribution {
+  readonly nats: NatsOptions;
+  /** The last stage of the dataset's chain: everything up to it runs on the workers. */
+  readonly stage: string;
+  /** Clips per chunk a worker sends. */
+  readonly chunk: number;
+  /** Chunks of a part stored ahead of the training process at most: the edge's credit across the network. */
+  readonly window: number;
 }
 
 export interface GraphDefinition<P extends ParamSpecs = ParamSpecs> {

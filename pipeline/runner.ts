@@ -7,7 +7,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CancelledError, UsageError, oneLine } from './errors.ts';
-import { resolveParams, type GraphDefinition, type RunContext } from './graph.ts';
+import { resolveParams, type Distribution, type GraphDefinition, type RunContext } from './graph.ts';
 import { formatStats, showProgress, type ProgressOptions } from './progress.ts';
 import { Telemetry, metered, type StageStats } from './telemetry.ts';
 import { settleTeardowns } from './teardown.ts';
@@ -30,6 +30,8 @@ export interface RunOptions {
   readonly progress?: ProgressOptions | false;
   /** Where the run's notes go. Default stderr. */
   readonly log?: (line: string) => void;
+  /** The dataset chains on NATS workers (see RunContext.distribute). */
+  readonly distribute?: Distribution;
 }
 
 export interface RunResult {
@@ -76,6 +78,7 @@ export async function runGraph(graph: GraphDefinition, given: Readonly<Record<st
     runDir,
     runId,
     resume: previous !== undefined,
+    ...(options.distribute && { distribute: options.distribute }),
     log: (message) => {
       record({ type: 'log', message });
       log(message);
@@ -93,7 +96,8 @@ export async function runGraph(graph: GraphDefinition, given: Readonly<Record<st
   try {
     await new Promise<void>((resolve, reject) => {
       // Built as `describe` builds it, so that each stage meters under its node's name.
-      const { value: built } = collectStages(() => graph.build(params, context));
+      const { value: built, stages } = collectStages(() => graph.build(params, context));
+      if (options.distribute && !stages.some((s) => s.startsWith('workers:'))) throw new UsageError(`--distribute: graph "${graph.name}" reads no dataset whose chain the workers could run`);
       const subscription = metered(telemetry, built).subscribe({
         next: (value) => {
           records += 1;

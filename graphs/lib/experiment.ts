@@ -7,7 +7,8 @@
  */
 import type { FrameBatchSpec } from '../../pipeline/frame-batch.ts';
 import { UsageError } from '../../pipeline/errors.ts';
-import { parseOptionPairs, type ParamSpecs, type ParamValues } from '../../pipeline/graph.ts';
+import { parseOptionPairs, type ParamSpecs, type ParamValues, type RunContext } from '../../pipeline/graph.ts';
+import { remoteDataset } from './distribute.ts';
 import type { Stream } from '../../pipeline/stage.ts';
 import { findDataset, sourceOf, type DatasetClip } from '../../datasets/index.ts';
 import { parameterCounts } from '../../stages/gan/networks.ts';
@@ -117,7 +118,7 @@ export function experimentParameters(e: Pick<ExperimentDefinition, 'dataset' | '
  * resampling); the `fit` stages do the rest.
  * @throws UsageError for float frames (SST) at a size other than the dataset's.
  */
-export function openDataset(name: string, p: ExperimentParams): { train: Stream<DatasetClip>; test: Stream<DatasetClip>; native: FrameBatchSpec; spec: FrameBatchSpec } {
+export function openDataset(name: string, p: ExperimentParams, run?: Pick<RunContext, 'distribute' | 'log'>): { train: Stream<DatasetClip>; test: Stream<DatasetClip>; native: FrameBatchSpec; spec: FrameBatchSpec } {
   const dataset = findDataset(name);
   const location = sourceOf(dataset, p.source);
   const extra = parseOptionPairs(`dataset "${name}"`, dataset.options, p['dataset-option'].split(',').map((o) => o.trim()).filter(Boolean));
@@ -129,9 +130,12 @@ export function openDataset(name: string, p: ExperimentParams): { train: Stream<
   const train = open('train');
   const test = open('test');
   const native = test.spec;
+  // With --distribute, the workers run the dataset's chain and these read what they send.
+  const distribute = run?.distribute;
+  const remote = (split: string): Stream<DatasetClip> => remoteDataset({ dataset, given: { ...shaped, ...extra, split }, ...(location && { location }), onError: p['on-error'], distribute: distribute!, ...(run?.log && { log: run.log }) });
   const spec: FrameBatchSpec = { ...native, shape: { frames: p.frames, height: p.size, width: p.size, channels: native.shape.channels } };
   if (native.pixelType !== 'uint8' && (native.shape.height !== spec.shape.height || native.shape.width !== spec.shape.width)) {
     throw new UsageError(`dataset "${name}" gives ${native.shape.height}×${native.shape.width} float frames; set --size ${native.shape.height} (float frames are cropped by the dataset, not resampled)`);
   }
-  return { train: train.clips, test: test.clips, native, spec };
+  return distribute ? { train: remote('train'), test: remote('test'), native, spec } : { train: train.clips, test: test.clips, native, spec };
 }

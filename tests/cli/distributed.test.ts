@@ -14,6 +14,12 @@ import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../cli/main.ts';
 import demo from '../../graphs/demo.ts';
+import kthRaindrops from '../../graphs/kth-raindrops.ts';
+import { remoteDataset } from '../../graphs/lib/distribute.ts';
+import { findDataset } from '../../datasets/index.ts';
+import { openNats } from '../../pipeline/nats.ts';
+import { pull } from '../../pipeline/operators/pull.ts';
+import { writeKthFixture } from '../fixtures/kth.ts';
 import { runGraph } from '../../pipeline/runner.ts';
 import { FrameReader, ffmpegPath, probeVideo } from '../../stages/io/video.ts';
 import { CLI, natsMissing, startNatsServer, startWorker, type NatsServer, type WorkerProcess } from '../fixtures/nats.ts';
@@ -167,5 +173,75 @@ describe('NATS credentials', { skip: missing }, () => {
     } finally {
       right.child.kill('SIGKILL');
     }
+  });
+});
+
+describe('run --distribute', { skip: missing }, () => {
+  let server: NatsServer;
+  const workers: WorkerProcess[] = [];
+  const kth = join(scratch, 'kth');
+  before(async () => {
+    server = await startNatsServer();
+    writeKthFixture(scratch, kth, [
+      { action: 'walking', name: 'person11_walking_d1', frames: 40, ranges: [[1, 20], [21, 40]] },
+      { action: 'boxing', name: 'person12_boxing_d1', frames: 40, ranges: [[1, 20], [21, 40]] },
+      { action: 'boxing', name: 'person22_boxing_d2', frames: 30, ranges: [[5, 25]] },
+    ]);
+    for (let i = 0; i < 2; i++) workers.push(startWorker(server.url, ['--ack-wait', '5']));
+    await Promise.all(workers.map((w) => w.waitFor(/taking work from/)));
+  });
+  after(async () => {
+    for (const w of workers) w.child.kill('SIGKILL');
+    await server?.stop();
+  });
+
+  it('kth-raindrops with its dataset chain on the workers is the same run as a local one, loss for loss', async () => {
+    const given = { source: kth, preset: 'cpu', 'dataset-option': 'split-by=person', steps: 4, batch: 2, frames: 4, size: 16, base: 2, 'eval-every': 2, 'eval-clips': 0, threads: 1, backend: 'wasm' };
+    const quietRun = { progress: false as const, handleSignals: false, log: () => {} };
+    const here = await runGraph(kthRaindrops, given, { ...quietRun, runsDir: join(scratch, 'runs-local') });
+    const log: string[] = [];
+    const there = await runGraph(kthRaindrops, given, { ...quietRun, log: (l) => log.push(l), runsDir: join(scratch, 'runs-remote'), distribute: { nats: { url: server.url }, stage: 'cut', chunk: 2, window: 2 } });
+    const records = (dir: string, type: string) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r['type'] === type);
+    const losses = (dir: string) => records(dir, 'step').map((r) => [r['step'], r['lossG'], r['lossD'], r['position']]);
+    assert.equal(losses(there.runDir).length, 4);
+    assert.deepEqual(losses(there.runDir), losses(here.runDir));
+    assert.deepEqual(records(there.runDir, 'evaluation').map((e) => e['rows']), records(here.runDir, 'evaluation').map((e) => e['rows']));
+    // The dataset's chain ran on the workers: the run's stages name it, and the workers streamed its clips.
+    assert.ok(there.stats.some((s) => s.stage === 'workers:cut'), there.stats.map((s) => s.stage).join(', '));
+    assert.ok(!there.stats.some((s) => s.stage === 'decode'));
+    assert.match(workers.map((w) => w.output()).join('\n'), /^part 0 of job \w+-\w+: \d+ clips streamed/m);
+  });
+
+  it('a slow reader holds the workers back: at most window chunks of a part wait in the store, and the clips are the local ones in order', async () => {
+    const given = { clips: 160, frames: 4, size: 16 };
+    const dataset = findDataset('synthetic');
+    const stream = remoteDataset({ dataset, given, onError: 'fail', distribute: { nats: { url: server.url }, stage: 'synthetic', chunk: 4, window: 2 } });
+    const connection = await openNats({ url: server.url }, 'test observer');
+    const stored: number[] = [];
+    const ids: string[] = [];
+    try {
+      for await (const clip of pull(stream)) {
+        ids.push(clip.id);
+        if (ids.length % 8 === 0) stored.push((await connection.store.list()).filter((o) => /\/\d+\/\d+$/.test(o.name)).length);
+        await new Promise((resolve) => setTimeout(resolve, 15));
+      }
+    } finally {
+      await connection.close();
+    }
+    const local: string[] = [];
+    for await (const clip of pull(dataset.open(given).clips)) local.push(clip.id);
+    assert.deepEqual(ids, local);
+    // Parts of 32 clips, two published at a time, each at most 2 chunks ahead: never more than 4 chunks stored.
+    assert.ok(Math.max(...stored) <= 4, `chunks stored: ${stored.join(' ')}`);
+    assert.ok(Math.max(...stored) >= 2, 'the workers did run ahead of the reader');
+  });
+
+  it('--distribute names the last stage of the dataset chain, and needs --nats', async () => {
+    const err: string[] = [];
+    assert.equal(await main(['run', 'kth-raindrops', '--source', kth, '--preset', 'cpu', '--steps', '1', '--nats', server.url, '--distribute', 'decode', '--out', join(scratch, 'runs-bad')], { out: () => {}, err: (l) => err.push(l) }), 2);
+    assert.match(err.join('\n'), /^st-inpaint: --distribute decode: the workers run dataset "kth"'s whole chain \(kth-zips → zip-entries → decode → cut\), so name its last stage, cut$/m);
+    const alone: string[] = [];
+    assert.equal(await main(['run', 'kth-raindrops', '--source', kth, '--distribute', 'cut', '--out', join(scratch, 'runs-bad')], { out: () => {}, err: (l) => alone.push(l) }), 2);
+    assert.match(alone.join('\n'), /--distribute needs --nats URL/);
   });
 });
