@@ -17,10 +17,18 @@
  * (parallel.ts), in max(6, N) rounds that alternate it with the one-thread trainer (best of each,
  * and the median of the rounds' ratios), and the JSON figures are those of two threads.
  *
+ * `--against-pytorch` times the same iteration in PyTorch (`../shared/anchors/torch_gan.py`, or the
+ * script named by ST_INPAINT_TORCH_ANCHOR, run by a python3 that has torch) on the same threads, in
+ * rounds alternating with st-inpaint's wasm iteration, and prints PyTorch's time over ours (the
+ * share of PyTorch's speed reached; the target is ≥ 0.7). Skipped, saying why, without PyTorch.
+ *
  * The pure-JS cpu backend is far slower; it runs only the `small` preset (one iteration), and
  * `speedupOverCpu` is its time per iteration over wasm's on that same preset, on as many threads
  * as the JSON figures.
  */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeSelection, releaseBackend, selectBackend } from '../pipeline/backend.ts';
@@ -106,6 +114,50 @@ async function pairedThreads(preset: Preset, rounds: number): Promise<Paired> {
     one.dispose();
     two.dispose();
   }
+}
+
+/** A python3 with torch and the anchor script, or why there is none. */
+function pytorchAnchor(): { python: string; script: string } | string {
+  const script = process.env['ST_INPAINT_TORCH_ANCHOR'] ?? fileURLToPath(new URL('../../shared/anchors/torch_gan.py', import.meta.url));
+  if (!existsSync(script)) return `no PyTorch anchor script at ${script} (set ST_INPAINT_TORCH_ANCHOR)`;
+  for (const python of ['/usr/bin/python3', 'python3']) {
+    if (spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) return { python, script };
+  }
+  return 'no python3 with torch (Debian: apt-get install python3-torch)';
+}
+
+/**
+ * st-inpaint's wasm iteration (two data-parallel threads, or one) and PyTorch's, in alternating
+ * rounds: each round times `iterations` of ours (best) and runs the anchor for as many (its best).
+ */
+async function againstPytorch(presetName: string, preset: Preset, threads: number, rounds: number, iterations: number): Promise<{ ours: number[]; theirs: number[]; ratios: number[] } | string> {
+  const anchor = pytorchAnchor();
+  if (typeof anchor === 'string') return anchor;
+  await selectBackend('wasm');
+  const trainer = threads === 2 ? await DataParallelTrainer.start(await trainerOptions(preset), 'wasm') : new GanTrainer(await trainerOptions(preset));
+  const { y, m } = observedBatch(preset);
+  const ours: number[] = [];
+  const theirs: number[] = [];
+  try {
+    for (let i = 0; i < 2; i++) await trainer.trainStep(y, m);
+    for (let r = 0; r < rounds; r++) {
+      const times: number[] = [];
+      for (let i = 0; i < iterations; i++) {
+        const t0 = performance.now();
+        await trainer.trainStep(y, m);
+        times.push((performance.now() - t0) / 1000);
+      }
+      ours.push(Math.min(...times));
+      const run = spawnSync(anchor.python, [anchor.script, '--preset', presetName, '--threads', String(threads), '--iterations', String(iterations)], { encoding: 'utf8' });
+      if (run.status !== 0) throw new Error(`${anchor.script} failed: ${run.stderr.trim().split('\n').at(-1)}`);
+      theirs.push((JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { secondsBest: number }).secondsBest);
+      console.log(`round ${r + 1}: st-inpaint ${ours.at(-1)!.toFixed(3)} s, PyTorch ${theirs.at(-1)!.toFixed(3)} s per iteration → ${(theirs.at(-1)! / ours.at(-1)!).toFixed(2)} of PyTorch's speed`);
+    }
+  } finally {
+    tf.dispose([y, m]);
+    trainer.dispose();
+  }
+  return { ours, theirs, ratios: ours.map((t, i) => theirs[i]! / t) };
 }
 
 function observedBatch({ config, batch }: Preset): { y: tf.Tensor5D; m: tf.Tensor5D } {
@@ -267,6 +319,31 @@ export async function trainBench(json: boolean, args: readonly string[] = []): P
   const preset = option('preset', 'demo');
   if (!PRESETS[preset]) throw new Error(`--preset must be one of ${Object.keys(PRESETS).join(', ')}, got ${preset}`);
   const backends = option('backend', option('backends', 'wasm,cpu')).split(',');
+  if (args.includes('--against-pytorch')) {
+    const threads = option('threads', '2') === '2' ? 2 : 1;
+    const rounds = Number(option('rounds', '5'));
+    const r = await againstPytorch(preset, PRESETS[preset]!, threads, rounds, Math.max(3, iterations));
+    if (typeof r === 'string') {
+      console.log(`against PyTorch: skipped, ${r}`);
+      return;
+    }
+    const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+    const figures = {
+      bench: 'train-against-pytorch',
+      preset,
+      threads,
+      rounds,
+      secondsPerIteration: Number(median(r.ours).toFixed(3)),
+      pytorchSecondsPerIteration: Number(median(r.theirs).toFixed(3)),
+      shareOfPytorchSpeed: Number(median(r.ratios).toFixed(2)),
+      shareOfPytorchSpeedRange: [Number(Math.min(...r.ratios).toFixed(2)), Number(Math.max(...r.ratios).toFixed(2))],
+    };
+    console.log(`${preset} preset, ${threads} thread${threads === 2 ? 's' : ''}: st-inpaint ${figures.secondsPerIteration} s, PyTorch ${figures.pytorchSecondsPerIteration} s per iteration (medians of ${rounds} alternating rounds): st-inpaint runs at ${figures.shareOfPytorchSpeed} of PyTorch's speed (rounds ${figures.shareOfPytorchSpeedRange.join(' – ')}; target ≥ 0.7)`);
+    recordFigures('train', figures);
+    if (json) console.log(JSON.stringify(figures));
+    await releaseBackend();
+    return;
+  }
   const results: Measured[] = [];
   for (const backend of backends) {
     const r = await measure(backend, backend === 'cpu' ? 'small' : preset, backend === 'cpu' ? 0 : iterations);
