@@ -27,7 +27,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import { UsageError, oneLine } from '../pipeline/errors.ts';
 import { decodeFrameBatch, encodeFrameBatch, type Clip, type FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { defineGraph } from '../pipeline/graph.ts';
-import { BUCKET, DONE_STREAM, WORKERS, WORK_STREAM, doneSubject, openNats, workSubject, type Nats, type NatsOptions } from '../pipeline/nats.ts';
+import { BUCKET, DONE_STREAM, WORKERS, WORK_STREAM, doneSubject, earlierNotices, openNats, removeJob, workSubject, type Nats, type NatsOptions } from '../pipeline/nats.ts';
 import { inpaintVideo, resolveCheckpoint, type ApplyOptions, type ApplySummary } from '../stages/apply/inpaint-video.ts';
 import { findDataset } from '../datasets/index.ts';
 import { reportClipsFailure, runClipsItem, type ClipsItem } from '../graphs/lib/distribute.ts';
@@ -134,9 +134,7 @@ export async function distributedExport(args: DistributedExportArgs, io: Io): Pr
   const nats = await openNats(args.nats, `st-inpaint export ${job}`);
   let stopNotices = (): void => {};
   try {
-    const info = await nats.jsm.streams.info(DONE_STREAM, { subjects_filter: doneSubject(job) });
-    const earlier = info.state.subjects?.[doneSubject(job)] ?? 0;
-    if (earlier > 0 && !args.resume) throw new UsageError(`NATS holds ${earlier} finished parts of this export from an earlier run (job ${job}); add --resume to continue it`);
+    const earlier = await earlierNotices(nats, job, args.resume, 'parts of this export');
     if (earlier > 0) io.err(`resuming job ${job}: ${earlier} parts already done`);
     // Message ids carry this session, so the server's duplicate window drops a redelivered item's
     // second notice, but never the items or notices of a later run of the same export (a resumed
@@ -197,7 +195,7 @@ export async function distributedExport(args: DistributedExportArgs, io: Io): Pr
     });
     const result = await runGraph(graph, {}, { runsDir: args.runs, log: io.err });
     stopNotices();
-    await cleanUp(nats, job);
+    await removeJob(nats, job);
     const manifest = readManifest(args.out);
     const counts = Object.entries(manifest.splits).map(([k, v]) => `${v} ${k}`).join(', ');
     io.out(`${args.out}: ${manifest.shards.length} shard files in sets ${manifest.sets.join(', ')} (${counts}) in ${(result.elapsedMs / 1000).toFixed(1)} s, on the workers of ${args.nats.url}`);
@@ -205,13 +203,6 @@ export async function distributedExport(args: DistributedExportArgs, io: Io): Pr
     stopNotices();
     await nats.close();
   }
-}
-
-/** Removes a finished job from the server: its results, its notices, and work items queued past the end. */
-async function cleanUp(nats: Nats, job: string): Promise<void> {
-  await nats.jsm.streams.purge(WORK_STREAM, { filter: workSubject(job) });
-  await nats.jsm.streams.purge(DONE_STREAM, { filter: doneSubject(job) });
-  for (const info of await nats.store.list()) if (info.name.startsWith(`${job}/`)) await nats.store.delete(info.name);
 }
 
 export interface WorkerOptions {
@@ -379,9 +370,7 @@ export async function distributedApply(o: { checkpoint: string; input: string; o
   const nats = await openNats(o.nats, `st-inpaint apply ${job}`);
   let stop = (): void => {};
   try {
-    const info = await nats.jsm.streams.info(DONE_STREAM, { subjects_filter: doneSubject(job) });
-    const earlier = info.state.subjects?.[doneSubject(job)] ?? 0;
-    if (earlier > 0 && !o.resume) throw new UsageError(`NATS holds ${earlier} finished videos of this apply from an earlier run (job ${job}); add --resume to continue it`);
+    await earlierNotices(nats, job, o.resume, 'videos of this apply');
     const todo = videos.map((video, k) => ({ video, k })).filter(({ video }) => {
       const kept = existsSync(join(o.output, filledName(video)));
       if (kept) io.err(`${join(o.output, filledName(video))}: already there, kept`);
@@ -417,7 +406,7 @@ export async function distributedApply(o: { checkpoint: string; input: string; o
       }
     }
     stop();
-    await cleanUp(nats, job);
+    await removeJob(nats, job);
     if (failures.length > 0) throw new Error(`${failures.length} of ${todo.length} videos failed: ${failures.join('; ')}`);
   } finally {
     stop();

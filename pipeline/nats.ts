@@ -108,6 +108,24 @@ async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamM
   }
 }
 
+/**
+ * How many notices an earlier coordinator of `job` left (a crashed one; a finished job is removed).
+ * @throws UsageError unless `resume`, when there are some: the two runs must not be mixed by accident.
+ */
+export async function earlierNotices(nats: Nats, job: string, resume: boolean, what: string): Promise<number> {
+  const info = await nats.jsm.streams.info(DONE_STREAM, { subjects_filter: doneSubject(job) });
+  const earlier = info.state.subjects?.[doneSubject(job)] ?? 0;
+  if (earlier > 0 && !resume) throw new UsageError(`NATS holds ${earlier} finished ${what} from an earlier run (job ${job}); add --resume to continue it`);
+  return earlier;
+}
+
+/** Removes a job from the server: its work items, its notices, and its objects (`<job>/…`). */
+export async function removeJob(nats: Nats, job: string): Promise<void> {
+  await nats.jsm.streams.purge(WORK_STREAM, { filter: workSubject(job) });
+  await nats.jsm.streams.purge(DONE_STREAM, { filter: doneSubject(job) });
+  for (const info of await nats.store.list()) if (info.name.startsWith(`${job}/`)) await nats.store.delete(info.name);
+}
+
 /** The connection options of a command line's `--nats…` flags (undefined without `--nats`). */
 export function natsOptionsOf(args: Readonly<Record<string, unknown>>): NatsOptions | undefined {
   const url = args['nats'] as string | undefined;

@@ -20,7 +20,7 @@ import { Table, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { UsageError } from '../../pipeline/errors.ts';
 import { decodeFrameBatch, encodeFrameBatch, type FrameBatchSpec } from '../../pipeline/frame-batch.ts';
 import type { Distribution } from '../../pipeline/graph.ts';
-import { doneSubject, openNats, workSubject, WORK_STREAM, DONE_STREAM, type Nats } from '../../pipeline/nats.ts';
+import { DONE_STREAM, doneSubject, openNats, removeJob, workSubject, type Nats } from '../../pipeline/nats.ts';
 import { pull } from '../../pipeline/operators/pull.ts';
 import { source } from '../../pipeline/operators/source.ts';
 import { collectStages, type Stream } from '../../pipeline/stage.ts';
@@ -175,7 +175,8 @@ export function remoteDataset(o: RemoteDatasetOptions): Stream<DatasetClip> {
       }
     } finally {
       stop();
-      await cleanUp(nats, job).catch((err: unknown) => o.log?.(`cleaning up job ${job}: ${(err as Error).message}`));
+      await nats.store.delete(liveName(job)).catch(() => {});
+      await removeJob(nats, job).catch((err: unknown) => o.log?.(`cleaning up job ${job}: ${(err as Error).message}`));
       await nats.close();
     }
   }
@@ -194,13 +195,6 @@ export function remoteDataset(o: RemoteDatasetOptions): Stream<DatasetClip> {
       }),
     };
   });
-}
-
-async function cleanUp(nats: Nats, job: string): Promise<void> {
-  await nats.store.delete(liveName(job)).catch(() => {});
-  await nats.jsm.streams.purge(WORK_STREAM, { filter: workSubject(job) });
-  await nats.jsm.streams.purge(DONE_STREAM, { filter: doneSubject(job) });
-  for (const info of await nats.store.list()) if (info.name.startsWith(`${job}/`)) await nats.store.delete(info.name);
 }
 
 /**

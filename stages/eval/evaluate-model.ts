@@ -112,7 +112,7 @@ export function evaluateModel(o: EvaluateModelOptions): Stage<TrainRecord, Evalu
               const models = record.last ? { fid: await load(o.fidModel, 'inception'), fvd: await load(o.fvdModel, 'i3d') } : {};
               try {
                 const { clips: held, population } = await clips();
-                if (evaluated === 0) o.log?.(`evaluation: ${whole ? 'every test clip, streamed' : `${o.sample.count} test clips`}; the baselines are scored on the first pass`);
+                if (evaluated === 0) o.log?.(`evaluation: ${whole ? 'every test clip, streamed' : `at most ${o.sample.count} test clips`}; the baselines are scored on the first pass`);
                 const result = await scorer.score(held, (y, m) => model.inpaint(y, m), models);
                 if (result.count === 0) throw new UsageError('no held-out test clips to evaluate on (the test split is empty)');
                 evaluated += 1;
