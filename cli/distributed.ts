@@ -29,7 +29,7 @@ import { decodeFrameBatch, encodeFrameBatch, type Clip, type FrameBatchSpec } fr
 import { defineGraph } from '../pipeline/graph.ts';
 import { BUCKET, DONE_STREAM, WORKERS, WORK_STREAM, doneSubject, earlierNotices, openNats, removeJob, workSubject, type Nats, type NatsOptions } from '../pipeline/nats.ts';
 import { inpaintVideo, resolveCheckpoint, type ApplyOptions, type ApplySummary } from '../stages/apply/inpaint-video.ts';
-import { findDataset } from '../datasets/index.ts';
+import { findDataset, sourceOf } from '../datasets/index.ts';
 import { reportClipsFailure, runClipsItem, type ClipsItem } from '../graphs/lib/distribute.ts';
 import { pull } from '../pipeline/operators/pull.ts';
 import { source } from '../pipeline/operators/source.ts';
@@ -130,7 +130,7 @@ export async function distributedExport(args: DistributedExportArgs, io: Io): Pr
   const datasetArgs: DatasetArgs = { dataset: args.dataset, ...(args.source && { source: args.source }), seed: args.seed, datasetOptions: args.datasetOptions ?? [], onError: args.onError ?? 'fail', ...(args.occlusion && { occlusion: args.occlusion, occlusionOptions: args.occlusionOptions ?? [] }) };
   // The job is named by what it computes: the same export resumes the same job.
   const job = createHash('sha256').update(JSON.stringify({ provenance, onError: datasetArgs.onError, partClips: args.partClips })).digest('hex').slice(0, 16);
-  const fixed = dataset.parts?.(given, args.partClips);
+  const fixed = await dataset.parts?.(given, sourceOf(dataset, args.source), args.partClips);
   const nats = await openNats(args.nats, `st-inpaint export ${job}`);
   let stopNotices = (): void => {};
   try {

@@ -9,7 +9,7 @@ import { readShards } from '../stages/sinks/shards.ts';
 import type { Stream } from '../pipeline/stage.ts';
 import type { SourceOptions } from '../pipeline/operators/source.ts';
 import { bairClips, bairOptions } from './bair.ts';
-import { kthClips, kthOptions } from './kth.ts';
+import { kthClips, kthOptions, kthParts } from './kth.ts';
 import { sstClips, sstOptions } from './sst.ts';
 import { faceforensicsClips, faceforensicsOptions } from './faceforensics.ts';
 import { checkSyntheticOptions, syntheticOptions, syntheticSource, syntheticSpec, type DatasetClip } from './synthetic.ts';
@@ -39,7 +39,7 @@ export interface Dataset {
    * added to `open`'s: what workers take (distributed export). Absent: parts are clip positions,
    * each worker reading the stream up to its part.
    */
-  parts?(given: Readonly<Record<string, unknown>>, size: number): ReadonlyArray<Readonly<Record<string, unknown>>>;
+  parts?(given: Readonly<Record<string, unknown>>, source: string | undefined, size: number): Promise<ReadonlyArray<Readonly<Record<string, unknown>>>>;
 }
 
 const synthetic: Dataset = {
@@ -51,7 +51,7 @@ const synthetic: Dataset = {
     const o = checkSyntheticOptions(given);
     return { spec: syntheticSpec(o), clips: syntheticSource(o) };
   },
-  parts(given, size) {
+  async parts(given, _source, size) {
     const o = checkSyntheticOptions(given);
     const end = o.until > 0 ? Math.min(o.until, o.clips) : o.clips;
     const parts: Array<Record<string, number>> = [];
@@ -101,9 +101,12 @@ const bair = fromSource('bair', 'BAIR robot pushing: the softmotion30_44k tar (U
   officialSource: 'http://rail.eecs.berkeley.edu/datasets/bair_robot_pushing_dataset_v0.tar',
 });
 
-const kth = fromSource('kth', 'KTH actions: the six per-action zips (a folder, or one zip) cut by 00sequences.txt, gray 64×64, 35 frames', kthOptions, 1, kthClips, {
-  officialSource: 'http://www.csc.kth.se/cvap/actions/',
-});
+const kth: Dataset = {
+  ...fromSource('kth', 'KTH actions: the six per-action zips (a folder, or one zip) cut by 00sequences.txt, gray 64×64, 35 frames', kthOptions, 1, kthClips, {
+    officialSource: 'http://www.csc.kth.se/cvap/actions/',
+  }),
+  parts: (given, source, size) => kthParts(source!, given, size),
+};
 
 const sst = fromSource('sst', 'sea-surface temperature: Copernicus Marine NetCDF-4 files (a file or folder), 24-hour sequences, 64×64 crops, normalised per sequence', sstOptions, 1, sstClips, {
   obtain: 'Copernicus Marine NetCDF-4 files of thetao at 0.494 m, hourly (a copernicusmarine subset request; the regions and dates are in docs/datasets.md), as a file or folder',

@@ -37,6 +37,8 @@ export const kthOptions = {
   sequences: { type: 'string', default: '', describe: 'the 00sequences.txt file (default: beside the zips)' },
   decoders: { type: 'number', default: 2, integer: true, min: 1, max: 64, describe: 'videos decoded at once (ffmpeg processes)' },
   interleave: { type: 'boolean', default: true, describe: 'read the action zips interleaved, a video from each in turn, so that the shuffle buffer mixes actions (false: zip after zip)' },
+  'videos-from': { type: 'number', default: 0, integer: true, min: 0, describe: "first video decoded, by its place in the read order (a part, as a worker takes it); the videos before it are passed over undecoded" },
+  'videos-until': { type: 'number', default: 0, integer: true, min: 0, describe: 'video the read stops before, by its place in the read order (0: the end)' },
 } as const;
 
 const PERSON_SPLIT: Record<number, Split> = Object.fromEntries([
@@ -95,6 +97,31 @@ async function downloadKth(base: string): Promise<string> {
   return folder;
 }
 
+/**
+ * The read cut into parts of about `size` clips, as video ranges in read order (`videos-from`,
+ * `videos-until`), for workers: the parts' clips, one part after the other, are the whole read's.
+ * Counted from 00sequences.txt (the videos of the split asked for); the last part runs to the end.
+ */
+export async function kthParts(location: string, given: Readonly<Record<string, unknown>>, size: number): Promise<Array<Record<string, number>>> {
+  const o = resolveOptions('dataset "kth"', kthOptions, given);
+  const { sequences } = /^https?:\/\//.test(location) ? localLayout(await downloadKth(location), o.sequences) : localLayout(location, o.sequences);
+  const seed = o.seed;
+  const splitOf = (video: string, id: string): Split => (o['split-by'] === 'person' ? (PERSON_SPLIT[Number(/^person(\d+)/.exec(video)![1])] ?? 'train') : (() => {
+    const u = Random.fromKey('kth-split', seed, id).uniform(0, 1);
+    return u < 0.05 ? 'val' : u < 0.1 ? 'test' : 'train';
+  })());
+  // Videos holding clips of the split, and their clips of it.
+  const counts = [...sequences].map(([video, ranges]) => ranges.filter((_, k) => o.split === 'all' || splitOf(video, `${video}#${k}`) === o.split).length).filter((n) => n > 0);
+  const clipsPerVideo = Math.max(1, counts.reduce((a, n) => a + n, 0) / Math.max(1, counts.length));
+  const videosPerPart = Math.max(1, Math.round(size / clipsPerVideo));
+  const end = (o['videos-until'] || Infinity);
+  const parts: Array<Record<string, number>> = [];
+  for (let from = o['videos-from']; from < Math.min(end, counts.length); from += videosPerPart) parts.push({ 'videos-from': from, 'videos-until': Math.min(end, from + videosPerPart) });
+  // The last part also takes whatever the zips hold past the count (0: to the end).
+  if (parts.length > 0 && !Number.isFinite(end)) parts[parts.length - 1]!['videos-until'] = 0;
+  return parts.length > 0 ? parts : [{}];
+}
+
 /** A segmented video read from its zip, with the clips the split wants. */
 interface KthVideo {
   readonly zip: string;
@@ -143,6 +170,7 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
   const zips = source(
     'kth-zips',
     async function* () {
+      place = 0;
       const { zips, sequences } = local ?? localLayout(await downloadKth(location), o.sequences);
       if (o.interleave) yield { zips, sequences };
       else for (const zip of zips) yield { zips: [zip], sequences };
@@ -177,9 +205,18 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
       yield { zip, problem: losing(new Error(`00sequences.txt lists ${missing.join(', ')}, which the zip does not hold`), lost) };
     }
   }
+  // A part (videos-from, videos-until) counts the videos in read order, across the groups.
+  let place = 0;
+  async function* within(items: AsyncIterable<KthVideo | ZipProblem>): AsyncGenerator<KthVideo | ZipProblem> {
+    const until = o['videos-until'] || Infinity;
+    for await (const item of items) {
+      if (place >= until) return;
+      if (place++ >= o['videos-from']) yield item;
+    }
+  }
   const videos = expand(
     'zip-entries',
-    ({ zips: group, sequences }: { zips: readonly string[]; sequences: Sequences }) => roundRobin(group.map((zip) => videosOf(zip, sequences))),
+    ({ zips: group, sequences }: { zips: readonly string[]; sequences: Sequences }) => within(roundRobin(group.map((zip) => videosOf(zip, sequences)))),
     { ...policy, capacity: o.decoders, describe: ({ zips: group }) => ({ file: group.join(', ') }) },
   );
   const decoded = mapAsync(

@@ -111,9 +111,9 @@ export function remoteDataset(o: RemoteDatasetOptions): Stream<DatasetClip> {
   const stages = chainStages(o.dataset, o.given, o.location);
   if (stages.at(-1) !== d.stage) throw new UsageError(`--distribute ${d.stage}: the workers run dataset "${o.dataset.name}"'s whole chain (${stages.join(' → ')}), so name its last stage, ${stages.at(-1)}`);
   if (!Number.isInteger(d.chunk) || d.chunk < 1 || !Number.isInteger(d.window) || d.window < 1) throw new UsageError(`--distribute-chunk and --distribute-window must be integers ≥ 1, got ${d.chunk} and ${d.window}`);
-  const parts = o.dataset.parts?.(o.given, d.chunk * 8) ?? [{}];
   const base = createHash('sha256').update(JSON.stringify({ dataset: o.dataset.name, given: o.given, location: o.location })).digest('hex').slice(0, 12);
   async function* read(signal: AbortSignal): AsyncGenerator<DatasetClip> {
+    const parts = (await o.dataset.parts?.(o.given, o.location, d.chunk * 8)) ?? [{}];
     const nats = await openNats(d.nats, `st-inpaint run (${o.dataset.name})`);
     // One job per read of the split (an epoch), so no notice of an earlier read is taken for this one.
     const job = `${base}-${randomUUID().slice(0, 8)}`;

@@ -212,6 +212,15 @@ describe('run --distribute', { skip: missing }, () => {
     assert.match(workers.map((w) => w.output()).join('\n'), /^part 0 of job \w+-\w+: \d+ clips streamed/m);
   });
 
+  it('KTH is cut into parts of videos: an export of three parts on two workers equals the local export', async () => {
+    const args = ['export', 'kth', '--source', kth, '--dataset-option', 'frames=4', '--dataset-option', 'size=16', '--dataset-option', 'split-by=person', '--occlusion', 'raindrops', '--shard-clips', '2', '--runs', join(scratch, 'runs')];
+    assert.equal(await main([...args, '--out', join(scratch, 'kth-local')], quiet), 0);
+    const err: string[] = [];
+    assert.equal(await main([...args, '--out', join(scratch, 'kth-remote'), '--nats', server.url, '--part-clips', '2'], { out: () => {}, err: (l) => err.push(l) }), 0, err.join('\n'));
+    assert.ok(err.some((l) => /^job \w+: 3 parts of 2 clips/.test(l)), err.join('\n'));
+    assertSameExport(join(scratch, 'kth-local'), join(scratch, 'kth-remote'));
+  });
+
   it('a slow reader holds the workers back: at most window chunks of a part wait in the store, and the clips are the local ones in order', async () => {
     const given = { clips: 160, frames: 4, size: 16 };
     const dataset = findDataset('synthetic');

@@ -67,6 +67,22 @@ test('clips are the segmented frame ranges, truncated or padded, as ffmpeg decod
   assert.deepEqual(train.map((c) => c.id), a.filter((c) => c.split === 'train').map((c) => c.id));
 });
 
+test('parts (video ranges in read order, as workers take them) give, one after the other, the whole read', async () => {
+  const kth = findDataset('kth');
+  for (const options of [{ frames: 8, size: 16, 'split-by': 'person' }, { frames: 8, size: 16, 'split-by': 'person', interleave: false }, { frames: 8, size: 16, split: 'train', seed: 3 }]) {
+    const whole = (await clips(data, options)).map((c) => [c.id, Buffer.from(c.frames).toString('base64')]);
+    // About one clip a part: a part per video.
+    const parts = await kth.parts!(options, data, 1);
+    assert.ok(parts.length >= 2, JSON.stringify(parts));
+    const joined = [];
+    for (const part of parts) joined.push(...(await clips(data, { ...options, ...part })).map((c) => [c.id, Buffer.from(c.frames).toString('base64')]));
+    assert.deepEqual(joined, whole, JSON.stringify(options));
+  }
+  // A part is its videos' clips alone.
+  const first = await clips(data, { frames: 8, size: 16, 'split-by': 'person', 'videos-from': 0, 'videos-until': 1 });
+  assert.deepEqual(first.map((c) => c.id), ['person01_boxing_d1#0', 'person01_boxing_d1#1']);
+});
+
 test('peek prints KTH clips; a single zip takes --dataset-option sequences', async () => {
   const out: string[] = [];
   const code = await main(['peek', 'kth', '--source', join(data, 'walking.zip'), '--dataset-option', `sequences=${join(data, '00sequences.txt')}`, '--clips', '2', '--json'], { out: (l) => out.push(l), err: () => {} });
