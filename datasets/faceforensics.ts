@@ -34,6 +34,8 @@ export const faceforensicsOptions = {
   'min-confidence': { type: 'number', default: 0.5, min: 0.05, max: 1, describe: 'detector score a face needs' },
   'clips-per-video': { type: 'number', default: 1, integer: true, min: 1, max: 10_000, describe: 'clips taken from the start of each video, one after the other' },
   seed: { type: 'number', default: 1, integer: true, min: 0, describe: 'seed of the random split' },
+  'videos-from': { type: 'number', default: 0, integer: true, min: 0, describe: "first video read, by its place among the split's videos (a part, as a worker takes it)" },
+  'videos-until': { type: 'number', default: 0, integer: true, min: 0, describe: "video the read stops before, by its place among the split's videos (0: the end)" },
 } as const;
 
 const VIDEO = /\.(mp4|avi|mkv|mov|webm)$/i;
@@ -59,6 +61,27 @@ interface RawClip {
   readonly frames: readonly Uint8Array[];
 }
 
+/**
+ * The read cut into parts of about `size` clips, as ranges of the split's videos
+ * (`videos-from`, `videos-until`), for workers: the parts' clips, one part after the other, are
+ * the whole read's.
+ */
+export async function faceforensicsParts(location: string, given: Readonly<Record<string, unknown>>, size: number): Promise<Array<Record<string, number>>> {
+  const o = resolveOptions('dataset "faceforensics"', faceforensicsOptions, given);
+  if (!existsSync(location)) throw new UsageError(`--source ${location}: no such file or folder`);
+  const folder = statSync(location).isDirectory();
+  const split = (path: string): Split => {
+    const u = Random.fromKey('faceforensics-split', o.seed, folder ? relative(location, path) : path).uniform(0, 1);
+    return u < 0.05 ? 'val' : u < 0.1 ? 'test' : 'train';
+  };
+  const count = (folder ? videosUnder(location) : [location]).filter((p) => o.split === 'all' || split(p) === o.split).length;
+  const end = Math.min(count, o['videos-until'] || Infinity);
+  const perPart = Math.max(1, Math.round(size / o['clips-per-video']));
+  const parts: Array<Record<string, number>> = [];
+  for (let from = o['videos-from']; from < end; from += perPart) parts.push({ 'videos-from': from, 'videos-until': Math.min(end, from + perPart) });
+  return parts.length > 0 ? parts : [{}];
+}
+
 export function faceforensicsClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Stream<DatasetClip> } {
   const o = resolveOptions('dataset "faceforensics"', faceforensicsOptions, given);
   if (!existsSync(location)) throw new UsageError(`--source ${location}: no such file or folder`);
@@ -78,10 +101,14 @@ export function faceforensicsClips(location: string, given: Readonly<Record<stri
   const files = source(
     'ff-videos',
     function* () {
+      let place = 0;
+      const until = o['videos-until'] || Infinity;
       for (const path of videos) {
         const video = folder ? relative(location, path) : path;
         const split = splitOf(video);
-        if (o.split === 'all' || split === o.split) yield { path, video, split };
+        if (o.split !== 'all' && split !== o.split) continue;
+        if (place >= until) return;
+        if (place++ >= o['videos-from']) yield { path, video, split };
       }
     },
     { capacity: 1 },

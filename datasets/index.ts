@@ -11,7 +11,7 @@ import type { SourceOptions } from '../pipeline/operators/source.ts';
 import { bairClips, bairOptions } from './bair.ts';
 import { kthClips, kthOptions, kthParts } from './kth.ts';
 import { sstClips, sstOptions } from './sst.ts';
-import { faceforensicsClips, faceforensicsOptions } from './faceforensics.ts';
+import { faceforensicsClips, faceforensicsOptions, faceforensicsParts } from './faceforensics.ts';
 import { checkSyntheticOptions, syntheticOptions, syntheticSource, syntheticSpec, type DatasetClip } from './synthetic.ts';
 
 export type { DatasetClip, Split } from './synthetic.ts';
@@ -112,9 +112,12 @@ const sst = fromSource('sst', 'sea-surface temperature: Copernicus Marine NetCDF
   obtain: 'Copernicus Marine NetCDF-4 files of thetao at 0.494 m, hourly (a copernicusmarine subset request; the regions and dates are in docs/datasets.md), as a file or folder',
 });
 
-const faceforensics = fromSource('faceforensics', "FaceForensics++ originals: the user's folder of videos, face crops (detector weights in an npm package) to 64×64×3, 35 frames", faceforensicsOptions, 3, faceforensicsClips, {
-  obtain: "the folder original_sequences/youtube/c23/videos that the owners' download script fetches after their access form (https://github.com/ondyari/FaceForensics); it cannot be redistributed",
-});
+const faceforensics: Dataset = {
+  ...fromSource('faceforensics', "FaceForensics++ originals: the user's folder of videos, face crops (detector weights in an npm package) to 64×64×3, 35 frames", faceforensicsOptions, 3, faceforensicsClips, {
+    obtain: "the folder original_sequences/youtube/c23/videos that the owners' download script fetches after their access form (https://github.com/ondyari/FaceForensics); it cannot be redistributed",
+  }),
+  parts: (given, source, size) => faceforensicsParts(source!, given, size),
+};
 
 export const DATASETS: ReadonlyMap<string, Dataset> = new Map([synthetic, shards, bair, kth, sst, faceforensics].map((d) => [d.name, d]));
 

@@ -92,6 +92,16 @@ test('face crops land on the face, centre crops are exact, short videos are padd
   assert.deepEqual((await open({ frames: 2, size: 16, crop: 'centre', seed: 3 })).clips.map((c) => [c.id, c.split]), a);
 });
 
+test('parts (ranges of the split\'s videos, as workers take them) give, one after the other, the whole read', async () => {
+  const options = { crop: 'centre', frames: 4, size: 16, 'clips-per-video': 2 };
+  const whole = (await open(options)).clips.map((c) => [c.id, Buffer.from(c.frames).toString('base64')]);
+  const parts = await findDataset('faceforensics').parts!(options, videos, 2);
+  assert.deepEqual(parts, [{ 'videos-from': 0, 'videos-until': 1 }, { 'videos-from': 1, 'videos-until': 2 }]);
+  const joined = [];
+  for (const part of parts) joined.push(...(await open({ ...options, ...part })).clips.map((c) => [c.id, Buffer.from(c.frames).toString('base64')]));
+  assert.deepEqual(joined, whole);
+});
+
 test('a video without a face is named, or skipped and counted; a folder without videos is refused', async () => {
   await assert.rejects(open({ frames: 4, size: 16 }, join(videos, 'youtube', '001.mp4')), /clip "youtube\/001\.mp4#0"|001\.mp4.*no face above confidence 0\.5 in the clip's first frame/);
   const { clips, skipped } = await open({ frames: 4, size: 16 }, videos, 'skip');
