@@ -10,7 +10,7 @@ import type { Stream } from '../pipeline/stage.ts';
 import type { SourceOptions } from '../pipeline/operators/source.ts';
 import { bairClips, bairOptions } from './bair.ts';
 import { kthClips, kthOptions, kthParts } from './kth.ts';
-import { sstClips, sstOptions } from './sst.ts';
+import { sstClips, sstOptions, sstParts } from './sst.ts';
 import { faceforensicsClips, faceforensicsOptions, faceforensicsParts } from './faceforensics.ts';
 import { checkSyntheticOptions, syntheticOptions, syntheticSource, syntheticSpec, type DatasetClip } from './synthetic.ts';
 
@@ -108,9 +108,12 @@ const kth: Dataset = {
   parts: (given, source, size) => kthParts(source!, given, size),
 };
 
-const sst = fromSource('sst', 'sea-surface temperature: Copernicus Marine NetCDF-4 files (a file or folder), 24-hour sequences, 64×64 crops, normalised per sequence', sstOptions, 1, sstClips, {
-  obtain: 'Copernicus Marine NetCDF-4 files of thetao at 0.494 m, hourly (a copernicusmarine subset request; the regions and dates are in docs/datasets.md), as a file or folder',
-});
+const sst: Dataset = {
+  ...fromSource('sst', 'sea-surface temperature: Copernicus Marine NetCDF-4 files (a file or folder), 24-hour sequences, 64×64 crops, normalised per sequence', sstOptions, 1, sstClips, {
+    obtain: 'Copernicus Marine NetCDF-4 files of thetao at 0.494 m, hourly (a copernicusmarine subset request; the regions and dates are in docs/datasets.md), as a file or folder',
+  }),
+  parts: (given, source, size) => sstParts(source!, given, size),
+};
 
 const faceforensics: Dataset = {
   ...fromSource('faceforensics', "FaceForensics++ originals: the user's folder of videos, face crops (detector weights in an npm package) to 64×64×3, 35 frames", faceforensicsOptions, 3, faceforensicsClips, {

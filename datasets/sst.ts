@@ -18,7 +18,7 @@ import { basename, join } from 'node:path';
 import { defer, finalize } from 'rxjs';
 import { UsageError } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
-import { resolveOptions } from '../pipeline/graph.ts';
+import { resolveOptions, type ParamValues } from '../pipeline/graph.ts';
 import { map } from '../pipeline/operators/map.ts';
 import { mapAsync } from '../pipeline/operators/map-async.ts';
 import { source, type SourceOptions } from '../pipeline/operators/source.ts';
@@ -39,7 +39,11 @@ export const sstOptions = {
   'val-sequences': { type: 'number', default: 66, integer: true, min: 0, describe: 'the last N sequences before test-from are the validation split' },
   'crop-y': { type: 'number', default: -1, integer: true, min: -1, describe: 'first grid row of the crop (-1: centred)' },
   'crop-x': { type: 'number', default: -1, integer: true, min: -1, describe: 'first grid column of the crop (-1: centred)' },
+  'sequences-from': { type: 'number', default: 0, integer: true, min: 0, describe: "first sequence read, by its place among the split's sequences in time order (a part, as a worker takes it)" },
+  'sequences-until': { type: 'number', default: 0, integer: true, min: 0, describe: "sequence the read stops before, by its place among the split's sequences (0: the end)" },
 } as const;
+
+type SstOptions = ParamValues<typeof sstOptions>;
 
 /** The sequence's normalisation: its mean and 3·std over the finite cells (0 for fewer than two). */
 export function sequenceScale(values: Float32Array): { mean: number; scale: number } {
@@ -75,49 +79,81 @@ interface PlannedSequence extends Sequence {
   readonly split: Split;
 }
 
-export function sstClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Stream<DatasetClip> } {
+/**
+ * The split's sequences in time order, with their split and id: every file's sequences first
+ * (times only), so that the split can count from the end of the train years.
+ * @param skip an unreadable file's fate under --on-error skip (absent: its error is thrown).
+ */
+async function planSequences(files: readonly string[], location: string, o: SstOptions, span: number, testFrom: number, skip?: (element: { file: string }, cause: unknown) => void): Promise<PlannedSequence[]> {
+  const T = o.frames;
+  const sequences: Sequence[] = [];
+  for (const file of files) {
+    let nc: NetcdfFile | undefined;
+    try {
+      nc = await NetcdfFile.open(file);
+      const times = nc.times('time');
+      for (let start = 0; start + span <= times.length; start += o.stride) sequences.push({ file, start, time: times[start]! });
+    } catch (err) {
+      // An unreadable file: under --on-error skip its sequences are dropped and counted.
+      if (!skip) throw err;
+      skip({ file }, err);
+    } finally {
+      nc?.close();
+    }
+  }
+  sequences.sort((a, b) => a.time.getTime() - b.time.getTime() || a.file.localeCompare(b.file));
+  const before = sequences.filter((s) => s.time.getTime() < testFrom).length;
+  const testCount = o['test-sequences'] === 0 ? Infinity : o['test-sequences'];
+  if (o.split === 'train' && before <= o['val-sequences']) {
+    throw new UsageError(`dataset "sst" at ${location}: ${before} sequences of ${T} frames start before ${o['test-from']}, and the last ${o['val-sequences']} are validation: none is left to train on (set --dataset-option val-sequences=N)`);
+  }
+  // Past the test sequences: in no split.
+  const splitOf = (s: Sequence, rank: number): Split | undefined =>
+    s.time.getTime() >= testFrom ? (rank - before < testCount ? 'test' : undefined) : rank >= before - o['val-sequences'] ? 'val' : 'train';
+  const planned: PlannedSequence[] = [];
+  for (const [rank, s] of sequences.entries()) {
+    const split = splitOf(s, rank);
+    if (split && (o.split === 'all' || split === o.split)) planned.push({ ...s, split, id: `${basename(s.file)}@${s.time.toISOString().slice(0, 13)}` });
+  }
+  return planned;
+}
+
+/** The files a source names (a .nc file, or a folder of them), its options checked. */
+function sstSource(location: string, given: Readonly<Record<string, unknown>>): { o: SstOptions; files: string[]; testFrom: number; span: number } {
   const o = resolveOptions('dataset "sst"', sstOptions, given);
   if (!existsSync(location)) throw new UsageError(`--source ${location}: no such file or folder`);
   const files = statSync(location).isDirectory() ? readdirSync(location).filter((f) => /\.nc4?$/i.test(f)).sort().map((f) => join(location, f)) : [location];
   if (files.length === 0) throw new UsageError(`--source ${location}: no .nc files in it`);
   const testFrom = Date.parse(o['test-from']);
   if (Number.isNaN(testFrom)) throw new UsageError(`dataset "sst": --test-from "${o['test-from']}" is not a date`);
+  return { o, files, testFrom, span: 1 + o.interval * (o.frames - 1) };
+}
+
+/** The read cut into parts of about `size` sequences (ranges of the split's sequences in time order), for workers. */
+export async function sstParts(location: string, given: Readonly<Record<string, unknown>>, size: number): Promise<Array<Record<string, number>>> {
+  const { o, files, testFrom, span } = sstSource(location, given);
+  // An unreadable file is the workers' to report (or skip), as a local read would.
+  const count = (await planSequences(files, location, o, span, testFrom, () => {})).length;
+  const end = Math.min(count, o['sequences-until'] || Infinity);
+  const parts: Array<Record<string, number>> = [];
+  for (let from = o['sequences-from']; from < end; from += size) parts.push({ 'sequences-from': from, 'sequences-until': Math.min(end, from + size) });
+  return parts.length > 0 ? parts : [{}];
+}
+
+export function sstClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Stream<DatasetClip> } {
+  // `span`: time steps from a sequence's first frame to just past its last.
+  const { o, files, testFrom, span } = sstSource(location, given);
   const T = o.frames;
   const S = o.size;
-  // Time steps from a sequence's first frame to just past its last.
-  const span = 1 + o.interval * (T - 1);
   const spec: FrameBatchSpec = { shape: { frames: T, height: S, width: S, channels: 1 }, pixelType: 'float32', range: [-1, 1] };
 
   const policy = { onError: stage.onError };
   // The chain: every file's sequences, planned and split → each sequence's values read as a crop → normalised.
   const planned = source('sst-sequences', async function* ({ skip }): AsyncGenerator<PlannedSequence> {
-    // Every file's sequences first (times only), so that the split can count from the end of the train years.
-    const sequences: Sequence[] = [];
-    for (const file of files) {
-      let nc: NetcdfFile | undefined;
-      try {
-        nc = await NetcdfFile.open(file);
-        const times = nc.times('time');
-        for (let start = 0; start + span <= times.length; start += o.stride) sequences.push({ file, start, time: times[start]! });
-      } catch (err) {
-        // An unreadable file: under --on-error skip its sequences are dropped and counted.
-        skip({ file }, err);
-      } finally {
-        nc?.close();
-      }
-    }
-    sequences.sort((a, b) => a.time.getTime() - b.time.getTime() || a.file.localeCompare(b.file));
-    const before = sequences.filter((s) => s.time.getTime() < testFrom).length;
-    const testCount = o['test-sequences'] === 0 ? Infinity : o['test-sequences'];
-    if (o.split === 'train' && before <= o['val-sequences']) {
-      throw new UsageError(`dataset "sst" at ${location}: ${before} sequences of ${T} frames start before ${o['test-from']}, and the last ${o['val-sequences']} are validation: none is left to train on (set --dataset-option val-sequences=N)`);
-    }
-    // Past the test sequences: in no split.
-    const splitOf = (s: Sequence, rank: number): Split | undefined =>
-      s.time.getTime() >= testFrom ? (rank - before < testCount ? 'test' : undefined) : rank >= before - o['val-sequences'] ? 'val' : 'train';
-    for (const [rank, s] of sequences.entries()) {
-      const split = splitOf(s, rank);
-      if (split && (o.split === 'all' || split === o.split)) yield { ...s, split, id: `${basename(s.file)}@${s.time.toISOString().slice(0, 13)}` };
+    const until = o['sequences-until'] || Infinity;
+    for (const [place, s] of (await planSequences(files, location, o, span, testFrom, skip)).entries()) {
+      if (place >= until) return;
+      if (place >= o['sequences-from']) yield s;
     }
   }, stage);
   const read = named<PlannedSequence, PlannedSequence & { values: Float32Array }>('read-sequence', (upstream) =>

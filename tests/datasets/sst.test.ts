@@ -87,6 +87,17 @@ test('each clip carries its °C per normalised unit (3·std): frames × scale + 
   clip!.frames.forEach((v, i) => assert.ok(Math.abs(v * clip!.physical!.perUnit + mean - values[i]!) < 1e-4, `cell ${i}`));
 });
 
+test('parts (ranges of the split\'s sequences in time order, as workers take them) give, one after the other, the whole read', async () => {
+  for (const options of [{ frames: 4, size: 4, 'val-sequences': 1 }, { frames: 4, size: 4, 'val-sequences': 1, split: 'train' }]) {
+    const whole = await open(options);
+    const parts = await findDataset('sst').parts!({ ...CONSECUTIVE, ...options }, folder, 1);
+    assert.equal(parts.length, whole.length, JSON.stringify(parts));
+    const joined = [];
+    for (const part of parts) joined.push(...(await open({ ...options, ...part })));
+    assert.deepEqual(joined.map((c) => [c.id, c.split, [...c.frames]]), whole.map((c) => [c.id, c.split, [...c.frames]]));
+  }
+});
+
 test('CF time units and peek', async () => {
   assert.deepEqual(cfTimes([0, 36], 'hours since 2018-01-01 00:00:00', 'x').map((d) => d.toISOString()), ['2018-01-01T00:00:00.000Z', '2018-01-02T12:00:00.000Z']);
   assert.deepEqual(cfTimes([1], 'days since 1950-1-1', 'x').map((d) => d.toISOString()), ['1950-01-02T00:00:00.000Z']);
