@@ -9,7 +9,7 @@
  * Split by path: `train/` and `test/`. Clips can be padded to more frames by repeating the last
  * (the paper pads to 35).
  */
-import { createReadStream, existsSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, openSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { defer } from 'rxjs';
 import { StageError, UsageError } from '../pipeline/errors.ts';
@@ -21,27 +21,60 @@ import { source, type SourceOptions } from '../pipeline/operators/source.ts';
 import { named, type Stream } from '../pipeline/stage.ts';
 import { TFRecordParser, decodeExample, type TFRecord } from '../stages/decode/tfrecord.ts';
 import { httpChunks } from '../stages/io/fetch.ts';
-import { tarChunks, type TarChunk } from '../stages/io/tar.ts';
+import { tarChunks, tarMembers, type TarChunk } from '../stages/io/tar.ts';
 import type { DatasetClip, Split } from './synthetic.ts';
 
 export const bairOptions = {
   split: { type: 'string', default: 'all', choices: ['all', 'train', 'test'], describe: 'which split (by path in the tar)' },
   camera: { type: 'string', default: 'image_aux1', choices: ['image_aux1', 'image_main'], describe: 'which camera' },
   frames: { type: 'number', default: 30, integer: true, min: 1, max: 1000, describe: 'frames per clip: the first 30, padded by repeating the last if more' },
+  'tar-offset': { type: 'number', default: 0, integer: true, min: 0, describe: "byte offset of a member's header to start reading the tar at (a part, as a worker takes it)" },
+  entries: { type: 'number', default: 0, integer: true, min: 0, describe: "TFRecord files of the split read from there (0: to the end)" },
 } as const;
 
 const SIZE = 64 * 64 * 3;
 const RECORDED = 30;
 
-/** The bytes of a URL (resuming after drops) or of a local file. */
-function bytesOf(location: string): Readable {
+/** The bytes of a URL (resuming after drops) or of a local file, from `start` on. */
+function bytesOf(location: string, start = 0): Readable {
   if (/^https?:\/\//.test(location)) {
     return Readable.from((async function* () {
-      for await (const chunk of httpChunks(location)) yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      for await (const chunk of httpChunks(location, {}, start)) yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     })(), { objectMode: false });
   }
   if (!existsSync(location)) throw new UsageError(`--source ${location}: no such file`);
-  return createReadStream(location);
+  return createReadStream(location, { start });
+}
+
+const ENTRY = /softmotion30_44k\/(train|test)\/[^/]+\.tfrecords?$/;
+
+/**
+ * The read cut into parts for workers: each TFRecord file of the split (256 sequences in BAIR's
+ * files) is a part, or runs of them of about `size` clips (counting 256 a file), located by their
+ * tar headers alone (`tar-offset`, `entries`), so a worker starts reading the tar at its part. A
+ * local tar only; a URL is read by one worker.
+ */
+export async function bairParts(location: string, given: Readonly<Record<string, unknown>>, size: number): Promise<Array<Record<string, number>>> {
+  const o = resolveOptions('dataset "bair"', bairOptions, given);
+  if (/^https?:\/\//.test(location) || o['tar-offset'] > 0 || o.entries > 0) return [{}];
+  if (!existsSync(location)) throw new UsageError(`--source ${location}: no such file`);
+  const fd = openSync(location, 'r');
+  try {
+    const read = async (offset: number, length: number): Promise<Uint8Array> => {
+      const buffer = Buffer.alloc(length);
+      return buffer.subarray(0, readSync(fd, buffer, 0, length, offset));
+    };
+    const members = (await tarMembers(read, location)).filter((m) => {
+      const match = ENTRY.exec(m.path);
+      return match && (m.type === '0' || m.type === '') && (o.split === 'all' || match[1] === o.split);
+    });
+    const perPart = Math.max(1, Math.round(size / 256));
+    const parts: Array<Record<string, number>> = [];
+    for (let i = 0; i < members.length; i += perPart) parts.push({ 'tar-offset': members[i]!.offset, entries: i + perPart < members.length ? perPart : 0 });
+    return parts.length > 0 ? parts : [{}];
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A TFRecord entry's chunk, with the split its path says. */
@@ -67,14 +100,17 @@ export function bairClips(location: string, given: Readonly<Record<string, unkno
   const spec: FrameBatchSpec = { shape: { frames: T, height: 64, width: 64, channels: 3 }, pixelType: 'uint8', range: [0, 255] };
   const policy = { onError: stage.onError };
   const chunks = source('bair-tar', async function* ({ skip }): AsyncGenerator<EntryChunk> {
-    const input = bytesOf(location);
+    const input = bytesOf(location, o['tar-offset']);
     let entry = '';
     let entries = 0;
+    // With `entries`, the read stops after that many files of the split (a part).
+    let taken = 0;
     try {
       for await (const chunk of tarChunks(input, location)) {
-        const match = /softmotion30_44k\/(train|test)\/[^/]+\.tfrecords?$/.exec(chunk.path);
+        const match = ENTRY.exec(chunk.path);
         if (match && chunk.offset === 0) entries += 1;
         if (!match || (o.split !== 'all' && match[1] !== o.split)) continue;
+        if (chunk.offset === 0 && o.entries > 0 && taken++ === o.entries) return;
         entry = chunk.path;
         yield { ...chunk, split: match[1] as Split };
       }

@@ -8,7 +8,7 @@ import { resolveOptions, type ParamSpecs } from '../pipeline/graph.ts';
 import { readShards } from '../stages/sinks/shards.ts';
 import type { Stream } from '../pipeline/stage.ts';
 import type { SourceOptions } from '../pipeline/operators/source.ts';
-import { bairClips, bairOptions } from './bair.ts';
+import { bairClips, bairOptions, bairParts } from './bair.ts';
 import { kthClips, kthOptions, kthParts } from './kth.ts';
 import { sstClips, sstOptions, sstParts } from './sst.ts';
 import { faceforensicsClips, faceforensicsOptions, faceforensicsParts } from './faceforensics.ts';
@@ -97,9 +97,12 @@ export function sourceOf(dataset: Dataset, given: string | undefined): string | 
   throw new UsageError(`dataset "${dataset.name}" needs --source: ${dataset.obtain ?? 'a URL or a path'}`);
 }
 
-const bair = fromSource('bair', 'BAIR robot pushing: the softmotion30_44k tar (URL or file) streamed without extraction, TFRecords of 30 frames of 64×64×3', bairOptions, 3, bairClips, {
-  officialSource: 'http://rail.eecs.berkeley.edu/datasets/bair_robot_pushing_dataset_v0.tar',
-});
+const bair: Dataset = {
+  ...fromSource('bair', 'BAIR robot pushing: the softmotion30_44k tar (URL or file) streamed without extraction, TFRecords of 30 frames of 64×64×3', bairOptions, 3, bairClips, {
+    officialSource: 'http://rail.eecs.berkeley.edu/datasets/bair_robot_pushing_dataset_v0.tar',
+  }),
+  parts: (given, source, size) => bairParts(source!, given, size),
+};
 
 const kth: Dataset = {
   ...fromSource('kth', 'KTH actions: the six per-action zips (a folder, or one zip) cut by 00sequences.txt, gray 64×64, 35 frames', kthOptions, 1, kthClips, {

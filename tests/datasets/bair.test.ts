@@ -83,6 +83,23 @@ test('clips from a file, and over HTTP with the connection dropped mid-stream, a
   assert.ok(dropped, 'the server dropped the first connection');
 });
 
+test('parts: each TFRecord file of the split, found by its tar header; read from there, they give one after the other the whole read', async () => {
+  const bair = findDataset('bair');
+  for (const split of ['all', 'train']) {
+    const whole = await clipsOf(tarPath, { split });
+    const parts = await bair.parts!({ split }, tarPath, 1);
+    assert.equal(parts.length, split === 'all' ? 3 : 2, JSON.stringify(parts));
+    // Each part starts at its member's header: a multiple of 512 past the first.
+    assert.ok(parts.every((p) => Number(p['tar-offset']) % 512 === 0) && Number(parts[1]!['tar-offset']) > 0);
+    const joined: DatasetClip[] = [];
+    for (const part of parts) joined.push(...(await clipsOf(tarPath, { split, ...part })));
+    assert.deepEqual(joined.map((c) => c.id), whole.map((c) => c.id));
+    joined.forEach((c, i) => assert.ok(Buffer.from(c.frames).equals(Buffer.from(whole[i]!.frames)), c.id));
+  }
+  // A URL is one part (its headers would cost a request each).
+  assert.deepEqual(await bair.parts!({}, url, 1), [{}]);
+});
+
 test('split, camera and padding options; peek prints the clips', async () => {
   const test = await clipsOf(tarPath, { split: 'test', camera: 'image_main', frames: 35 });
   const want = expected(1, 35).filter((c) => c.split === 'test');

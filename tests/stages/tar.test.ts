@@ -5,7 +5,7 @@
  * is written to disk besides the fixture.
  */
 import assert from 'node:assert/strict';
-import { createReadStream, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -13,7 +13,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 import tar from 'tar-stream';
 import { source } from '../../pipeline/operators/source.ts';
 import { unwrap } from '../../pipeline/operators/unwrap.ts';
-import { checkEntryPath, tarChunks } from '../../stages/io/tar.ts';
+import { checkEntryPath, tarChunks, tarMembers } from '../../stages/io/tar.ts';
 import { Random } from '../../stages/random.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'st-inpaint-tar-'));
@@ -65,4 +65,27 @@ test('refuses escaping paths by name and names the archive and entry of a trunca
   const { readFileSync } = await import('node:fs');
   writeFileSync(cut, readFileSync(whole).subarray(0, 20_000));
   await assert.rejects(lastValueFrom(source('tar', () => tarChunks(createReadStream(cut), cut)).pipe(unwrap(), toArray())), /cut\.tar: in entry "big\.bin": /);
+});
+
+test('members are found from their headers alone (long names included), and a read started at a member begins with it', async () => {
+  const path = join(scratch, 'members.tar');
+  const long = `${'deep/'.repeat(30)}file.bin`;
+  const entries = [
+    { name: 'first.bin', bytes: new Uint8Array(700).fill(1) },
+    { name: long, bytes: new Uint8Array(1500).fill(2) },
+    { name: 'last.bin', bytes: new Uint8Array(0) },
+  ];
+  await pack(entries, path);
+  const bytes = readFileSync(path);
+  let reads = 0;
+  const all = await tarMembers(async (offset, length) => (reads++, bytes.subarray(offset, offset + length)), path);
+  // The packer adds a folder entry (type 5) after the files.
+  const members = all.filter((m) => m.type !== '5');
+  assert.deepEqual(members.map((m) => [m.path, m.size]), entries.map((e) => [e.name, e.bytes.length]));
+  // Headers only: a read or two per member, never its data.
+  assert.ok(reads <= 2 * all.length + 1, `${reads} reads`);
+  for (const [i, m] of members.entries()) {
+    const first = await tarChunks(createReadStream(path, { start: m.offset }), path).next();
+    assert.equal(first.value!.path, entries[i]!.name);
+  }
 });
