@@ -37,7 +37,7 @@ export const EXPERIMENT_PARAMS = {
   source: { type: 'string', default: '', describe: 'where the dataset is: a URL, file or folder (default: the official URL for kth and bair, downloaded into the cache; see docs/datasets.md)' },
   'dataset-option': { type: 'string', default: '', describe: 'dataset options as key=value,key=value (for example split-by=person for kth)' },
   'on-error': { type: 'string', default: 'fail', choices: ['fail', 'skip'] as const, describe: 'a clip that cannot be read: stop with its name (fail), or drop it, log it and go on (skip)' },
-  preset: { type: 'string', default: 'paper', choices: ['paper', 'cpu'] as const, describe: "the paper's settings, or a CPU-sized run" },
+  preset: { type: 'string', default: 'paper', choices: ['paper', 'cpu'] as const, describe: "the authors' official run (batch 1, 100 epochs, their stopping rule), or a CPU-sized run" },
   steps: { type: 'number', default: 0, integer: true, min: 0, describe: `training iterations at most ${fromPreset('steps')}` },
   epochs: { type: 'number', default: 0, integer: true, min: 0, describe: `passes over the train split at most ${fromPreset('epochs')}` },
   'stop-below': { type: 'number', default: -1, min: -1, describe: `stop once the discriminators' or the generator's loss is under this, the authors' rule (0: never) ${fromPreset('stop-below', -1)}` },
