@@ -75,16 +75,22 @@ const shards: Dataset = {
   },
 };
 
-/** A dataset read from a user-given source (URL, file or folder) by its own clips function. */
+/** What a dataset read from a user-given source (URL, file or folder) provides: its clips, and its parts for workers. */
+interface SourceReader {
+  readonly clips: (source: string, given: Readonly<Record<string, unknown>>, stage?: SourceOptions) => { spec: FrameBatchSpec; clips: Stream<DatasetClip> };
+  readonly parts: (source: string, given: Readonly<Record<string, unknown>>, size: number) => Promise<ReadonlyArray<Readonly<Record<string, unknown>>>>;
+}
+
+/** A dataset read from a user-given source (URL, file or folder) by its own clips and parts functions. */
 function fromSource(
   name: string,
   description: string,
   options: ParamSpecs,
   channels: number,
-  clips: (source: string, given: Readonly<Record<string, unknown>>, stage?: SourceOptions) => { spec: FrameBatchSpec; clips: Stream<DatasetClip> },
+  reader: SourceReader,
   where: { readonly officialSource: string } | { readonly obtain: string },
 ): Dataset {
-  return { name, description, options, channels, needsSource: true, ...where, open: (given, source, stage) => clips(source!, given, stage) };
+  return { name, description, options, channels, needsSource: true, ...where, open: (given, source, stage) => reader.clips(source!, given, stage), parts: (given, source, size) => reader.parts(source!, given, size) };
 }
 
 /**
@@ -97,33 +103,21 @@ export function sourceOf(dataset: Dataset, given: string | undefined): string | 
   throw new UsageError(`dataset "${dataset.name}" needs --source: ${dataset.obtain ?? 'a URL or a path'}`);
 }
 
-const bair: Dataset = {
-  ...fromSource('bair', 'BAIR robot pushing: the softmotion30_44k tar (URL or file) streamed without extraction, TFRecords of 30 frames of 64×64×3', bairOptions, 3, bairClips, {
-    officialSource: 'http://rail.eecs.berkeley.edu/datasets/bair_robot_pushing_dataset_v0.tar',
-  }),
-  parts: (given, source, size) => bairParts(source!, given, size),
-};
+const bair = fromSource('bair', 'BAIR robot pushing: the softmotion30_44k tar (URL or file) streamed without extraction, TFRecords of 30 frames of 64×64×3', bairOptions, 3, { clips: bairClips, parts: bairParts }, {
+  officialSource: 'http://rail.eecs.berkeley.edu/datasets/bair_robot_pushing_dataset_v0.tar',
+});
 
-const kth: Dataset = {
-  ...fromSource('kth', 'KTH actions: the six per-action zips (a folder, or one zip) cut by 00sequences.txt, gray 64×64, 35 frames', kthOptions, 1, kthClips, {
-    officialSource: 'http://www.csc.kth.se/cvap/actions/',
-  }),
-  parts: (given, source, size) => kthParts(source!, given, size),
-};
+const kth = fromSource('kth', 'KTH actions: the six per-action zips (a folder, or one zip) cut by 00sequences.txt, gray 64×64, 35 frames', kthOptions, 1, { clips: kthClips, parts: kthParts }, {
+  officialSource: 'http://www.csc.kth.se/cvap/actions/',
+});
 
-const sst: Dataset = {
-  ...fromSource('sst', 'sea-surface temperature: Copernicus Marine NetCDF-4 files (a file or folder), 24-hour sequences, 64×64 crops, normalised per sequence', sstOptions, 1, sstClips, {
-    obtain: 'Copernicus Marine NetCDF-4 files of thetao at 0.494 m, hourly (a copernicusmarine subset request; the regions and dates are in docs/datasets.md), as a file or folder',
-  }),
-  parts: (given, source, size) => sstParts(source!, given, size),
-};
+const sst = fromSource('sst', 'sea-surface temperature: Copernicus Marine NetCDF-4 files (a file or folder), 24-hour sequences, 64×64 crops, normalised per sequence', sstOptions, 1, { clips: sstClips, parts: sstParts }, {
+  obtain: 'Copernicus Marine NetCDF-4 files of thetao at 0.494 m, hourly (a copernicusmarine subset request; the regions and dates are in docs/datasets.md), as a file or folder',
+});
 
-const faceforensics: Dataset = {
-  ...fromSource('faceforensics', "FaceForensics++ originals: the user's folder of videos, face crops (detector weights in an npm package) to 64×64×3, 35 frames", faceforensicsOptions, 3, faceforensicsClips, {
-    obtain: "the folder original_sequences/youtube/c23/videos that the owners' download script fetches after their access form (https://github.com/ondyari/FaceForensics); it cannot be redistributed",
-  }),
-  parts: (given, source, size) => faceforensicsParts(source!, given, size),
-};
+const faceforensics = fromSource('faceforensics', "FaceForensics++ originals: the user's folder of videos, face crops (detector weights in an npm package) to 64×64×3, 35 frames", faceforensicsOptions, 3, { clips: faceforensicsClips, parts: faceforensicsParts }, {
+  obtain: "the folder original_sequences/youtube/c23/videos that the owners' download script fetches after their access form (https://github.com/ondyari/FaceForensics); it cannot be redistributed",
+});
 
 export const DATASETS: ReadonlyMap<string, Dataset> = new Map([synthetic, shards, bair, kth, sst, faceforensics].map((d) => [d.name, d]));
 
