@@ -13,6 +13,7 @@ export const TRAINING_PARAMS = {
   'extra-block': { type: 'boolean', default: false, describe: "the generator of the paper's table, with its extra 16C → 16C residual block (off: the authors' code, which has no such block)" },
   'g-average': { type: 'number', default: 0, min: 0, max: 0.9999, describe: "β of a moving average of G's weights that fills the held-out clips and is checkpointed (0: off, the weights as trained)" },
   'mean-offset': { type: 'boolean', default: false, describe: "offset G's fill by each clip's visible mean, so that an untrained G starts at the mean fill (not in the paper; see the README)" },
+  'interpolation-offset': { type: 'boolean', default: false, describe: "offset G's fill by each hidden pixel's temporal interpolation from its visible frames, so that an untrained G starts at the interpolation baseline (not in the paper; see the README)" },
   'lr-decay': { type: 'number', default: 0.99, min: 0, max: 1, describe: 'multiply the learning rates by this every --lr-decay-every iterations (official code: 0.99 every 50)' },
   'lr-decay-every': { type: 'number', default: 50, integer: true, min: 1, describe: 'iterations between learning-rate decays' },
   backend: { type: 'string', default: 'auto', choices: BACKENDS, describe: 'compute backend' },
@@ -68,6 +69,7 @@ export function trainingSettings(p: TrainingParams, model?: { readonly model?: P
       base: p.base,
       extraBlock: p['extra-block'],
       meanOffset: p['mean-offset'],
+      interpolationOffset: p['interpolation-offset'],
       seed: p.seed,
       learningRate: p['learning-rate'],
       discriminatorLearningRate: p['d-learning-rate'],
@@ -113,6 +115,9 @@ export function departures(s: TrainingSettings): string[] {
       : []),
     ...(g.meanOffset
       ? ["G's fill is offset by each clip's visible mean (not in the paper): an untrained G fills close to the mean fill and training learns the departure from it. --mean-offset false gives the paper's generator."]
+      : []),
+    ...(g.interpolationOffset
+      ? ["G's fill is offset by each hidden pixel's temporal interpolation from its visible frames (not in the paper): an untrained G fills close to the interpolation baseline and training learns the departure from it, from the observations only. --interpolation-offset false gives the paper's generator."]
       : []),
     ...(g.generatorAverage > 0
       ? [`held-out clips are filled by a moving average of G's weights (β = ${g.generatorAverage}; not in the paper, which evaluates G as trained). --g-average 0 evaluates the weights as trained.`]

@@ -8,6 +8,7 @@
  * Tensors are channels-last: clips [B, T, H, W, C], frames [N, H, W, C], values in [−1, 1].
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { temporalInterpolation } from './prior.ts';
 import { BatchNorm, FrameAttention, ParamStore, ResBlock, SNConv, attentionWidths, perFrame, type Mode } from './layers.ts';
 
 export interface GanConfig {
@@ -29,6 +30,13 @@ export interface GanConfig {
    * close to the mean fill and training learns the departure from it. See `Generator.apply`.
    */
   readonly meanOffset?: boolean;
+  /**
+   * Not in the paper (absent: the paper's generator). As `meanOffset`, with each hidden pixel's
+   * temporal linear interpolation from its nearest visible frames (stages/gan/prior.ts) in place of
+   * the clip's mean: an untrained G fills close to the interpolation baseline, and training learns
+   * the departure from it. Uses the observation only.
+   */
+  readonly interpolationOffset?: boolean;
   /**
    * The paper's ablations (absent: the paper's model). `static`: the same generator with 2D
    * convolutions, each frame filled on its own, and no D_s. `recurrent`: a ConvGRU generator that
@@ -93,7 +101,7 @@ export class Generator extends Network {
     this.blocks = plan.blocks.map(([i, o], k) => new ResBlock(this.params, `block${k + 1}`, i, o, dims));
     this.attentionAfter = plan.attentionAfter;
     this.attention = new FrameAttention(this.params, 'attention', 2 * config.base);
-    this.outNorm = new BatchNorm(this.params, 'out-bn', config.base, config.meanOffset ? MEAN_OFFSET_GAMMA : 1);
+    this.outNorm = new BatchNorm(this.params, 'out-bn', config.base, config.meanOffset || config.interpolationOffset ? MEAN_OFFSET_GAMMA : 1);
     this.outConv = new SNConv(this.params, 'out', { dims, inChannels: config.base, outChannels: config.channels, kernel: 3, bias: true });
   }
 
@@ -106,7 +114,7 @@ export class Generator extends Network {
    * [B, T, H, W, 1] (1 = visible) give each clip's visible mean μ per channel (0 where nothing is visible).
    */
   apply(y: tf.Tensor5D, mode: Mode, m?: tf.Tensor5D): tf.Tensor5D {
-    const offset = this.config.meanOffset ? visibleMeanOffset(y, m) : undefined;
+    const offset = this.config.meanOffset ? visibleMeanOffset(y, m) : this.config.interpolationOffset ? interpolationOffset(y, m) : undefined;
     let h = y;
     this.blocks.forEach((block, k) => {
       h = block.apply(h, mode);
@@ -123,6 +131,12 @@ function visibleMeanOffset(y: tf.Tensor5D, m: tf.Tensor5D | undefined): tf.Tenso
   const visible = tf.sum(m, [1, 2, 3], true);
   const mean = tf.div(tf.sum(tf.mul(y, m), [1, 2, 3], true), tf.maximum(visible, 1));
   return tf.atanh(tf.clipByValue(mean, -0.99, 0.99));
+}
+
+/** atanh of the temporal interpolation of each hidden pixel (the interpolation offset's term). */
+function interpolationOffset(y: tf.Tensor5D, m: tf.Tensor5D | undefined): tf.Tensor {
+  if (!m) throw new Error('a generator with an interpolation offset needs the masks');
+  return tf.atanh(tf.clipByValue(temporalInterpolation(y, m), -0.99, 0.99));
 }
 
 /** The recurrent generator's channel plan: per-frame encoder blocks, the ConvGRU's state, decoder blocks around the attention. */
@@ -153,7 +167,7 @@ export class RecurrentGenerator extends Network {
 
   constructor(readonly config: GanConfig, seed: number) {
     super('generator', seed);
-    if (config.meanOffset) throw new Error("the recurrent generator has no mean offset (a clip's mean would show it future frames)");
+    if (config.meanOffset || config.interpolationOffset) throw new Error("the recurrent generator has no mean or interpolation offset (they would show it future frames)");
     const plan = recurrentPlan(config);
     this.hidden = plan.hidden;
     this.encoder = plan.encoder.map(([i, o], k) => new ResBlock(this.params, `encoder${k + 1}`, i, o, 2));

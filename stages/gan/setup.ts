@@ -27,6 +27,8 @@ export interface GanSettings {
   readonly extraBlock: boolean;
   /** G's fill offset by each clip's visible mean (not in the paper). */
   readonly meanOffset: boolean;
+  /** G's fill offset by each pixel's temporal interpolation (not in the paper). */
+  readonly interpolationOffset?: boolean;
   /** Seeds the weights and the fresh masks. */
   readonly seed: number;
   readonly learningRate: number;
@@ -58,7 +60,9 @@ export const isSupervised = (model: PaperModel | undefined): model is 'paired' |
  * {@link ganTrainer}), so a bad combination ends the run with exit 2 before any data is read.
  * @throws UsageError naming the option.
  */
-export function checkGanSettings(s: Pick<GanSettings, 'threads' | 'batch' | 'model' | 'meanOffset' | 'selfSupervised'>, shape: ClipShape): void {
+export function checkGanSettings(s: Pick<GanSettings, 'threads' | 'batch' | 'model' | 'meanOffset' | 'interpolationOffset' | 'selfSupervised'>, shape: ClipShape): void {
+  if (s.meanOffset && s.interpolationOffset) throw new UsageError('--mean-offset and --interpolation-offset: choose one offset for G\'s fill');
+  if (s.model === 'recurrent' && s.interpolationOffset) throw new UsageError('--interpolation-offset: the recurrent generator sees past frames only, and the interpolation looks at later ones');
   if (s.threads === 2 && s.batch < 2) throw new UsageError(`--threads 2 needs --batch of at least 2, got ${s.batch}`);
   if (s.threads === 2 && isSupervised(s.model)) throw new UsageError(`--threads 2: the ${s.model} model trains on one thread`);
   if (s.model === 'recurrent' && s.meanOffset) throw new UsageError("--mean-offset: the recurrent generator sees past frames only, and a clip's mean would show it future ones");
@@ -89,6 +93,7 @@ export function ganTrainer(s: GanSettings, occlusion: OcclusionChoice, shape: Cl
         width: shape.width,
         extraBlock: s.extraBlock,
         ...(s.meanOffset && { meanOffset: true }),
+        ...(s.interpolationOffset && { interpolationOffset: true }),
         ...((s.model === 'static' || s.model === 'recurrent') && { variant: s.model }),
       },
       ...(isSupervised(s.model) && { supervision: s.model, l1Weight: s.l1Weight ?? 100 }),
