@@ -40,7 +40,8 @@ export const DEMO_PARAMS = {
   'eval-every': { type: 'number', default: 25, integer: true, min: 0, describe: 'score model and baselines on held-out clips every N steps (and at the end; 0: only at the end)' },
   'eval-clips': { type: 'number', default: 16, integer: true, min: 1, describe: 'held-out test clips scored' },
   ...TRAINING_PARAMS,
-  'mean-offset': { ...TRAINING_PARAMS['mean-offset'], default: true },
+  // An untrained G then starts at the interpolation baseline instead of far above the mean fill (docs/results.md).
+  'interpolation-offset': { ...TRAINING_PARAMS['interpolation-offset'], default: true },
   // A short GAN run is noisy from one evaluation to the next; the average of G's weights is not.
   'g-average': { ...TRAINING_PARAMS['g-average'], default: 0.95 },
 } satisfies ParamSpecs;

@@ -44,7 +44,7 @@ test('demo trains, checkpoints, and a resumed run repeats the uninterrupted one'
   assert.equal(html.match(/<img /g)?.length, Math.min(4, rows[0]!.clips));
   // The demo's three departures from the paper are stated at the top of its report.
   assert.match(html, /Note:<\/strong> this run adds a self-supervised fill term that is not in the paper \(weight 10\)/);
-  assert.match(html, /Note:<\/strong> G's fill is offset by each clip's visible mean \(not in the paper\)/);
+  assert.match(html, /Note:<\/strong> G's fill is offset by each hidden pixel's temporal interpolation from its visible frames \(not in the paper\)/);
   assert.match(html, /Note:<\/strong> held-out clips are filled by a moving average of G's weights \(β = 0.95; not in the paper/);
 
   const interrupted = await runGraph(demo, { ...tiny, steps: 3 }, { ...quiet, runsDir: join(scratch, 'b') });
@@ -71,8 +71,8 @@ test('with --fid-model and --fvd-model the final evaluation scores every method 
   assert.deepEqual(Object.keys(evaluation!.sets), ['model', 'dineof', 'interpolation', 'mean-fill']);
   for (const v of Object.values(evaluation!.sets)) assert.ok(v.fid >= -1e-9 && Number.isFinite(v.fid) && v.fvd >= -1e-9 && Number.isFinite(v.fvd), JSON.stringify(v));
   assert.match(readFileSync(join(run.runDir, 'report.html'), 'utf8'), /<table id="distances">.*FID ↓.*FVD ↓/s);
-  // The paper's model exactly (no fill term, no mean offset, G evaluated as trained): the report has no departure to note.
-  const plain = await runGraph(demo, { ...tiny, steps: 1, 'eval-every': 0, 'self-supervised': 0, 'mean-offset': false, 'g-average': 0 }, { ...quiet, runsDir: join(scratch, 'nofid') });
+  // The paper's model exactly (no fill term, no offset, G evaluated as trained): the report has no departure to note.
+  const plain = await runGraph(demo, { ...tiny, steps: 1, 'eval-every': 0, 'self-supervised': 0, 'interpolation-offset': false, 'g-average': 0 }, { ...quiet, runsDir: join(scratch, 'nofid') });
   const plainHtml = readFileSync(join(plain.runDir, 'report.html'), 'utf8');
   assert.match(plainHtml, /Not computed: FID \(--fid-model: a converted Inception-v3\); FVD \(--fvd-model: a converted I3D\)/);
   assert.doesNotMatch(plainHtml, /Note:/);
