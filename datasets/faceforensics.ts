@@ -23,6 +23,7 @@ import { centreSquare, cropFrame, detectFace, squareAround } from '../stages/fra
 import { resizeFrame } from '../stages/frames/fit.ts';
 import { FrameReader, probeVideo } from '../stages/io/video.ts';
 import { Random } from '../stages/random.ts';
+import { rangeParts } from './parts.ts';
 import type { DatasetClip, Split } from './synthetic.ts';
 
 export const faceforensicsOptions = {
@@ -68,33 +69,30 @@ interface RawClip {
  */
 export async function faceforensicsParts(location: string, given: Readonly<Record<string, unknown>>, size: number): Promise<Array<Record<string, number>>> {
   const o = resolveOptions('dataset "faceforensics"', faceforensicsOptions, given);
+  const count = sourceVideos(location).filter(({ video }) => o.split === 'all' || videoSplit(o.seed, video) === o.split).length;
+  return rangeParts(['videos-from', 'videos-until'], o['videos-from'], Math.min(count, o['videos-until'] || Infinity), Math.max(1, Math.round(size / o['clips-per-video'])));
+}
+
+/** A source's videos in read order, each with its path and its name (relative to the source folder). */
+function sourceVideos(location: string): Array<{ path: string; video: string }> {
   if (!existsSync(location)) throw new UsageError(`--source ${location}: no such file or folder`);
-  const folder = statSync(location).isDirectory();
-  const split = (path: string): Split => {
-    const u = Random.fromKey('faceforensics-split', o.seed, folder ? relative(location, path) : path).uniform(0, 1);
-    return u < 0.05 ? 'val' : u < 0.1 ? 'test' : 'train';
-  };
-  const count = (folder ? videosUnder(location) : [location]).filter((p) => o.split === 'all' || split(p) === o.split).length;
-  const end = Math.min(count, o['videos-until'] || Infinity);
-  const perPart = Math.max(1, Math.round(size / o['clips-per-video']));
-  const parts: Array<Record<string, number>> = [];
-  for (let from = o['videos-from']; from < end; from += perPart) parts.push({ 'videos-from': from, 'videos-until': Math.min(end, from + perPart) });
-  return parts.length > 0 ? parts : [{}];
+  if (!statSync(location).isDirectory()) return [{ path: location, video: location }];
+  return videosUnder(location).map((path) => ({ path, video: relative(location, path) }));
+}
+
+/** The split of a video: the paper's seeded random 5/5/90 (val/test/train), by video. */
+function videoSplit(seed: number, video: string): Split {
+  const u = Random.fromKey('faceforensics-split', seed, video).uniform(0, 1);
+  return u < 0.05 ? 'val' : u < 0.1 ? 'test' : 'train';
 }
 
 export function faceforensicsClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Stream<DatasetClip> } {
   const o = resolveOptions('dataset "faceforensics"', faceforensicsOptions, given);
-  if (!existsSync(location)) throw new UsageError(`--source ${location}: no such file or folder`);
-  const folder = statSync(location).isDirectory();
-  const videos = folder ? videosUnder(location) : [location];
+  const videos = sourceVideos(location);
   if (videos.length === 0) throw new UsageError(`--source ${location}: no videos (.mp4, .avi, .mkv, .mov, .webm) under it`);
   const T = o.frames;
   const S = o.size;
   const spec: FrameBatchSpec = { shape: { frames: T, height: S, width: S, channels: 3 }, pixelType: 'uint8', range: [0, 255] };
-  const splitOf = (video: string): Split => {
-    const u = Random.fromKey('faceforensics-split', o.seed, video).uniform(0, 1);
-    return u < 0.05 ? 'val' : u < 0.1 ? 'test' : 'train';
-  };
 
   const policy = { onError: stage.onError };
   // The chain: the videos → decoded in clips of T frames → each cropped (around its face) and resized.
@@ -103,9 +101,8 @@ export function faceforensicsClips(location: string, given: Readonly<Record<stri
     function* () {
       let place = 0;
       const until = o['videos-until'] || Infinity;
-      for (const path of videos) {
-        const video = folder ? relative(location, path) : path;
-        const split = splitOf(video);
+      for (const { path, video } of videos) {
+        const split = videoSplit(o.seed, video);
         if (o.split !== 'all' && split !== o.split) continue;
         if (place >= until) return;
         if (place++ >= o['videos-from']) yield { path, video, split };

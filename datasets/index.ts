@@ -12,6 +12,7 @@ import { bairClips, bairOptions, bairParts } from './bair.ts';
 import { kthClips, kthOptions, kthParts } from './kth.ts';
 import { sstClips, sstOptions, sstParts } from './sst.ts';
 import { faceforensicsClips, faceforensicsOptions, faceforensicsParts } from './faceforensics.ts';
+import { rangeParts } from './parts.ts';
 import { checkSyntheticOptions, syntheticOptions, syntheticSource, syntheticSpec, type DatasetClip } from './synthetic.ts';
 
 export type { DatasetClip, Split } from './synthetic.ts';
@@ -53,10 +54,7 @@ const synthetic: Dataset = {
   },
   async parts(given, _source, size) {
     const o = checkSyntheticOptions(given);
-    const end = o.until > 0 ? Math.min(o.until, o.clips) : o.clips;
-    const parts: Array<Record<string, number>> = [];
-    for (let from = o.from; from < end; from += size) parts.push({ from, until: Math.min(end, from + size) });
-    return parts;
+    return rangeParts(['from', 'until'], o.from, o.until > 0 ? Math.min(o.until, o.clips) : o.clips, size);
   },
 };
 

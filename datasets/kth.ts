@@ -16,7 +16,8 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UsageError, losing } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
-import { resolveOptions } from '../pipeline/graph.ts';
+import { resolveOptions, type ParamValues } from '../pipeline/graph.ts';
+import { rangeParts } from './parts.ts';
 import { expand } from '../pipeline/operators/expand.ts';
 import { mapAsync } from '../pipeline/operators/map-async.ts';
 import { source, type SourceOptions } from '../pipeline/operators/source.ts';
@@ -97,6 +98,15 @@ async function downloadKth(base: string): Promise<string> {
   return folder;
 }
 
+type KthOptions = ParamValues<typeof kthOptions>;
+
+/** The split of clip `id` of `video`: the official person-based split, or the paper's seeded random 5/5/90 by clip. */
+function clipSplit(o: Pick<KthOptions, 'split-by' | 'seed'>, video: string, id: string): Split {
+  if (o['split-by'] === 'person') return PERSON_SPLIT[Number(/^person(\d+)/.exec(video)![1])] ?? 'train';
+  const u = Random.fromKey('kth-split', o.seed, id).uniform(0, 1);
+  return u < 0.05 ? 'val' : u < 0.1 ? 'test' : 'train';
+}
+
 /**
  * The read cut into parts of about `size` clips, as video ranges in read order (`videos-from`,
  * `videos-until`), for workers: the parts' clips, one part after the other, are the whole read's.
@@ -105,21 +115,15 @@ async function downloadKth(base: string): Promise<string> {
 export async function kthParts(location: string, given: Readonly<Record<string, unknown>>, size: number): Promise<Array<Record<string, number>>> {
   const o = resolveOptions('dataset "kth"', kthOptions, given);
   const { sequences } = /^https?:\/\//.test(location) ? localLayout(await downloadKth(location), o.sequences) : localLayout(location, o.sequences);
-  const seed = o.seed;
-  const splitOf = (video: string, id: string): Split => (o['split-by'] === 'person' ? (PERSON_SPLIT[Number(/^person(\d+)/.exec(video)![1])] ?? 'train') : (() => {
-    const u = Random.fromKey('kth-split', seed, id).uniform(0, 1);
-    return u < 0.05 ? 'val' : u < 0.1 ? 'test' : 'train';
-  })());
   // Videos holding clips of the split, and their clips of it.
-  const counts = [...sequences].map(([video, ranges]) => ranges.filter((_, k) => o.split === 'all' || splitOf(video, `${video}#${k}`) === o.split).length).filter((n) => n > 0);
+  const counts = [...sequences].map(([video, ranges]) => ranges.filter((_, k) => o.split === 'all' || clipSplit(o, video, `${video}#${k}`) === o.split).length).filter((n) => n > 0);
   const clipsPerVideo = Math.max(1, counts.reduce((a, n) => a + n, 0) / Math.max(1, counts.length));
   const videosPerPart = Math.max(1, Math.round(size / clipsPerVideo));
-  const end = (o['videos-until'] || Infinity);
-  const parts: Array<Record<string, number>> = [];
-  for (let from = o['videos-from']; from < Math.min(end, counts.length); from += videosPerPart) parts.push({ 'videos-from': from, 'videos-until': Math.min(end, from + videosPerPart) });
+  const end = o['videos-until'] || Infinity;
+  const parts = rangeParts(['videos-from', 'videos-until'], o['videos-from'], Math.min(end, counts.length), videosPerPart);
   // The last part also takes whatever the zips hold past the count (0: to the end).
-  if (parts.length > 0 && !Number.isFinite(end)) parts[parts.length - 1]!['videos-until'] = 0;
-  return parts.length > 0 ? parts : [{}];
+  if (!Number.isFinite(end) && 'videos-until' in parts.at(-1)!) parts.at(-1)!['videos-until'] = 0;
+  return parts;
 }
 
 /** A segmented video read from its zip, with the clips the split wants. */
@@ -156,13 +160,8 @@ export function kthClips(location: string, given: Readonly<Record<string, unknow
   const T = o.frames;
   const S = o.size;
   const spec: FrameBatchSpec = { shape: { frames: T, height: S, width: S, channels: 1 }, pixelType: 'uint8', range: [0, 255] };
-  const splitOf = (video: string, id: string): Split => {
-    if (o['split-by'] === 'person') return PERSON_SPLIT[Number(/^person(\d+)/.exec(video)![1])] ?? 'train';
-    const u = Random.fromKey('kth-split', o.seed, id).uniform(0, 1);
-    return u < 0.05 ? 'val' : u < 0.1 ? 'test' : 'train';
-  };
   /** The splits of a video's clips, and whether this read wants a clip of that split. */
-  const splitsOf = (video: string, ranges: readonly unknown[]): Split[] => ranges.map((_, k) => splitOf(video, `${video}#${k}`));
+  const splitsOf = (video: string, ranges: readonly unknown[]): Split[] => ranges.map((_, k) => clipSplit(o, video, `${video}#${k}`));
   const wants = (split: Split): boolean => o.split === 'all' || split === o.split;
   const policy = { onError: stage.onError };
   type Sequences = Map<string, Array<[number, number]>>;

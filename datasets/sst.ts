@@ -19,6 +19,7 @@ import { defer, finalize } from 'rxjs';
 import { UsageError } from '../pipeline/errors.ts';
 import type { FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { resolveOptions, type ParamValues } from '../pipeline/graph.ts';
+import { rangeParts } from './parts.ts';
 import { map } from '../pipeline/operators/map.ts';
 import { mapAsync } from '../pipeline/operators/map-async.ts';
 import { source, type SourceOptions } from '../pipeline/operators/source.ts';
@@ -134,10 +135,7 @@ export async function sstParts(location: string, given: Readonly<Record<string, 
   const { o, files, testFrom, span } = sstSource(location, given);
   // An unreadable file is the workers' to report (or skip), as a local read would.
   const count = (await planSequences(files, location, o, span, testFrom, () => {})).length;
-  const end = Math.min(count, o['sequences-until'] || Infinity);
-  const parts: Array<Record<string, number>> = [];
-  for (let from = o['sequences-from']; from < end; from += size) parts.push({ 'sequences-from': from, 'sequences-until': Math.min(end, from + size) });
-  return parts.length > 0 ? parts : [{}];
+  return rangeParts(['sequences-from', 'sequences-until'], o['sequences-from'], Math.min(count, o['sequences-until'] || Infinity), size);
 }
 
 export function sstClips(location: string, given: Readonly<Record<string, unknown>>, stage: SourceOptions = {}): { spec: FrameBatchSpec; clips: Stream<DatasetClip> } {
