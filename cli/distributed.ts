@@ -27,7 +27,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import { UsageError, oneLine } from '../pipeline/errors.ts';
 import { decodeFrameBatch, encodeFrameBatch, type Clip, type FrameBatchSpec } from '../pipeline/frame-batch.ts';
 import { defineGraph } from '../pipeline/graph.ts';
-import { BUCKET, DONE_STREAM, WORKERS, WORK_STREAM, doneSubject, earlierNotices, openNats, removeJob, workSubject, type Nats, type NatsOptions } from '../pipeline/nats.ts';
+import { BUCKET, DONE_STREAM, JobNotices, WORKERS, WORK_STREAM, doneSubject, earlierNotices, openNats, removeJob, workSubject, type Nats, type NatsOptions } from '../pipeline/nats.ts';
 import { inpaintVideo, resolveCheckpoint, type ApplyOptions, type ApplySummary } from '../stages/apply/inpaint-video.ts';
 import { findDataset, sourceOf } from '../datasets/index.ts';
 import { reportClipsFailure, runClipsItem, type ClipsItem } from '../graphs/lib/distribute.ts';
@@ -143,33 +143,10 @@ export async function distributedExport(args: DistributedExportArgs, io: Io): Pr
     const item = (k: number): ExportItem => ({ kind: 'export', job, session, k, args: datasetArgs, part: fixed ? { options: fixed[k]! } : { skip: k * args.partClips, take: args.partClips } });
     const publish = (k: number) => nats.js.publish(workSubject(job), JSON.stringify(item(k)), { msgID: `${session}.${k}` });
 
-    // Every notice of the job, from the first (an ordered consumer replays the subject).
-    const notices = new Map<number, Notice>();
-    let wake: () => void = () => {};
-    let failed: unknown;
-    const consumer = await nats.js.consumers.get(DONE_STREAM, { filter_subjects: doneSubject(job) });
-    const messages = await consumer.consume();
-    stopNotices = () => void messages.stop();
-    void (async () => {
-      try {
-        for await (const m of messages) {
-          const notice = m.json<Notice>();
-          if (!notices.has(notice.k)) notices.set(notice.k, notice);
-          wake();
-        }
-      } catch (err) {
-        failed = err;
-        wake();
-      }
-    })();
-    const noticeOf = async (k: number): Promise<Notice> => {
-      for (;;) {
-        if (failed) throw failed;
-        const notice = notices.get(k);
-        if (notice) return notice;
-        await new Promise<void>((resolve) => (wake = resolve));
-      }
-    };
+    // Every notice of the job, from the first, by part.
+    const opened = await JobNotices.open<Notice>(nats, job, (notice) => String(notice.k));
+    stopNotices = opened.stop;
+    const notices = opened.notices;
 
     const total = fixed?.length ?? Infinity;
     io.err(`job ${job}: ${Number.isFinite(total) ? `${total} parts` : 'parts'} of ${args.partClips} clips on the workers of ${args.nats.url}`);
@@ -184,7 +161,7 @@ export async function distributedExport(args: DistributedExportArgs, io: Io): Pr
           let published = 0;
           for (let k = 0; k < total; k++) {
             while (published < Math.min(total, k + ahead)) await publish(published++);
-            const notice = await noticeOf(k);
+            const notice = await notices.wait(String(k));
             if (notice.error) throw new Error(`part ${k} of ${dataset.name} failed on ${notice.worker}: ${notice.error}`);
             const blob = await nats.store.getBlob(objectName(job, k));
             if (!blob) throw new Error(`part ${k}: its result is missing from the NATS object store (bucket "st-inpaint", ${objectName(job, k)})`);

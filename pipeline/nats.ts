@@ -119,6 +119,66 @@ export async function earlierNotices(nats: Nats, job: string, resume: boolean, w
   return earlier;
 }
 
+/**
+ * A job's notices, replayed from the first (an ordered consumer on its done subject) and kept by
+ * key until taken: a coordinator waits for the notice it needs next, whatever order the workers
+ * finish in. The first notice under a key is kept (a redelivered item's second one adds nothing).
+ */
+export class JobNotices<N> {
+  private readonly kept = new Map<string, N>();
+  private wake: () => void = () => {};
+  private failed: unknown;
+
+  private constructor(private readonly signal?: AbortSignal) {
+    signal?.addEventListener('abort', () => this.wake());
+  }
+
+  /**
+   * @param keyOf a notice's key; undefined: the notice is not kept (it may be acted on first).
+   * @param signal stops a wait at once when it aborts (a reader torn down).
+   */
+  static async open<N>(nats: Nats, job: string, keyOf: (notice: N) => string | undefined | Promise<string | undefined>, signal?: AbortSignal): Promise<{ notices: JobNotices<N>; stop: () => void }> {
+    const notices = new JobNotices<N>(signal);
+    const consumer = await nats.js.consumers.get(DONE_STREAM, { filter_subjects: doneSubject(job) });
+    const messages = await consumer.consume();
+    void (async () => {
+      try {
+        for await (const m of messages) {
+          const notice = m.json<N>();
+          const key = await keyOf(notice);
+          if (key !== undefined && !notices.kept.has(key)) notices.kept.set(key, notice);
+          notices.wake();
+        }
+      } catch (err) {
+        notices.failed = err;
+        notices.wake();
+      }
+    })();
+    return { notices, stop: () => void messages.stop() };
+  }
+
+  /**
+   * The notice under the first of `keys` that has one, waiting until one does.
+   * @throws when the notices cannot be read any more, or the signal aborted.
+   */
+  async wait(...keys: string[]): Promise<N> {
+    for (;;) {
+      if (this.signal?.aborted) throw new Error('the reader was torn down');
+      if (this.failed) throw this.failed;
+      for (const key of keys) {
+        const notice = this.kept.get(key);
+        if (notice !== undefined) return notice;
+      }
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  /** Forgets a notice once it is acted on. */
+  delete(key: string): void {
+    this.kept.delete(key);
+  }
+}
+
 /** Removes a job from the server: its work items, its notices, and its objects (`<job>/…`). */
 export async function removeJob(nats: Nats, job: string): Promise<void> {
   await nats.jsm.streams.purge(WORK_STREAM, { filter: workSubject(job) });

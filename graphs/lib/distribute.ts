@@ -20,7 +20,7 @@ import { Table, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { UsageError } from '../../pipeline/errors.ts';
 import { decodeFrameBatch, encodeFrameBatch, type FrameBatchSpec } from '../../pipeline/frame-batch.ts';
 import type { Distribution } from '../../pipeline/graph.ts';
-import { DONE_STREAM, doneSubject, openNats, removeJob, workSubject, type Nats } from '../../pipeline/nats.ts';
+import { JobNotices, doneSubject, openNats, removeJob, workSubject, type Nats } from '../../pipeline/nats.ts';
 import { pull } from '../../pipeline/operators/pull.ts';
 import { source } from '../../pipeline/operators/source.ts';
 import { collectStages, type Stream } from '../../pipeline/stage.ts';
@@ -117,42 +117,24 @@ export function remoteDataset(o: RemoteDatasetOptions): Stream<DatasetClip> {
     const nats = await openNats(d.nats, `st-inpaint run (${o.dataset.name})`);
     // One job per read of the split (an epoch), so no notice of an earlier read is taken for this one.
     const job = `${base}-${randomUUID().slice(0, 8)}`;
-    const notices = new Map<string, ChunkNotice>();
-    const errors = new Map<number, ChunkNotice>();
-    let wake: () => void = () => {};
-    let failed: unknown;
     let stop = (): void => {};
     try {
       await nats.store.putBlob({ name: liveName(job) }, new Uint8Array(0));
-      const consumer = await nats.js.consumers.get(DONE_STREAM, { filter_subjects: doneSubject(job) });
-      const messages = await consumer.consume();
-      stop = () => void messages.stop();
+      // Chunks taken so far, by part.
       const consumed = new Map<number, number>();
-      void (async () => {
-        try {
-          for await (const m of messages) {
-            const n = m.json<ChunkNotice>();
-            if (n.error) errors.set(n.k, n);
-            // A chunk already taken, sent again by a worker that restarted the part: its copy goes.
-            else if (n.c < (consumed.get(n.k) ?? 0)) await nats.store.delete(chunkName(job, n.k, n.c)).catch(() => {});
-            else notices.set(`${n.k}/${n.c}`, n);
-            wake();
-          }
-        } catch (err) {
-          failed = err;
-          wake();
-        }
-      })();
-      signal.addEventListener('abort', () => wake());
-      const notice = async (k: number, c: number): Promise<ChunkNotice> => {
-        for (;;) {
-          if (signal.aborted) throw new Error('the reader was torn down');
-          if (failed) throw failed;
-          const n = errors.get(k) ?? notices.get(`${k}/${c}`);
-          if (n) return n;
-          await new Promise<void>((resolve) => (wake = resolve));
-        }
-      };
+      const opened = await JobNotices.open<ChunkNotice>(
+        nats,
+        job,
+        async (n) => {
+          if (n.error) return `error/${n.k}`;
+          // A chunk already taken, sent again by a worker that restarted the part: its copy goes.
+          if (n.c < (consumed.get(n.k) ?? 0)) return void (await nats.store.delete(chunkName(job, n.k, n.c)).catch(() => {}));
+          return `${n.k}/${n.c}`;
+        },
+        signal,
+      );
+      stop = opened.stop;
+      const notices = opened.notices;
       let published = 0;
       const publish = async (k: number): Promise<void> => {
         const item: ClipsItem = { kind: 'clips', job, k, dataset: o.dataset.name, ...(o.location && { source: o.location }), given: { ...o.given, ...parts[k] }, onError: o.onError, stage: d.stage, chunk: d.chunk, window: d.window };
@@ -161,7 +143,7 @@ export function remoteDataset(o: RemoteDatasetOptions): Stream<DatasetClip> {
       for (let k = 0; k < parts.length; k++) {
         while (published < Math.min(parts.length, k + 2)) await publish(published++);
         for (let c = 0; ; c++) {
-          const n = await notice(k, c);
+          const n = await notices.wait(`error/${k}`, `${k}/${c}`);
           if (n.error) throw new Error(`part ${k} of dataset "${o.dataset.name}" failed on ${n.worker}: ${n.error}`);
           const blob = await nats.store.getBlob(chunkName(job, k, c));
           if (!blob) throw new Error(`chunk ${c} of part ${k}: missing from the NATS object store`);
