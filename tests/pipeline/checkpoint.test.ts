@@ -7,7 +7,6 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import * as tf from '@tensorflow/tfjs-core';
 import { lastValueFrom, toArray } from 'rxjs';
 import { selectBackend } from '../../pipeline/backend.ts';
 import { latestIntactCheckpoint, listCheckpoints, loadCheckpoint, saveCheckpoint, type CheckpointContent } from '../../pipeline/checkpoint.ts';
@@ -15,8 +14,8 @@ import { encodeFrameBatch, type FrameBatchSpec } from '../../pipeline/frame-batc
 import { source } from '../../pipeline/operators/source.ts';
 import { unwrap } from '../../pipeline/operators/unwrap.ts';
 import { checkpoints } from '../../stages/gan/checkpoints.ts';
-import { trainGan, type Trainer } from '../../stages/gan/train.ts';
-import type { StepRecord, TrainerState } from '../../stages/gan/trainer.ts';
+import { trainGan } from '../../stages/gan/train.ts';
+import { OneWeightTrainer } from '../fixtures/trainer.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'st-inpaint-checkpoint-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -52,34 +51,8 @@ test('the newest intact checkpoint passes over damaged ones and names each', () 
   assert.match(skipped[1]!, /step-2: checkpoint ".*step-2" is unreadable/);
 });
 
-/** A one-weight trainer on the cpu backend: what is under test is the stage's resume. */
-class CountingTrainer implements Trainer {
-  step = 0;
-  position = 0;
-  healthy = true;
-  readonly w = tf.variable(tf.zeros([1]));
-  async trainStep(y: tf.Tensor5D): Promise<StepRecord> {
-    tf.tidy(() => this.w.assign(tf.add(this.w, 1)));
-    this.step += 1;
-    this.position += y.shape[0];
-    const lossG = (await this.w.data())[0]!;
-    return { step: this.step, lossG, lossD: 0, lossSelf: 0, dsReal: 0, dsFake: 0, dfReal: 0, dfFake: 0, gradNormG: 0, gradNormD: 0, learningRate: 0, stepMs: 0, clipsPerSecond: 0, position: this.position };
-  }
-  inpaint(y: tf.Tensor5D): tf.Tensor5D {
-    return tf.clone(y);
-  }
-  async snapshot(): Promise<CheckpointContent<TrainerState>> {
-    return { step: this.step, state: { position: this.position } as unknown as TrainerState, arrays: new Map([['w', { shape: [1], values: (await this.w.data()) as Float32Array }]]) };
-  }
-  restore(c: CheckpointContent<TrainerState>): void {
-    this.w.assign(tf.tensor(c.arrays.get('w')!.values, [1]));
-    this.step = c.step;
-    this.position = (c.state as unknown as { position: number }).position;
-  }
-  dispose(): void {
-    this.w.dispose();
-  }
-}
+/** G's loss is the weight: a resumed run's records show which checkpoint it continued. */
+const counting = (): OneWeightTrainer => new OneWeightTrainer((w) => ({ lossG: w, lossD: 0 }));
 
 test('--resume on a damaged newest checkpoint continues from the newest intact one and says so', async () => {
   await selectBackend('cpu');
@@ -89,12 +62,12 @@ test('--resume on a damaged newest checkpoint continues from the newest intact o
   const batches = (n: number) => source('batches', function* () {
     for (let k = 0; k < n; k++) yield encodeFrameBatch(spec, [{ id: `c${k}`, frames: new Uint8Array(4) }]);
   });
-  await lastValueFrom(batches(3).pipe(trainGan({ createTrainer: () => new CountingTrainer(), checkpoints: { dir, every: 1, keep: 3 } }), unwrap(), toArray()));
+  await lastValueFrom(batches(3).pipe(trainGan({ createTrainer: () => counting(), checkpoints: { dir, every: 1, keep: 3 } }), unwrap(), toArray()));
   assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [1, 2, 3]);
   damage(join(dir, 'step-3'));
   const log: string[] = [];
   const plan = checkpoints({ runDir, resume: true, log: (l) => log.push(l) }, { every: 1 });
-  const records = await lastValueFrom(batches(2).pipe(trainGan({ createTrainer: () => new CountingTrainer(), checkpoints: plan, log: (l) => log.push(l) }), unwrap(), toArray()));
+  const records = await lastValueFrom(batches(2).pipe(trainGan({ createTrainer: () => counting(), checkpoints: plan, log: (l) => log.push(l) }), unwrap(), toArray()));
   assert.match(log[0]!, /step-3" is damaged: tensors.bin does not match its SHA-256; resuming from an earlier checkpoint/);
   assert.match(log[1]!, /resumed from .*step-2 \(step 2, 2 clips seen\)/);
   // Step 3 again, from step 2's weight: the damaged checkpoint is replaced by a good one.

@@ -9,50 +9,25 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import * as tf from '@tensorflow/tfjs-core';
 import { lastValueFrom, toArray } from 'rxjs';
 import { selectBackend } from '../../pipeline/backend.ts';
-import { listCheckpoints, type CheckpointContent } from '../../pipeline/checkpoint.ts';
+import { listCheckpoints } from '../../pipeline/checkpoint.ts';
 import { encodeFrameBatch, type FrameBatchSpec } from '../../pipeline/frame-batch.ts';
 import { pull } from '../../pipeline/operators/pull.ts';
 import { source } from '../../pipeline/operators/source.ts';
 import { unwrap } from '../../pipeline/operators/unwrap.ts';
 import { settleTeardowns } from '../../pipeline/teardown.ts';
 import { shuffledEpochs } from '../../stages/batch/shuffle.ts';
-import { trainGan, type Trainer } from '../../stages/gan/train.ts';
-import type { StepRecord, TrainerState } from '../../stages/gan/trainer.ts';
+import { trainGan } from '../../stages/gan/train.ts';
+import { OneWeightTrainer } from '../fixtures/trainer.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'st-inpaint-train-end-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
 const spec: FrameBatchSpec = { shape: { frames: 1, height: 2, width: 2, channels: 1 }, pixelType: 'uint8', range: [0, 255] };
 
-/** A trainer whose discriminator loss halves every step (1/2, 1/4, …): what is under test is the stage. */
-class HalvingTrainer implements Trainer {
-  step = 0;
-  position = 0;
-  healthy = true;
-  readonly w = tf.variable(tf.zeros([1]));
-  async trainStep(y: tf.Tensor5D): Promise<StepRecord> {
-    tf.tidy(() => this.w.assign(tf.add(this.w, 1)));
-    this.step += 1;
-    this.position += y.shape[0];
-    const lossD = 0.5 ** (await this.w.data())[0]!;
-    return { step: this.step, lossG: 1, lossD, lossSelf: 0, dsReal: 0, dsFake: 0, dfReal: 0, dfFake: 0, gradNormG: 0, gradNormD: 0, learningRate: 0, stepMs: 0, clipsPerSecond: 0, position: this.position };
-  }
-  inpaint(y: tf.Tensor5D): tf.Tensor5D {
-    return tf.clone(y);
-  }
-  async snapshot(): Promise<CheckpointContent<TrainerState>> {
-    return { step: this.step, state: { position: this.position } as unknown as TrainerState, arrays: new Map([['w', { shape: [1], values: (await this.w.data()) as Float32Array }]]) };
-  }
-  restore(): void {
-    throw new Error('not resumed here');
-  }
-  dispose(): void {
-    this.w.dispose();
-  }
-}
+/** D's loss halves every step (1/2, 1/4, …): what is under test is the stage. */
+const halving = (): OneWeightTrainer => new OneWeightTrainer((w) => ({ lossG: 1, lossD: 0.5 ** w }));
 
 /** `n` one-clip batches, counting how many were read. */
 function batches(n: number, read: { count: number }) {
@@ -67,7 +42,7 @@ function batches(n: number, read: { count: number }) {
 test('only the record of the iteration on the last batch is marked last', async () => {
   await selectBackend('cpu');
   const read = { count: 0 };
-  const records = await lastValueFrom(batches(4, read).pipe(trainGan({ createTrainer: () => new HalvingTrainer(), checkpoints: { dir: join(scratch, 'last'), every: 0, keep: 2 } }), unwrap(), toArray()));
+  const records = await lastValueFrom(batches(4, read).pipe(trainGan({ createTrainer: () => halving(), checkpoints: { dir: join(scratch, 'last'), every: 0, keep: 2 } }), unwrap(), toArray()));
   assert.deepEqual(records.map((r) => [r.step, r.last]), [[1, false], [2, false], [3, false], [4, true]]);
   // The end of the run is checkpointed.
   await settleTeardowns();
@@ -80,7 +55,7 @@ test("the stopping rule ends training after the first iteration under its limit:
   const log: string[] = [];
   const dir = join(scratch, 'stop');
   // D's loss: 0.5, 0.25, 0.125 (< 0.2): three iterations of a hundred batches.
-  const records = await lastValueFrom(batches(100, read).pipe(trainGan({ createTrainer: () => new HalvingTrainer(), checkpoints: { dir, every: 0, keep: 2 }, stopBelow: 0.2, log: (l) => log.push(l) }), unwrap(), toArray()));
+  const records = await lastValueFrom(batches(100, read).pipe(trainGan({ createTrainer: () => halving(), checkpoints: { dir, every: 0, keep: 2 }, stopBelow: 0.2, log: (l) => log.push(l) }), unwrap(), toArray()));
   assert.deepEqual(records.map((r) => [r.step, r.last]), [[1, false], [2, false], [3, true]]);
   await settleTeardowns();
   assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [3]);
