@@ -316,16 +316,3 @@ export class SetDistanceAccumulator {
     return out;
   }
 }
-
-/** FID and FVD of every method's clips against the clean ones (all in memory; see {@link SetDistanceAccumulator}). */
-export async function setDistances(
-  methods: ReadonlyMap<string, readonly Float32Array[]>,
-  truth: readonly Float32Array[],
-  shape: { readonly frames: number; readonly height: number; readonly width: number; readonly channels: number },
-  models: { readonly fid?: FeatureModel; readonly fvd?: FeatureModel },
-): Promise<Record<string, Record<string, number>>> {
-  const sets = new SetDistanceAccumulator(models, shape);
-  await sets.add('truth', truth);
-  for (const [method, clips] of methods) await sets.add(method, clips);
-  return sets.distances();
-}
