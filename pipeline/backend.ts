@@ -32,6 +32,11 @@ export interface BackendSelection {
   readonly skipped: ReadonlyArray<{ readonly backend: Concrete; readonly reason: string }>;
   /** Kernels this module supplied because the backend lacks them. */
   readonly addedKernels: readonly string[];
+  /**
+   * wasm only: the native library its products and stride-1 convolutions run on
+   * (`OpenBLAS 0.3.21 …`), or why there is none (`no native library: …`).
+   */
+  readonly native?: string;
 }
 
 const ORDER: readonly Concrete[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'];
@@ -102,9 +107,10 @@ function firstLine(err: unknown): string {
 }
 
 /** Loads one backend and makes it active; throws with the reason when it cannot. */
-async function load(backend: Concrete, requested: BackendChoice): Promise<{ tfName: string; addedKernels: string[]; adapter?: string }> {
+async function load(backend: Concrete, requested: BackendChoice): Promise<{ tfName: string; addedKernels: string[]; adapter?: string; native?: string }> {
   const addedKernels: string[] = [];
   let adapter: string | undefined;
+  let native: string | undefined;
   device = undefined;
   switch (backend) {
     case 'webgpu': {
@@ -133,10 +139,13 @@ async function load(backend: Concrete, requested: BackendChoice): Promise<{ tfNa
       if (backend === 'tensorflow-gpu' && (binding.getGpuCount?.() ?? 1) === 0) throw new Error('no GPU visible to TensorFlow');
       break;
     }
-    case 'wasm':
+    case 'wasm': {
       await import('@tensorflow/tfjs-backend-wasm');
-      addedKernels.push(...(await import('../backends/wasm/index.ts')).registerFastKernels('wasm'));
+      const fast = (await import('../backends/wasm/index.ts')).registerFastKernels('wasm');
+      addedKernels.push(...fast.kernels);
+      native = fast.blas ? fast.blas.description : `no native library: ${fast.noBlas}`;
       break;
+    }
     case 'cpu':
       await import('@tensorflow/tfjs-backend-cpu');
       break;
@@ -156,7 +165,7 @@ async function load(backend: Concrete, requested: BackendChoice): Promise<{ tfNa
   // Production mode only silences tfjs's console advice (such as "install tfjs-node"): the
   // selection line says which backend runs and why.
   tf.enableProdMode();
-  return { tfName, addedKernels, ...(adapter && { adapter }) };
+  return { tfName, addedKernels, ...(adapter && { adapter }), ...(native && { native }) };
 }
 
 /** Closes an open WebGPU device (Dawn keeps the process alive while one is open). */
@@ -189,8 +198,8 @@ export async function selectBackend(requested: string): Promise<BackendSelection
   const skipped: Array<{ backend: Concrete; reason: string }> = [];
   for (const backend of candidates) {
     try {
-      const { tfName, addedKernels, adapter } = await load(backend, choice);
-      return { requested: choice, backend, tfName, skipped, addedKernels, ...(adapter && { adapter }) };
+      const { tfName, addedKernels, adapter, native } = await load(backend, choice);
+      return { requested: choice, backend, tfName, skipped, addedKernels, ...(adapter && { adapter }), ...(native && { native }) };
     } catch (err) {
       skipped.push({ backend, reason: firstLine(err) });
     }
@@ -201,7 +210,8 @@ export async function selectBackend(requested: string): Promise<BackendSelection
 
 /** One line for the start of a run: the backend taken and why the others were not. */
 export function describeSelection(s: BackendSelection): string {
-  const added = s.addedKernels.length ? ` (with ${s.addedKernels.join(', ')} supplied)` : '';
+  const native = s.native === undefined ? '' : s.native.startsWith('no native') ? `; ${s.native}` : `; products and stride-1 convolutions on ${s.native}`;
+  const added = s.addedKernels.length ? ` (with ${s.addedKernels.join(', ')} supplied${native})` : '';
   const skipped = s.skipped.map((k) => `${k.backend} skipped: ${k.reason}`).join('; ');
   const adapter = s.adapter ? ` on ${s.adapter}` : '';
   return `backend ${s.backend}${adapter}${added}${skipped ? ` — ${skipped}` : ''}`;

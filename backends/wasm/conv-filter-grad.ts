@@ -1,7 +1,8 @@
 /**
- * `Conv2DBackpropFilter`, which the wasm backend lacks: at stride 1 one matrix product per filter
- * tap over a padded, channel-major copy of x read in place ("flat shifts"); at other strides one
- * forward convolution with batch and channels swapped.
+ * `Conv2DBackpropFilter`, which the wasm backend lacks: at stride 1 one native product per filter
+ * tap where a native library is loaded (conv-blas.ts), else one XNNPACK product per tap over a
+ * padded, channel-major copy of x read in place ("flat shifts"); at other strides one forward
+ * convolution with batch and channels swapped.
  *
  * Must not know about any model.
  */
@@ -9,6 +10,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type Original, withTensors, type HeapBackend } from './kernel-util.ts';
 import { type ConvAttrs, padOrCrop, convPadded } from './conv-util.ts';
 import { transposeBlock } from './transpose.ts';
+import type { Blas } from './blas.ts';
+import { conv2dFilterGradByTaps } from './conv-blas.ts';
 
 /** What {@link heapView} needs of the wasm backend (public members of its class, not of KernelBackend). */
 interface ViewingBackend extends HeapBackend {
@@ -188,7 +191,7 @@ export function conv2dFilterGradByShifts(x: tf.Tensor4D, dy: tf.Tensor4D, [kh, k
  * as an indirect GEMM, without materialising patches (measured 2 to 5× faster than one matrix
  * product per tap on transposed, copied patches). Used where the flat shifts above do not apply.
  */
-export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: [number, number, number, number], attrs: ConvAttrs): tf.Tensor4D {
+export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: [number, number, number, number], attrs: ConvAttrs, blas?: Blas): tf.Tensor4D {
   const [kh, kw, , co] = filterShape;
   const info = tf.backend_util.computeConv2DInfo(x.shape, filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast');
   const [b, oh, ow] = [info.batchSize, info.outHeight, info.outWidth];
@@ -196,6 +199,11 @@ export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: [
   const { top, left } = info.padInfo;
   if (dy.shape[1] !== oh || dy.shape[2] !== ow || dy.shape[3] !== co) {
     throw new Error(`Conv2DBackpropFilter: dy has shape [${dy.shape.join(', ')}], expected [${b}, ${oh}, ${ow}, ${co}]`);
+  }
+  if (sh === 1 && sw === 1 && blas && x.dtype === 'float32' && dy.dtype === 'float32') {
+    const backend = tf.backend() as HeapBackend;
+    const native = typeof backend.typedArrayFromHeap === 'function' ? conv2dFilterGradByTaps(backend, blas, x, dy, [kh, kw], top, left) : undefined;
+    if (native) return tf.engine().makeTensorFromTensorInfo(native, backend) as tf.Tensor4D;
   }
   if (sh === 1 && sw === 1) {
     const shifted = conv2dFilterGradByShifts(x, dy, [kh, kw], top, left);
@@ -217,13 +225,13 @@ export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: [
   });
 }
 
-export function convFilterGradKernel(original: Original): tf.KernelFunc {
+export function convFilterGradKernel(original: Original, blas?: Blas): tf.KernelFunc {
   return (args) => {
     const attrs = args.attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
     if (attrs.dataFormat !== 'NHWC') {
       if (original) return original.kernelFunc(args);
       throw new Error(`Conv2DBackpropFilter: only NHWC is supported, got ${attrs.dataFormat}`);
     }
-    return withTensors(args.inputs, args.backend as tf.KernelBackend, ['x', 'dy'], (x, dy) => conv2dFilterGrad(x as tf.Tensor4D, dy as tf.Tensor4D, attrs.filterShape, attrs));
+    return withTensors(args.inputs, args.backend as tf.KernelBackend, ['x', 'dy'], (x, dy) => conv2dFilterGrad(x as tf.Tensor4D, dy as tf.Tensor4D, attrs.filterShape, attrs, blas));
   };
 }

@@ -44,6 +44,8 @@ import { leadingReduceKernel } from './reduce.ts';
 import { convInputGradKernel } from './conv-input-grad.ts';
 import { convFilterGradKernel } from './conv-filter-grad.ts';
 import { registerShiftStackKernels } from './shift-stack.ts';
+import { type Blas, findBlas } from './blas.ts';
+import { conv2dKernel } from './conv-blas.ts';
 
 /**
  * The tfjs-backend-wasm release these kernels are written against. They read its heap through
@@ -59,34 +61,53 @@ export function checkWasmVersion(installed: string): void {
   }
 }
 
-const FAST: ReadonlyArray<readonly [string, (original: Original) => tf.KernelFunc]> = [
-  ['Identity', () => identityKernel],
-  ['Transpose', transposeKernel],
-  ['BatchMatMul', batchMatMulKernel],
-  ['_FusedMatMul', fusedMatMulKernel],
-  ['Sum', (o) => leadingReduceKernel(o, false)],
-  ['Mean', (o) => leadingReduceKernel(o, true)],
-  ['Conv2DBackpropInput', convInputGradKernel],
-  ['Conv2DBackpropFilter', convFilterGradKernel],
-];
+/** The supplied kernels, each made from the backend's own (if any) and the native library (if loaded). */
+function fastKernels(blas: Blas | undefined): ReadonlyArray<readonly [string, (original: Original) => tf.KernelFunc]> {
+  return [
+    ['Identity', () => identityKernel],
+    ['Transpose', transposeKernel],
+    ['BatchMatMul', (o) => batchMatMulKernel(o, blas)],
+    ['_FusedMatMul', fusedMatMulKernel],
+    ['Sum', (o) => leadingReduceKernel(o, false)],
+    ['Mean', (o) => leadingReduceKernel(o, true)],
+    ['Conv2DBackpropInput', convInputGradKernel],
+    ['Conv2DBackpropFilter', (o) => convFilterGradKernel(o, blas)],
+    // Stride-1 forward convolutions (and so the input gradients, made of them) on the native library.
+    ...(blas ? [['Conv2D', (o: Original) => conv2dKernel(o!, blas)] as const] : []),
+  ];
+}
 
-const installed = new Set<string>();
+/** What {@link registerFastKernels} put in place for a backend. */
+export interface FastKernels {
+  /** The kernels replaced or supplied. */
+  readonly kernels: string[];
+  /** The native library the products and stride-1 convolutions run on, if one loaded. */
+  readonly blas?: Blas;
+  /** Why none did, when none did. */
+  readonly noBlas?: string;
+}
+
+const installed = new Map<string, FastKernels>();
 
 /**
  * Puts the kernels above in place of (or, for Conv2DBackpropFilter, beside) the backend's own.
- * Idempotent per backend.
- * @returns the names of the kernels it replaced or supplied.
+ * The native library is the one {@link findBlas} finds (`ST_INPAINT_BLAS`). Idempotent per backend.
+ * @throws Error naming the library when ST_INPAINT_BLAS names one that does not load.
  */
-export function registerFastKernels(backendName: string): string[] {
+export function registerFastKernels(backendName: string): FastKernels {
   checkWasmVersion(version_wasm);
   const supplied = registerShiftStackKernels(backendName);
-  if (installed.has(backendName)) return [...FAST.map(([name]) => name), ...supplied];
-  for (const [name, make] of FAST) {
+  const done = installed.get(backendName);
+  if (done) return done;
+  const { blas, reason } = findBlas();
+  const fast = fastKernels(blas);
+  for (const [name, make] of fast) {
     const original = tf.getKernel(name, backendName);
     if (!original && name !== 'Conv2DBackpropFilter') continue;
     if (original) tf.unregisterKernel(name, backendName);
     tf.registerKernel({ kernelName: name, backendName, kernelFunc: make(original), ...(original?.setupFunc ? { setupFunc: original.setupFunc } : {}) });
   }
-  installed.add(backendName);
-  return [...FAST.map(([name]) => name), ...supplied];
+  const result: FastKernels = { kernels: [...fast.map(([name]) => name), ...supplied], ...(blas ? { blas } : { noBlas: reason }) };
+  installed.set(backendName, result);
+  return result;
 }

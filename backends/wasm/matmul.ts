@@ -8,6 +8,44 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { type Original, withTensors, prod, type HeapBackend } from './kernel-util.ts';
+import type { Blas } from './blas.ts';
+
+/**
+ * A float32 product on a native library (blas.ts), transposes included, read and written in
+ * place on the heap: a [batch or 1, …] · b [batch or 1, …], one library call per batch entry, or
+ * one for the whole batch when b is shared and a is not transposed (the batch folds into rows).
+ * @returns undefined for other dtypes or batch shapes that do not pair entry by entry.
+ */
+export function gemmProduct(backend: HeapBackend, blas: Blas, a: tf.TensorInfo, b: tf.TensorInfo, ta: boolean, tb: boolean): tf.TensorInfo | undefined {
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2) return undefined;
+  const outerA = a.shape.slice(0, -2);
+  const outerB = b.shape.slice(0, -2);
+  const [batchA, batchB] = [prod(outerA), prod(outerB)];
+  const sameOuter = outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i]);
+  if (!sameOuter && batchA !== 1 && batchB !== 1) return undefined;
+  const [ra, ca] = a.shape.slice(-2) as [number, number];
+  const [rb, cb] = b.shape.slice(-2) as [number, number];
+  const [m, k, n] = [ta ? ca : ra, ta ? ra : ca, tb ? rb : cb];
+  if (k !== (tb ? cb : rb)) return undefined;
+  const outer = batchA !== batchB ? (batchA > batchB ? outerA : outerB) : outerA.length >= outerB.length ? outerA : outerB;
+  const batch = Math.max(batchA, batchB);
+  const out = backend.makeOutput([...outer, m, n], 'float32');
+  const [av, bv, cv] = [a, b, out].map((t) => backend.typedArrayFromHeap(t) as Float32Array) as [Float32Array, Float32Array, Float32Array];
+  if (m * n === 0) return out;
+  if (k === 0) {
+    cv.fill(0);
+    return out;
+  }
+  if (batchB === 1 && !ta) {
+    blas.gemm(false, tb, batch * m, n, k, av, ca, bv, cb, 0, cv, n);
+    return out;
+  }
+  for (let i = 0; i < batch; i++) {
+    const [ia, ib] = [batchA === 1 ? 0 : i, batchB === 1 ? 0 : i];
+    blas.gemm(ta, tb, m, n, k, av.subarray(ia * ra * ca), ca, bv.subarray(ib * rb * cb), cb, 0, cv.subarray(i * m * n), n);
+  }
+  return out;
+}
 
 function swapLast<T extends tf.Tensor>(t: T): T {
   const perm = t.shape.map((_, i) => i);
@@ -90,7 +128,8 @@ function packedProduct(original: tf.KernelConfig, args: Parameters<tf.KernelFunc
 const PACK_COST = 4;
 
 /**
- * BatchMatMul in the form the backend computes fast: no transposed operand (the backend's
+ * BatchMatMul on a native library where there is one ({@link gemmProduct}); otherwise in the
+ * form the backend computes fast: no transposed operand (the backend's
  * transposeA path is 50× slower than a product of the same size) and a batch of one per call.
  *
  * With transposeA, C = AᵀB (or AᵀBᵀ) is computed either by transposing A or as the transpose of
@@ -99,13 +138,15 @@ const PACK_COST = 4;
  * 256] times a [32, 1024, 1 – 4]: transposing A and a product took 37 – 39 ms, the transposed
  * product (A packed, 32 times 262 144 values) 76 – 77 ms.
  */
-export function batchMatMulKernel(original: Original): tf.KernelFunc {
+export function batchMatMulKernel(original: Original, blas?: Blas): tf.KernelFunc {
   return (args) => {
     const { inputs } = args;
     const attrs = args.attrs ?? {};
     const backend = args.backend as HeapBackend;
     const [ta, tb] = [Boolean(attrs['transposeA']), Boolean(attrs['transposeB'])];
     const [a, b] = [inputs['a']!, inputs['b']!];
+    const native = blas && gemmProduct(backend, blas, a, b, ta, tb);
+    if (native) return native;
     const outerA = a.shape.slice(0, -2);
     const outerB = b.shape.slice(0, -2);
     const [batchA, batchB] = [prod(outerA), prod(outerB)];

@@ -16,6 +16,7 @@ import { after, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { lastValueFrom, tap, toArray } from 'rxjs';
 import { releaseBackend, selectBackend } from '../../pipeline/backend.ts';
+import { assertClose } from '../fixtures/kernels.ts';
 import { latestCheckpoint, latestIntactCheckpoint, loadCheckpoint, type CheckpointContent } from '../../pipeline/checkpoint.ts';
 import { encodeFrameBatch, type Clip, type FrameBatchSpec } from '../../pipeline/frame-batch.ts';
 import { source } from '../../pipeline/operators/source.ts';
@@ -52,17 +53,6 @@ async function on(backend: string, f: () => tf.Tensor | tf.Tensor[]): Promise<Fl
   const values = await Promise.all(list.map(async (t) => Float32Array.from((await t.data()) as Float32Array)));
   tf.dispose(list);
   return values;
-}
-
-/** Relative difference measured against the larger magnitude of the reference. */
-function assertClose(actual: Float32Array, expected: Float32Array, tol: number, what: string, floor = 1e-12): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let scale = floor;
-  for (const v of expected) scale = Math.max(scale, Math.abs(v));
-  for (let i = 0; i < actual.length; i++) {
-    const err = Math.abs(actual[i]! - expected[i]!) / Math.max(scale, 1e-12);
-    if (err > tol || Number.isNaN(actual[i])) assert.fail(`${what}: element ${i} is ${actual[i]}, reference ${expected[i]} (relative ${err.toExponential(2)})`);
-  }
 }
 
 function randomArray(r: Random, n: number): Float32Array {

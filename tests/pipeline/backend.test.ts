@@ -1,6 +1,7 @@
 /**
  * Backend selection, and the kernels supplied to wasm: their results against the cpu backend's own
- * kernels (the reference), within 1e-4 relative, on random shapes, strides and paddings.
+ * kernels (the reference), within 1e-4 relative, on random shapes, strides and paddings. They run
+ * on the native library where one loads (blas.ts), and again with it off (backend-xnnpack.test.ts).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -11,6 +12,7 @@ import { shiftStack } from '../../stages/gan/shift-stack.ts';
 import { conv2dFilterGradByShifts } from '../../backends/wasm/conv-filter-grad.ts';
 import { conv2dInputGradByPhases } from '../../backends/wasm/conv-input-grad.ts';
 import { checkWasmVersion } from '../../backends/wasm/index.ts';
+import { assertClose, liveBackendBuffers, uniform } from '../fixtures/kernels.ts';
 
 test('an unknown backend is a usage error naming it', async () => {
   await assert.rejects(selectBackend('tpu'), (err: Error) => err.name === 'UsageError' && /--backend must be one of .*"tpu"/.test(err.message));
@@ -27,26 +29,7 @@ test('auto takes the first backend that loads and says why the others did not', 
   assert.match(describeSelection(s), new RegExp(`^backend ${s.backend}`));
 });
 
-/** Relative difference measured against the larger magnitude of the reference. */
-function assertClose(actual: Float32Array, expected: Float32Array, tol: number, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let scale = 0;
-  for (const v of expected) scale = Math.max(scale, Math.abs(v));
-  for (let i = 0; i < actual.length; i++) {
-    const err = Math.abs(actual[i]! - expected[i]!) / Math.max(scale, 1e-12);
-    if (err > tol) assert.fail(`${what}: element ${i} is ${actual[i]}, reference ${expected[i]} (relative ${err.toExponential(2)})`);
-  }
-}
-
 /** Runs `f` on the cpu backend (the reference) and on wasm with its fast kernels; compares. */
-/**
- * Buffers the current backend holds. The supplied kernels also make buffers of the backend's own,
- * which engine tensor counts do not see: around a kernel call, this must come back to where it was.
- */
-function liveBackendBuffers(): number {
-  return (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
-}
-
 async function sameOnBoth(what: string, f: () => tf.Tensor, tol = 1e-4): Promise<void> {
   const on = async (backend: string): Promise<Float32Array> => {
     await selectBackend(backend);
@@ -59,8 +42,6 @@ async function sameOnBoth(what: string, f: () => tf.Tensor, tol = 1e-4): Promise
   const actual = await on('wasm');
   assertClose(actual, reference, tol, what);
 }
-
-const uniform = (random: Random, n: number): Float32Array => Float32Array.from({ length: n }, () => random.uniform(-1, 1));
 
 /**
  * A loss weighting every output by a fixed random number, so that the upstream gradient is that
