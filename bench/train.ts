@@ -130,10 +130,10 @@ function pytorchAnchor(): { python: string; script: string } | string {
  * st-inpaint's wasm iteration (two data-parallel threads, or one) and PyTorch's, in alternating
  * rounds: each round times `iterations` of ours (best) and runs the anchor for as many (its best).
  */
-async function againstPytorch(presetName: string, preset: Preset, threads: number, rounds: number, iterations: number): Promise<{ ours: number[]; theirs: number[]; ratios: number[] } | string> {
+async function againstPytorch(presetName: string, preset: Preset, threads: number, rounds: number, iterations: number): Promise<{ ours: number[]; theirs: number[]; ratios: number[]; native: string | undefined } | string> {
   const anchor = pytorchAnchor();
   if (typeof anchor === 'string') return anchor;
-  await selectBackend('wasm');
+  const { native } = await selectBackend('wasm');
   const trainer = threads === 2 ? await DataParallelTrainer.start(await trainerOptions(preset), 'wasm') : new GanTrainer(await trainerOptions(preset));
   const { y, m } = observedBatch(preset);
   const ours: number[] = [];
@@ -157,7 +157,7 @@ async function againstPytorch(presetName: string, preset: Preset, threads: numbe
     tf.dispose([y, m]);
     trainer.dispose();
   }
-  return { ours, theirs, ratios: ours.map((t, i) => theirs[i]! / t) };
+  return { ours, theirs, ratios: ours.map((t, i) => theirs[i]! / t), native };
 }
 
 function observedBatch({ config, batch }: Preset): { y: tf.Tensor5D; m: tf.Tensor5D } {
@@ -337,6 +337,8 @@ export async function trainBench(json: boolean, args: readonly string[] = []): P
       pytorchSecondsPerIteration: Number(median(r.theirs).toFixed(3)),
       shareOfPytorchSpeed: Number(median(r.ratios).toFixed(2)),
       shareOfPytorchSpeedRange: [Number(Math.min(...r.ratios).toFixed(2)), Number(Math.max(...r.ratios).toFixed(2))],
+      // The native library st-inpaint's products ran on, or why none (backends/wasm/blas.ts).
+      native: r.native ?? null,
     };
     console.log(`${preset} preset, ${threads} thread${threads === 2 ? 's' : ''}: st-inpaint ${figures.secondsPerIteration} s, PyTorch ${figures.pytorchSecondsPerIteration} s per iteration (medians of ${rounds} alternating rounds): st-inpaint runs at ${figures.shareOfPytorchSpeed} of PyTorch's speed (rounds ${figures.shareOfPytorchSpeedRange.join(' – ')}; target ≥ 0.7)`);
     recordFigures('train', figures);
