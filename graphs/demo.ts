@@ -42,6 +42,8 @@ export const DEMO_PARAMS = {
   ...TRAINING_PARAMS,
   // An untrained G then starts at the interpolation baseline instead of far above the mean fill (docs/results.md).
   'interpolation-offset': { ...TRAINING_PARAMS['interpolation-offset'], default: true },
+  // G then sees the clip it corrects (the interpolation) where the paper's G sees the fill value (docs/results.md).
+  'interpolation-input': { ...TRAINING_PARAMS['interpolation-input'], default: true },
   // A short GAN run is noisy from one evaluation to the next; the average of G's weights is not.
   'g-average': { ...TRAINING_PARAMS['g-average'], default: 0.95 },
 } satisfies ParamSpecs;

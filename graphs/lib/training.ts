@@ -14,6 +14,7 @@ export const TRAINING_PARAMS = {
   'g-average': { type: 'number', default: 0, min: 0, max: 0.9999, describe: "β of a moving average of G's weights that fills the held-out clips and is checkpointed (0: off, the weights as trained)" },
   'mean-offset': { type: 'boolean', default: false, describe: "offset G's fill by each clip's visible mean, so that an untrained G starts at the mean fill (not in the paper; see the README)" },
   'interpolation-offset': { type: 'boolean', default: false, describe: "offset G's fill by each hidden pixel's temporal interpolation from its visible frames, so that an untrained G starts at the interpolation baseline (not in the paper; see the README)" },
+  'interpolation-input': { type: 'boolean', default: false, describe: "with --interpolation-offset (ignored without it): G sees the observation with its hidden pixels interpolated in time instead of set to the fill value (not in the paper)" },
   'lr-decay': { type: 'number', default: 0.99, min: 0, max: 1, describe: 'multiply the learning rates by this every --lr-decay-every iterations (official code: 0.99 every 50)' },
   'lr-decay-every': { type: 'number', default: 50, integer: true, min: 1, describe: 'iterations between learning-rate decays' },
   backend: { type: 'string', default: 'auto', choices: BACKENDS, describe: 'compute backend' },
@@ -70,6 +71,7 @@ export function trainingSettings(p: TrainingParams, model?: { readonly model?: P
       extraBlock: p['extra-block'],
       meanOffset: p['mean-offset'],
       interpolationOffset: p['interpolation-offset'],
+      interpolationInput: p['interpolation-input'],
       seed: p.seed,
       learningRate: p['learning-rate'],
       discriminatorLearningRate: p['d-learning-rate'],
@@ -118,6 +120,9 @@ export function departures(s: TrainingSettings): string[] {
       : []),
     ...(g.interpolationOffset
       ? ["G's fill is offset by each hidden pixel's temporal interpolation from its visible frames (not in the paper): an untrained G fills close to the interpolation baseline and training learns the departure from it, from the observations only. --interpolation-offset false gives the paper's generator."]
+      : []),
+    ...(g.interpolationOffset && g.interpolationInput
+      ? ["G sees the observation with its hidden pixels interpolated in time instead of set to the fill value (not in the paper, whose G sees the observation as it is). --interpolation-input false gives the paper's input."]
       : []),
     ...(g.generatorAverage > 0
       ? [`held-out clips are filled by a moving average of G's weights (β = ${g.generatorAverage}; not in the paper, which evaluates G as trained). --g-average 0 evaluates the weights as trained.`]

@@ -38,6 +38,12 @@ export interface GanConfig {
    */
   readonly interpolationOffset?: boolean;
   /**
+   * Not in the paper; only with `interpolationOffset`. G's input is the observation with its
+   * hidden pixels set to their temporal interpolation instead of the occlusion's fill value, so
+   * that the network sees the clip it corrects (the paper's G sees the observation as it is).
+   */
+  readonly interpolationInput?: boolean;
+  /**
    * The paper's ablations (absent: the paper's model). `static`: the same generator with 2D
    * convolutions, each frame filled on its own, and no D_s. `recurrent`: a ConvGRU generator that
    * sees past frames only (see {@link RecurrentGenerator}).
@@ -114,8 +120,14 @@ export class Generator extends Network {
    * [B, T, H, W, 1] (1 = visible) give each clip's visible mean μ per channel (0 where nothing is visible).
    */
   apply(y: tf.Tensor5D, mode: Mode, m?: tf.Tensor5D): tf.Tensor5D {
-    const offset = this.config.meanOffset ? visibleMeanOffset(y, m) : this.config.interpolationOffset ? interpolationOffset(y, m) : undefined;
     let h = y;
+    let offset: tf.Tensor | undefined;
+    if (this.config.meanOffset) offset = visibleMeanOffset(y, m);
+    else if (this.config.interpolationOffset) {
+      const interpolated = interpolate(y, m);
+      offset = tf.atanh(tf.clipByValue(interpolated, -0.99, 0.99));
+      if (this.config.interpolationInput) h = interpolated;
+    }
     this.blocks.forEach((block, k) => {
       h = block.apply(h, mode);
       if (k + 1 === this.attentionAfter) h = this.attention.apply(h);
@@ -133,10 +145,10 @@ function visibleMeanOffset(y: tf.Tensor5D, m: tf.Tensor5D | undefined): tf.Tenso
   return tf.atanh(tf.clipByValue(mean, -0.99, 0.99));
 }
 
-/** atanh of the temporal interpolation of each hidden pixel (the interpolation offset's term). */
-function interpolationOffset(y: tf.Tensor5D, m: tf.Tensor5D | undefined): tf.Tensor {
+/** The observation with each hidden pixel replaced by its temporal interpolation (the interpolation offset's term and input). */
+function interpolate(y: tf.Tensor5D, m: tf.Tensor5D | undefined): tf.Tensor5D {
   if (!m) throw new Error('a generator with an interpolation offset needs the masks');
-  return tf.atanh(tf.clipByValue(temporalInterpolation(y, m), -0.99, 0.99));
+  return temporalInterpolation(y, m);
 }
 
 /** The recurrent generator's channel plan: per-frame encoder blocks, the ConvGRU's state, decoder blocks around the attention. */

@@ -29,6 +29,8 @@ export interface GanSettings {
   readonly meanOffset: boolean;
   /** G's fill offset by each pixel's temporal interpolation (not in the paper). */
   readonly interpolationOffset?: boolean;
+  /** With the offset (ignored without it), G's input has its hidden pixels interpolated too (not in the paper). */
+  readonly interpolationInput?: boolean;
   /** Seeds the weights and the fresh masks. */
   readonly seed: number;
   readonly learningRate: number;
@@ -94,6 +96,7 @@ export function ganTrainer(s: GanSettings, occlusion: OcclusionChoice, shape: Cl
         extraBlock: s.extraBlock,
         ...(s.meanOffset && { meanOffset: true }),
         ...(s.interpolationOffset && { interpolationOffset: true }),
+        ...(s.interpolationOffset && s.interpolationInput && { interpolationInput: true }),
         ...((s.model === 'static' || s.model === 'recurrent') && { variant: s.model }),
       },
       ...(isSupervised(s.model) && { supervision: s.model, l1Weight: s.l1Weight ?? 100 }),

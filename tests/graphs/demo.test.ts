@@ -42,9 +42,10 @@ test('demo trains, checkpoints, and a resumed run repeats the uninterrupted one'
   const html = readFileSync(join(straight.runDir, 'report.html'), 'utf8');
   assert.match(html, /<div id="metrics"><table>/);
   assert.equal(html.match(/<img /g)?.length, Math.min(4, rows[0]!.clips));
-  // The demo's three departures from the paper are stated at the top of its report.
+  // The demo's departures from the paper are stated at the top of its report.
   assert.match(html, /Note:<\/strong> this run adds a self-supervised fill term that is not in the paper \(weight 10\)/);
   assert.match(html, /Note:<\/strong> G's fill is offset by each hidden pixel's temporal interpolation from its visible frames \(not in the paper\)/);
+  assert.match(html, /Note:<\/strong> G sees the observation with its hidden pixels interpolated in time instead of set to the fill value \(not in the paper/);
   assert.match(html, /Note:<\/strong> held-out clips are filled by a moving average of G's weights \(β = 0.95; not in the paper/);
 
   const interrupted = await runGraph(demo, { ...tiny, steps: 3 }, { ...quiet, runsDir: join(scratch, 'b') });

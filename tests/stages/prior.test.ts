@@ -67,3 +67,29 @@ test('an untrained generator with the interpolation offset fills close to the in
   plain.dispose();
   tf.dispose([y, m]);
 });
+
+test('with the interpolation input, G does not see the hidden pixels\' values; with the observation as input, it does', async () => {
+  await selectBackend('wasm');
+  const config = { base: 2, channels: 1, frames: 6, height: 6, width: 4, extraBlock: false, interpolationOffset: true };
+  const random = Random.fromKey('prior-input');
+  const n = config.frames * config.height * config.width;
+  const m = tf.tensor5d(Float32Array.from({ length: 2 * n }, () => (random.uniform() < 0.6 ? 1 : 0)), [2, 6, 6, 4, 1]);
+  const x = tf.randomUniform([2, 6, 6, 4, 1], -0.8, 0.8, 'float32', 4);
+  // The same observation with its hidden pixels at two fill values.
+  const [a, b] = [1, -0.3].map((fill) => tf.tidy(() => tf.add(tf.mul(x, m), tf.mul(fill, tf.sub(1, m))) as tf.Tensor5D));
+  const change = (g: Generator): number =>
+    tf.tidy(() => {
+      const mode = { training: true, updateStatistics: false };
+      return tf.max(tf.abs(tf.sub(g.apply(a!, mode, m), g.apply(b!, mode, m)))).dataSync()[0]!;
+    });
+  const seeing = new Generator({ ...config, interpolationInput: true }, 5);
+  const observing = new Generator(config, 5);
+  const before = tf.memory().numTensors;
+  const [unchanged, changed] = [change(seeing), change(observing)];
+  assert.equal(tf.memory().numTensors, before, 'no tensor left behind');
+  assert.ok(unchanged < 1e-6, `interpolated input: outputs differ by up to ${unchanged}`);
+  assert.ok(changed > 1e-3, `observation as input: outputs differ by only ${changed}`);
+  seeing.dispose();
+  observing.dispose();
+  tf.dispose([x, m, a!, b!]);
+});
