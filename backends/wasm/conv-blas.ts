@@ -77,6 +77,22 @@ function gridOf([n, h, w, c]: readonly number[], [kh, kw]: readonly number[], pa
   return { oh, ow, hp, wp, plane, reach: (kh! - 1) * wp + kw! - 1, group };
 }
 
+/**
+ * Runs `fill`, which writes `out`; frees the `scratch` buffers whatever happens, and `out` too
+ * when `fill` throws.
+ */
+function filled(backend: HeapBackend, out: tf.TensorInfo, scratch: readonly tf.TensorInfo[], fill: () => void): tf.TensorInfo {
+  try {
+    fill();
+  } catch (err) {
+    backend.disposeData(out.dataId);
+    throw err;
+  } finally {
+    for (const t of scratch) backend.disposeData(t.dataId);
+  }
+  return out;
+}
+
 /** Copies images b0 … b0 + images − 1 of x onto the zeroed grid `g`. */
 function fillGrid(g: Float32Array, xs: Float32Array, [, h, w, c]: readonly number[], grid: Grid, pad: Padding, b0: number, images: number): void {
   g.fill(0, 0, (images * grid.plane + grid.reach) * c!);
@@ -104,7 +120,7 @@ export function conv2dByTaps(backend: HeapBackend, blas: Blas, x: tf.TensorInfo,
   if (n === 0) return out;
   const gridInfo = backend.makeOutput([(group * plane + grid.reach) * c], 'float32');
   const yInfo = backend.makeOutput([group * plane * co], 'float32');
-  try {
+  return filled(backend, out, [gridInfo, yInfo], () => {
     // Views after the last makeOutput (a growing heap detaches earlier ones).
     const [xs, f, g, y, o] = [x, filter, gridInfo, yInfo, out].map((t) => backend.typedArrayFromHeap(t) as Float32Array) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
     for (let b0 = 0; b0 < n; b0 += group) {
@@ -125,14 +141,7 @@ export function conv2dByTaps(backend: HeapBackend, blas: Blas, x: tf.TensorInfo,
         }
       }
     }
-  } catch (err) {
-    backend.disposeData(out.dataId);
-    throw err;
-  } finally {
-    backend.disposeData(gridInfo.dataId);
-    backend.disposeData(yInfo.dataId);
-  }
-  return out;
+  });
 }
 
 /**
@@ -151,7 +160,7 @@ export function conv2dFilterGradByTaps(backend: HeapBackend, blas: Blas, x: tf.T
   const out = backend.makeOutput([kh, kw, c, co], 'float32');
   const gridInfo = backend.makeOutput([(group * plane + grid.reach) * c], 'float32');
   const dyInfo = backend.makeOutput([group * plane * co], 'float32');
-  try {
+  return filled(backend, out, [gridInfo, dyInfo], () => {
     const [xs, dys, g, dyg, dw] = [x, dy, gridInfo, dyInfo, out].map((t) => backend.typedArrayFromHeap(t) as Float32Array) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
     if (n === 0) dw.fill(0);
     for (let b0 = 0; b0 < n; b0 += group) {
@@ -173,14 +182,7 @@ export function conv2dFilterGradByTaps(backend: HeapBackend, blas: Blas, x: tf.T
         }
       }
     }
-  } catch (err) {
-    backend.disposeData(out.dataId);
-    throw err;
-  } finally {
-    backend.disposeData(gridInfo.dataId);
-    backend.disposeData(dyInfo.dataId);
-  }
-  return out;
+  });
 }
 
 /**
