@@ -122,10 +122,10 @@ export class Generator extends Network {
   apply(y: tf.Tensor5D, mode: Mode, m?: tf.Tensor5D): tf.Tensor5D {
     let h = y;
     let offset: tf.Tensor | undefined;
-    if (this.config.meanOffset) offset = visibleMeanOffset(y, m);
+    if (this.config.meanOffset) offset = fillOffset(visibleMean(y, m));
     else if (this.config.interpolationOffset) {
       const interpolated = interpolate(y, m);
-      offset = tf.atanh(tf.clipByValue(interpolated, -0.99, 0.99));
+      offset = fillOffset(interpolated);
       if (this.config.interpolationInput) h = interpolated;
     }
     this.blocks.forEach((block, k) => {
@@ -137,15 +137,19 @@ export class Generator extends Network {
   }
 }
 
-/** atanh of each clip's visible mean per channel (0 where nothing is visible): the mean offset's term. */
-function visibleMeanOffset(y: tf.Tensor5D, m: tf.Tensor5D | undefined): tf.Tensor {
-  if (!m) throw new Error('a generator with a mean offset needs the masks');
-  const visible = tf.sum(m, [1, 2, 3], true);
-  const mean = tf.div(tf.sum(tf.mul(y, m), [1, 2, 3], true), tf.maximum(visible, 1));
-  return tf.atanh(tf.clipByValue(mean, -0.99, 0.99));
+/** What G's output is offset by to start at the fill `v`: atanh(v), v clipped to ±0.99 (tanh(out + offset) = v at out = 0). */
+function fillOffset(v: tf.Tensor): tf.Tensor {
+  return tf.atanh(tf.clipByValue(v, -0.99, 0.99));
 }
 
-/** The observation with each hidden pixel replaced by its temporal interpolation (the interpolation offset's term and input). */
+/** Each clip's visible mean per channel (0 where nothing is visible): the mean offset's fill. */
+function visibleMean(y: tf.Tensor5D, m: tf.Tensor5D | undefined): tf.Tensor {
+  if (!m) throw new Error('a generator with a mean offset needs the masks');
+  const visible = tf.sum(m, [1, 2, 3], true);
+  return tf.div(tf.sum(tf.mul(y, m), [1, 2, 3], true), tf.maximum(visible, 1));
+}
+
+/** The observation with each hidden pixel replaced by its temporal interpolation (the interpolation offset's fill, and G's input with `interpolationInput`). */
 function interpolate(y: tf.Tensor5D, m: tf.Tensor5D | undefined): tf.Tensor5D {
   if (!m) throw new Error('a generator with an interpolation offset needs the masks');
   return temporalInterpolation(y, m);
