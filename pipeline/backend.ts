@@ -143,7 +143,7 @@ async function load(backend: Concrete, requested: BackendChoice): Promise<{ tfNa
       await import('@tensorflow/tfjs-backend-wasm');
       const fast = (await import('../backends/wasm/index.ts')).registerFastKernels('wasm');
       addedKernels.push(...fast.kernels);
-      native = fast.blas ? fast.blas.description : `no native library: ${fast.noBlas}`;
+      native = fast.native.blas ? fast.native.blas.description : `no native library: ${fast.native.reason}`;
       break;
     }
     case 'cpu':

@@ -82,21 +82,19 @@ function open(koffi: Koffi, path: string): Blas {
   };
 }
 
-let cached: { setting: string | undefined; lookup: BlasLookup } | undefined;
-
 /**
- * The CBLAS library the wasm kernels use, loaded once per thread (and setting).
- * @param setting `off`, a path or soname, or undefined to search {@link CANDIDATES}.
- * @throws Error naming the library when `setting` names one that does not load.
+ * The CBLAS library the wasm kernels use, as `ST_INPAINT_BLAS` says (the wasm kernels look once
+ * per thread, when they are registered).
+ * @throws Error naming the library when ST_INPAINT_BLAS names one that does not load.
  */
-export function findBlas(setting: string | undefined = process.env['ST_INPAINT_BLAS']): BlasLookup {
-  if (cached && cached.setting === setting) return cached.lookup;
-  const lookup = lookupBlas(setting);
-  cached = { setting, lookup };
-  return lookup;
+export function findBlas(): BlasLookup {
+  return lookupBlas(process.env['ST_INPAINT_BLAS']);
 }
 
-/** {@link findBlas} without the cache, searching `candidates` when `setting` names no library. */
+/**
+ * @param setting `off`, a path or soname, or undefined to search `candidates`.
+ * @throws Error naming the library when `setting` names one that does not load.
+ */
 export function lookupBlas(setting: string | undefined, candidates: readonly string[] = CANDIDATES): BlasLookup {
   if (setting === 'off' || setting === '0') return { reason: 'turned off by ST_INPAINT_BLAS' };
   let koffi: Koffi;

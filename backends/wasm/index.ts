@@ -44,7 +44,7 @@ import { leadingReduceKernel } from './reduce.ts';
 import { convInputGradKernel } from './conv-input-grad.ts';
 import { convFilterGradKernel } from './conv-filter-grad.ts';
 import { registerShiftStackKernels } from './shift-stack.ts';
-import { type Blas, findBlas } from './blas.ts';
+import { type Blas, type BlasLookup, findBlas } from './blas.ts';
 import { conv2dKernel } from './conv-blas.ts';
 
 /**
@@ -81,10 +81,8 @@ function fastKernels(blas: Blas | undefined): ReadonlyArray<readonly [string, (o
 export interface FastKernels {
   /** The kernels replaced or supplied. */
   readonly kernels: string[];
-  /** The native library the products and stride-1 convolutions run on, if one loaded. */
-  readonly blas?: Blas;
-  /** Why none did, when none did. */
-  readonly noBlas?: string;
+  /** The native library the products and stride-1 convolutions run on, or why there is none. */
+  readonly native: BlasLookup;
 }
 
 const installed = new Map<string, FastKernels>();
@@ -99,15 +97,15 @@ export function registerFastKernels(backendName: string): FastKernels {
   const supplied = registerShiftStackKernels(backendName);
   const done = installed.get(backendName);
   if (done) return done;
-  const { blas, reason } = findBlas();
-  const fast = fastKernels(blas);
+  const native = findBlas();
+  const fast = fastKernels(native.blas);
   for (const [name, make] of fast) {
     const original = tf.getKernel(name, backendName);
     if (!original && name !== 'Conv2DBackpropFilter') continue;
     if (original) tf.unregisterKernel(name, backendName);
     tf.registerKernel({ kernelName: name, backendName, kernelFunc: make(original), ...(original?.setupFunc ? { setupFunc: original.setupFunc } : {}) });
   }
-  const result: FastKernels = { kernels: [...fast.map(([name]) => name), ...supplied], ...(blas ? { blas } : { noBlas: reason }) };
+  const result: FastKernels = { kernels: [...fast.map(([name]) => name), ...supplied], native };
   installed.set(backendName, result);
   return result;
 }

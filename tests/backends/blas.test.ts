@@ -18,7 +18,7 @@ import { gemmProduct } from '../../backends/wasm/matmul.ts';
 import type { HeapBackend } from '../../backends/wasm/kernel-util.ts';
 import { assertClose, liveBackendBuffers, uniform } from '../fixtures/kernels.ts';
 
-const found = findBlas(undefined);
+const found = findBlas();
 const required = process.env['ST_INPAINT_REQUIRE_BLAS'] === '1';
 const skip = found.blas || required ? false : `no native library: ${found.reason}`;
 
