@@ -11,6 +11,22 @@ import { type Original, withTensors, prod, type HeapBackend } from './kernel-uti
 import type { Blas } from './blas.ts';
 
 /**
+ * The batch sizes of a product's operands (their dimensions before the last two) and the output's
+ * outer shape, where the batches pair entry by entry: the same outer shape, or one operand with a
+ * batch of one (shared). The output takes the larger batch's outer shape (the longer one when
+ * both are 1, as broadcasting does). Undefined where they do not pair.
+ */
+function pairedBatches(a: tf.TensorInfo, b: tf.TensorInfo): { batchA: number; batchB: number; outer: number[] } | undefined {
+  const outerA = a.shape.slice(0, -2);
+  const outerB = b.shape.slice(0, -2);
+  const [batchA, batchB] = [prod(outerA), prod(outerB)];
+  const sameOuter = outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i]);
+  if (!sameOuter && batchA !== 1 && batchB !== 1) return undefined;
+  const outer = batchA !== batchB ? (batchA > batchB ? outerA : outerB) : outerA.length >= outerB.length ? outerA : outerB;
+  return { batchA, batchB, outer };
+}
+
+/**
  * A float32 product on a native library (blas.ts), transposes included, read and written in
  * place on the heap: a [batch or 1, …] · b [batch or 1, …], one library call per batch entry, or
  * one for the whole batch when b is shared and a is not transposed (the batch folds into rows).
@@ -18,16 +34,13 @@ import type { Blas } from './blas.ts';
  */
 export function gemmProduct(backend: HeapBackend, blas: Blas, a: tf.TensorInfo, b: tf.TensorInfo, ta: boolean, tb: boolean): tf.TensorInfo | undefined {
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2) return undefined;
-  const outerA = a.shape.slice(0, -2);
-  const outerB = b.shape.slice(0, -2);
-  const [batchA, batchB] = [prod(outerA), prod(outerB)];
-  const sameOuter = outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i]);
-  if (!sameOuter && batchA !== 1 && batchB !== 1) return undefined;
+  const paired = pairedBatches(a, b);
+  if (!paired) return undefined;
+  const { batchA, batchB, outer } = paired;
   const [ra, ca] = a.shape.slice(-2) as [number, number];
   const [rb, cb] = b.shape.slice(-2) as [number, number];
   const [m, k, n] = [ta ? ca : ra, ta ? ra : ca, tb ? rb : cb];
   if (k !== (tb ? cb : rb)) return undefined;
-  const outer = batchA !== batchB ? (batchA > batchB ? outerA : outerB) : outerA.length >= outerB.length ? outerA : outerB;
   const batch = Math.max(batchA, batchB);
   const out = backend.makeOutput([...outer, m, n], 'float32');
   const [av, bv, cv] = [a, b, out].map((t) => backend.typedArrayFromHeap(t) as Float32Array) as [Float32Array, Float32Array, Float32Array];
@@ -147,14 +160,10 @@ export function batchMatMulKernel(original: Original, blas?: Blas): tf.KernelFun
     const [a, b] = [inputs['a']!, inputs['b']!];
     const native = blas && gemmProduct(backend, blas, a, b, ta, tb);
     if (native) return native;
-    const outerA = a.shape.slice(0, -2);
-    const outerB = b.shape.slice(0, -2);
-    const [batchA, batchB] = [prod(outerA), prod(outerB)];
-    const sameOuter = outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i]);
-    const batched = sameOuter || batchA === 1 || batchB === 1;
     if (packsRightOperand(a, b, attrs)) return packedProduct(original!, args, backend);
-    if (a.dtype !== 'float32' || b.dtype !== 'float32' || !batched) return original!.kernelFunc(args);
-    const outer = batchA >= batchB ? outerA : outerB;
+    const paired = pairedBatches(a, b);
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || !paired) return original!.kernelFunc(args);
+    const { batchA, batchB, outer } = paired;
     return withTensors(inputs, backend, ['a', 'b'], (at, bt) =>
       tf.tidy(() => {
         // 3D views: [batch, rows, cols] as stored.
